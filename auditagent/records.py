@@ -1,0 +1,280 @@
+"""The typed record kinds a session's audit trail is made of.
+
+Every record carries ``kind`` and ``at`` (UTC, when it happened). Those two are the only fields
+the recorder keeps in plaintext; everything else, including the participant identity, lives only
+inside the encrypted record.
+
+``encode``/``decode`` are deliberately built on stdlib ``json`` over ``model_dump(mode="python")``
+rather than pydantic's JSON mode: pydantic's JSON serializer replaces lone surrogates in dict keys
+and its JSON parser rejects ``\\ud800`` escapes, while ``json.dumps(ensure_ascii=True)`` writes them
+as escapes and ``json.loads`` gives them back. A transcript must survive whatever a provider sent.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+Architecture = Literal["pipeline", "realtime", "hybrid"]
+UtteranceSource = Literal["stt", "realtime", "history"]
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime
+
+    @field_validator("at", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        # naive datetimes only ever come from our own time.time() conversions, which are UTC
+        if v.tzinfo is None:
+            return v.replace(tzinfo=timezone.utc)
+        return v.astimezone(timezone.utc)
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = None
+    provider: str | None = None
+
+
+class TranscriptionInfo(BaseModel):
+    """What the recorder found about transcription at attach time, and what it changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    realtime: bool = False
+    user_transcription: bool | None = None
+    """None: not applicable or unknown (no realtime model)."""
+    agent_transcription: bool | None = None
+    session_stt: bool = False
+    enabled_by_recorder: bool = False
+    policy: Literal["enforce", "warn", "off"] = "enforce"
+    findings: list[str] = Field(default_factory=list)
+
+
+class Opened(_Base):
+    kind: Literal["opened"] = "opened"
+    tenant: str
+    room: str | None = None
+    job_id: str | None = None
+    agent_name: str | None = None
+    participant: str | None = None
+    architecture: Architecture
+    stt: ModelInfo | None = None
+    llm: ModelInfo | None = None
+    tts: ModelInfo | None = None
+    realtime: ModelInfo | None = None
+    sdk_versions: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    transcription: TranscriptionInfo = Field(default_factory=TranscriptionInfo)
+
+
+class UserUtterance(_Base):
+    kind: Literal["user_utterance"] = "user_utterance"
+    text: str
+    language: str | None = None
+    speaker_id: str | None = None
+    confidence: float | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    item_id: str | None = None
+    final: bool = True
+    interrupted: bool = False
+    source: UtteranceSource
+
+
+class AgentUtterance(_Base):
+    kind: Literal["agent_utterance"] = "agent_utterance"
+    text: str
+    """What the user heard (or read), as far as LiveKit could tell; see heard_text_known."""
+    generated_text: str | None = None
+    """The full generated text, set only when known and different from ``text``."""
+    heard_text_known: bool = True
+    """False when audio was interrupted with no TranscriptSynchronizer in the output chain:
+    ``text`` is then the whole generated text and how much of it was played is unknown."""
+    interrupted: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    item_id: str | None = None
+    source: Literal["live", "history"] = "live"
+
+
+class ToolCall(_Base):
+    kind: Literal["tool_call"] = "tool_call"
+    call_id: str
+    name: str
+    arguments: str
+    """Raw string exactly as the model produced it; may not be valid JSON."""
+    group_id: str | None = None
+    item_id: str | None = None
+
+
+class ToolResult(_Base):
+    kind: Literal["tool_result"] = "tool_result"
+    call_id: str
+    name: str
+    output: str | None = None
+    """The tool's result text (ToolCallEnded.message on success)."""
+    is_error: bool = False
+    status: str | None = None
+    exception: str | None = None
+    """Raw ``str(exception)`` from ToolCallEnded.message when the tool raised."""
+    model_told: str | None = None
+    """What FunctionCallOutput.output told the model (generic text on errors)."""
+    duration_s: float | None = None
+    item_id: str | None = None
+
+
+class TokenCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: int | None = None
+    completion: int | None = None
+    total: int | None = None
+
+
+class TurnTiming(_Base):
+    kind: Literal["turn_timing"] = "turn_timing"
+    speech_id: str | None = None
+    item_id: str | None = None
+    role: Literal["user", "assistant"] | None = None
+    transcription_delay: float | None = None
+    end_of_utterance_delay: float | None = None
+    on_user_turn_completed_delay: float | None = None
+    llm_ttft: float | None = None
+    llm_duration: float | None = None
+    tts_ttfb: float | None = None
+    e2e_latency: float | None = None
+    playback_latency: float | None = None
+    realtime_ttft: float | None = None
+    """Time to first audio of a realtime model."""
+    tokens: TokenCounts | None = None
+    audio_in_s: float | None = None
+    audio_out_s: float | None = None
+    model: ModelInfo | None = None
+    source: str
+    """Which LiveKit object this came from: chat_message, stt/llm/tts/eou/realtime_metrics."""
+
+
+class Handoff(_Base):
+    kind: Literal["handoff"] = "handoff"
+    old_agent_id: str | None = None
+    new_agent_id: str | None = None
+    old_agent_name: str | None = None
+    new_agent_name: str | None = None
+    item_id: str | None = None
+
+
+class AgentConfigUpdated(_Base):
+    kind: Literal["agent_config_updated"] = "agent_config_updated"
+    instructions: str | None = None
+    tools_added: list[str] = Field(default_factory=list)
+    tools_removed: list[str] = Field(default_factory=list)
+    item_id: str | None = None
+
+
+class ErrorRecord(_Base):
+    kind: Literal["error"] = "error"
+    source: str
+    """Class name of the failing component (LLM, STT, TTS, RealtimeModel, ...)."""
+    model: ModelInfo | None = None
+    recoverable: bool | None = None
+    message: str
+
+
+class TranscriptionEnabled(_Base):
+    kind: Literal["transcription_enabled"] = "transcription_enabled"
+    model: ModelInfo
+    transcription_model: str
+    agent_id: str | None = None
+    agent_name: str | None = None
+
+
+class Notice(_Base):
+    kind: Literal["notice"] = "notice"
+    code: str
+    """Stable short identifier: transcription_off, user_transcription_timeout,
+    false_interruption, overlapping_speech, ..."""
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Gap(_Base):
+    kind: Literal["gap"] = "gap"
+    count: int
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    reason: str
+
+
+class UsageTotal(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    model: str | None = None
+    provider: str | None = None
+    values: dict[str, float] = Field(default_factory=dict)
+
+
+class Closed(_Base):
+    kind: Literal["closed"] = "closed"
+    reason: str
+    error: str | None = None
+    usage: list[UsageTotal] = Field(default_factory=list)
+
+
+Record = Annotated[
+    Union[  # noqa: UP007 - the discriminated union reads better spelled out
+        Opened,
+        UserUtterance,
+        AgentUtterance,
+        ToolCall,
+        ToolResult,
+        TurnTiming,
+        Handoff,
+        AgentConfigUpdated,
+        ErrorRecord,
+        TranscriptionEnabled,
+        Notice,
+        Gap,
+        Closed,
+    ],
+    Field(discriminator="kind"),
+]
+
+RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    # anything else that slipped into a free-form dict (Notice.details) is kept as text
+    return repr(o)
+
+
+def encode(record: Record) -> bytes:
+    """Serialize one record to ASCII JSON bytes. Never raises on any content.
+
+    ``ensure_ascii`` turns lone surrogates and NUL into ``\\uXXXX`` escapes, so the bytes are
+    always valid UTF-8 and ``decode`` gives back exactly the same strings.
+    """
+    data = record.model_dump(mode="python")
+    try:
+        return json.dumps(data, ensure_ascii=True, default=_json_default).encode("ascii")
+    except (ValueError, TypeError, RecursionError):
+        # only a pathological Notice.details (e.g. a cycle) gets here; keep the rest
+        data["details"] = {"unserializable": repr(data.get("details"))[:4096]}
+        return json.dumps(data, ensure_ascii=True, default=_json_default).encode("ascii")
+
+
+def decode(data: bytes) -> Record:
+    """Parse bytes made by ``encode`` back into the typed record."""
+    return RECORD_ADAPTER.validate_python(json.loads(data))
