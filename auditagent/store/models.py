@@ -1,0 +1,243 @@
+"""SQLAlchemy 2 typed tables. Plaintext columns here hold metadata only, never content.
+
+Every key of ``events`` starts with ``session_id`` so the table can later be hash-distributed by
+session (Citus) and range-partitioned by time without a redesign.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SessionRow(Base):
+    """One recorded conversation. Mutable metadata (close time, counts); content lives in events."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(TZ)
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
+    close_reason: Mapped[str | None] = mapped_column(String(64))
+    architecture: Mapped[str | None] = mapped_column(String(16))
+    agent_name: Mapped[str | None] = mapped_column(String(256))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # HMAC of the participant identity under a keyring index key: exact-match search, no plaintext.
+    participant_index: Mapped[bytes | None] = mapped_column(LargeBinary)
+    tool_names: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    models: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    event_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    head_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # open -> closed -> (shredded -> purged); shredded/purged only through the retention path.
+    status: Mapped[str] = mapped_column(String(16), server_default="open")
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open','closed','shredded','purged')", name="status_valid"
+        ),
+        Index("ix_sessions_tenant_started", "tenant", "started_at", "id"),
+        Index("ix_sessions_started", "started_at", "id"),
+        Index("ix_sessions_participant", "participant_index"),
+        Index("ix_sessions_tool_names", "tool_names", postgresql_using="gin"),
+        Index("ix_sessions_ended", "ended_at"),
+    )
+
+
+class DataKeyRow(Base):
+    """A session's data key, only ever stored wrapped by a master key version."""
+
+    __tablename__ = "data_keys"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(128))
+    master_key_id: Mapped[str | None] = mapped_column(String(64))
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    rewrapped_at: Mapped[datetime | None] = mapped_column(TZ)
+    shredded_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (Index("ix_data_keys_master_key_id", "master_key_id"),)
+
+
+class EventRow(Base):
+    """Append-only sealed records. Only kind and time are plaintext."""
+
+    __tablename__ = "events"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(TZ)
+    key_id: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+    ingested_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (CheckConstraint("seq >= 0", name="seq_nonnegative"),)
+
+
+class PrincipalRow(Base):
+    """An API identity. Only a hash of its token is stored."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    token_prefix: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (CheckConstraint("role IN ('auditor','admin')", name="role_valid"),)
+
+
+class AccessLogRow(Base):
+    """Who read what, when and why. Append-only and hash-chained like events."""
+
+    __tablename__ = "access_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    principal_name: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[str | None] = mapped_column(String(16))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    route: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_access_log_tenant_at", "tenant", "at"),
+        Index("ix_access_log_session", "session_id"),
+    )
+
+
+class LegalHoldRow(Base):
+    """A hold on a session, a participant (by blind index) or a whole tenant."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    tenant: Mapped[str] = mapped_column(String(128))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    participant_index: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    released_at: Mapped[datetime | None] = mapped_column(TZ)
+    released_by: Mapped[str | None] = mapped_column(String(256))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("scope IN ('session','participant','tenant')", name="scope_valid"),
+        Index("ix_legal_holds_tenant", "tenant"),
+        Index("ix_legal_holds_session", "session_id"),
+    )
+
+
+class RetentionPolicyRow(Base):
+    """Keep sessions of a tenant (optionally with one agent label) N days after they ended."""
+
+    __tablename__ = "retention_policies"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    agent: Mapped[str | None] = mapped_column(String(256))
+    keep_days: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("keep_days > 0", name="keep_days_positive"),
+        Index("uq_retention_policies_tenant_agent", "tenant", "agent", unique=True),
+    )
+
+
+class RetentionRunRow(Base):
+    __tablename__ = "retention_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(TZ)
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    trigger: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    sessions_deleted: Mapped[int] = mapped_column(Integer, server_default="0")
+    events_deleted: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    sessions_skipped_held: Mapped[int] = mapped_column(Integer, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class DeletionRecordRow(Base):
+    """Proof of a purge, chained so that removing one is itself detectable."""
+
+    __tablename__ = "deletion_records"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("retention_runs.id")
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    tenant: Mapped[str] = mapped_column(String(128))
+    policy: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(32))
+    event_count: Mapped[int] = mapped_column(Integer)
+    final_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    deleted_at: Mapped[datetime] = mapped_column(TZ)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_deletion_records_session", "session_id"),)
+
+
+# Tables whose rows may never change outside the retention path (see migrations).
+APPEND_ONLY_TABLES = ("events", "access_log", "deletion_records")
