@@ -1,0 +1,44 @@
+"""`auditagent keys init | rotate | public`."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+
+from ..keys import LocalKeyring
+from ..settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("keys", help="master keyring")
+    ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    init = ksub.add_parser("init", help="create the local keyring (refuses to overwrite one)")
+    init.set_defaults(func=_init)
+    rotate = ksub.add_parser("rotate", help="add a new master key version and make it current")
+    rotate.set_defaults(func=_rotate)
+    public = ksub.add_parser("public", help="print the checkpoint signing public key (base64)")
+    public.set_defaults(func=_public)
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    keyring = LocalKeyring.init(settings.resolved_keyring_path)
+    print(f"keyring written to {keyring.path} (master key {keyring.current_key_id()})")
+    return 0
+
+
+def _rotate(args: argparse.Namespace, settings: Settings) -> int:
+    keyring = LocalKeyring.load(settings.resolved_keyring_path)
+    new_id = keyring.rotate()
+    # Existing data keys stay wrapped under older versions until rewrapped; say so, since
+    # deleting an old version before then would make those sessions unreadable.
+    print(
+        f"master key {new_id} is now current in {keyring.path}; "
+        "older versions are kept until `auditagent keys rewrap` has run"
+    )
+    return 0
+
+
+def _public(args: argparse.Namespace, settings: Settings) -> int:
+    keyring = LocalKeyring.load(settings.resolved_keyring_path)
+    print(base64.b64encode(keyring.signing_public_key()).decode("ascii"))
+    return 0

@@ -1,0 +1,180 @@
+"""Associated data, the sealed envelope, and sealing + chaining in one step.
+
+The associated data binds a ciphertext to its row (tenant, session, seq, kind, key id), so a
+ciphertext copied to any other row fails to open even under the right data key.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from auditagent import chain, crypto
+
+__all__ = ["Envelope", "aad", "dek_context", "open_envelope", "seal_record"]
+
+_EVENT_LABEL = b"auditagent/event/v1\0"
+_DEK_LABEL = b"auditagent/dek-context/v1\0"
+_U32 = struct.Struct(">I")
+_SEQ = struct.Struct(">IQ")
+_UUID_PREFIX = _U32.pack(16)
+
+
+def _lp(data: bytes) -> bytes:
+    return _U32.pack(len(data)) + data
+
+
+def aad(*, tenant: str, session_id: uuid.UUID, seq: int, kind: str, key_id: str) -> bytes:
+    """Associated data for one record: length-prefixed fields under ``auditagent/event/v1``."""
+    return b"".join(
+        (
+            _EVENT_LABEL,
+            _lp(tenant.encode()),
+            _UUID_PREFIX,
+            session_id.bytes,
+            _SEQ.pack(8, seq),
+            _lp(kind.encode()),
+            _lp(key_id.encode()),
+        )
+    )
+
+
+def dek_context(*, tenant: str, session_id: uuid.UUID, key_id: str) -> bytes:
+    """The ``context`` for wrapping a session's data key, so a wrapped key moved to another
+    session, tenant or key id fails to unwrap."""
+    return b"".join(
+        (_DEK_LABEL, _lp(tenant.encode()), _UUID_PREFIX, session_id.bytes, _lp(key_id.encode()))
+    )
+
+
+# to_bytes layout: magic, session uuid, seq u64, at_us i64, then length-prefixed tenant, kind,
+# key_id, nonce, ciphertext, then prev_hash and hash (32 bytes each).
+_MAGIC = b"AAE\x01"
+_HEAD = struct.Struct(">4s16sQq")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One sealed, chained record. Holds no plaintext and no key."""
+
+    session_id: uuid.UUID
+    seq: int
+    tenant: str
+    kind: str
+    at: datetime
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    prev_hash: bytes
+    hash: bytes
+
+    def to_bytes(self) -> bytes:
+        """Compact binary form for the spool; ``at`` comes back as UTC (same instant)."""
+        return b"".join(
+            (
+                _HEAD.pack(_MAGIC, self.session_id.bytes, self.seq, chain.at_microseconds(self.at)),
+                _lp(self.tenant.encode()),
+                _lp(self.kind.encode()),
+                _lp(self.key_id.encode()),
+                _lp(self.nonce),
+                _lp(self.ciphertext),
+                self.prev_hash,
+                self.hash,
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        """Parse ``to_bytes`` output; ``ValueError`` on anything truncated or malformed."""
+        view = memoryview(data)
+        try:
+            magic, sid, seq, at_us = _HEAD.unpack_from(view, 0)
+            if magic != _MAGIC:
+                raise ValueError("bad magic")
+            pos = _HEAD.size
+            fields: list[bytes] = []
+            for _ in range(5):
+                (n,) = _U32.unpack_from(view, pos)
+                pos += 4
+                if pos + n > len(view):
+                    raise ValueError("field overruns buffer")
+                fields.append(bytes(view[pos : pos + n]))
+                pos += n
+            if len(view) - pos != 2 * chain.HASH_SIZE:
+                raise ValueError("bad trailer length")
+            prev_hash = bytes(view[pos : pos + chain.HASH_SIZE])
+            digest = bytes(view[pos + chain.HASH_SIZE :])
+            tenant, kind, key_id = (f.decode() for f in fields[:3])
+            return cls(
+                session_id=uuid.UUID(bytes=sid),
+                seq=seq,
+                tenant=tenant,
+                kind=kind,
+                at=_EPOCH + timedelta(microseconds=at_us),
+                key_id=key_id,
+                nonce=fields[3],
+                ciphertext=fields[4],
+                prev_hash=prev_hash,
+                hash=digest,
+            )
+        except (struct.error, UnicodeDecodeError, OverflowError, ValueError) as exc:
+            raise ValueError(f"malformed envelope: {exc}") from None
+
+
+def seal_record(
+    sealer: crypto.Sealer,
+    *,
+    tenant: str,
+    session_id: uuid.UUID,
+    seq: int,
+    kind: str,
+    key_id: str,
+    at: datetime,
+    plaintext: bytes,
+    prev_hash: bytes,
+) -> Envelope:
+    """Seal ``plaintext`` under the session's data key and link it after ``prev_hash``."""
+    nonce, ciphertext = sealer.seal(
+        plaintext, aad(tenant=tenant, session_id=session_id, seq=seq, kind=kind, key_id=key_id)
+    )
+    digest = chain.link(
+        prev_hash=prev_hash,
+        session_id=session_id,
+        seq=seq,
+        kind=kind,
+        key_id=key_id,
+        tenant=tenant,
+        at=at,
+        nonce=nonce,
+        ciphertext=ciphertext,
+    )
+    return Envelope(
+        session_id=session_id,
+        seq=seq,
+        tenant=tenant,
+        kind=kind,
+        at=at,
+        key_id=key_id,
+        nonce=nonce,
+        ciphertext=ciphertext,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def open_envelope(sealer: crypto.Sealer, env: Envelope) -> bytes:
+    """Decrypt ``env``; ``IntegrityError`` if it was altered or moved from another row."""
+    return sealer.open(
+        env.nonce,
+        env.ciphertext,
+        aad(
+            tenant=env.tenant,
+            session_id=env.session_id,
+            seq=env.seq,
+            kind=env.kind,
+            key_id=env.key_id,
+        ),
+    )
