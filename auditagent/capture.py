@@ -1,0 +1,962 @@
+"""LiveKit AgentSession events → raw tuples (hot path) → typed records (writer).
+
+This is the only module that knows LiveKit's event shapes (livekit-agents 1.8.x).
+
+Hot path: each handler is a ``_Hook`` instance. LiveKit's ``EventEmitter.emit`` calls
+``inspect.signature`` on every handler for every event; a plain function or bound method costs
+~7 µs there, so ``_Hook`` carries a precomputed ``__signature__`` which ``inspect`` returns at once.
+The handler only builds ``(name, event, time.time())`` and calls ``put``; it swallows every
+``Exception`` so nothing it does can disturb the voice loop.
+
+Writer side (``translate``/``reconcile``) reads the event objects later. LiveKit does not mutate a
+ChatMessage after ``conversation_item_added`` (interruption truncation happens before the item is
+added), so keeping the reference is correct; the one thing that can change between emit and
+translate is the output chain, which decides whether the heard text is known, so the item hook
+also keeps references to ``session.output.audio``/``transcription`` (two attribute reads).
+
+Known limitations (documented, not guessed around):
+
+* When a TranscriptSynchronizer truncated an interrupted reply, LiveKit keeps the full generated
+  text nowhere public, and tapping the LLM output would mean wrapping the agent's nodes. The
+  record then carries the heard text with ``generated_text=None``.
+* Without a synchronizer an interrupted reply's stored text is the full generated text: the
+  record says ``heard_text_known=False`` rather than pretending it was all heard.
+* ``AgentConfigUpdate`` items (and tool items whose events were missed) have no event; they
+  are recorded by ``reconcile()`` at close with ``at`` = the item's own ``created_at``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import llm as lk_llm
+from livekit.agents.voice import AgentSession
+
+from .errors import TranscriptionDisabled
+from .records import (
+    AgentConfigUpdated,
+    AgentUtterance,
+    Architecture,
+    Closed,
+    ErrorRecord,
+    Handoff,
+    ModelInfo,
+    Notice,
+    Opened,
+    Record,
+    TokenCounts,
+    ToolCall,
+    ToolResult,
+    TranscriptionEnabled,
+    TranscriptionInfo,
+    TurnTiming,
+    UsageTotal,
+    UserUtterance,
+)
+from .settings import TranscriptionPolicy
+
+logger = logging.getLogger("auditagent.capture")
+
+RawEvent = tuple[str, Any, float]
+"""(event name, event object, time.time()) — for conversation_item_added the event object is
+``(event, audio_output, transcription_output)`` so translate sees the chain of that moment."""
+
+EVENTS: tuple[str, ...] = (
+    "conversation_item_added",
+    "user_input_transcribed",
+    "function_tools_executed",
+    "tool_execution_updated",
+    "metrics_collected",
+    "session_usage_updated",
+    "agent_state_changed",
+    "user_state_changed",
+    "speech_created",
+    "error",
+    "close",
+    "user_transcription_timeout",
+    "agent_false_interruption",
+    "overlapping_speech",
+)
+
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
+
+# ``ev`` is positional-or-keyword: LiveKit counts positional params to decide what to pass.
+_HOOK_SIGNATURE = inspect.Signature(
+    [inspect.Parameter("ev", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+)
+
+
+class _Hook:
+    """One event handler: constant work, never raises."""
+
+    __slots__ = ("name", "put")
+    __signature__ = _HOOK_SIGNATURE
+
+    def __init__(self, name: str, put: Callable[[RawEvent], None]) -> None:
+        self.name = name
+        self.put = put
+
+    def __call__(self, ev: Any) -> None:
+        # try/except, not contextlib.suppress: a context manager costs more than the work itself
+        try:  # noqa: SIM105
+            self.put((self.name, ev, time.time()))
+        except Exception:  # the voice loop must never see our failures
+            pass
+
+
+class _ItemHook(_Hook):
+    """conversation_item_added: also pin the output chain as it is right now."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, name: str, put: Callable[[RawEvent], None], session: Any) -> None:
+        super().__init__(name, put)
+        self.session = session
+
+    def __call__(self, ev: Any) -> None:
+        try:
+            out = self.session.output
+            self.put((self.name, (ev, out.audio, out.transcription), time.time()))
+        except Exception:
+            pass
+
+
+def _dt(t: float | None) -> datetime | None:
+    if t is None:
+        return None
+    try:
+        return datetime.fromtimestamp(t, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
+def _utc(t: float) -> datetime:
+    return _dt(t) or datetime.now(timezone.utc)
+
+
+def _model_info(obj: Any) -> ModelInfo | None:
+    if obj is None:
+        return None
+    model = _safe_str(getattr_safe(obj, "model"))
+    provider = _safe_str(getattr_safe(obj, "provider"))
+    return ModelInfo(model=model, provider=provider)
+
+
+def getattr_safe(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _safe_str(v: Any) -> str | None:
+    if v is None:
+        return None
+    try:
+        return str(v)
+    except Exception:
+        return None
+
+
+def _agent_attr(session: Any, agent: Any, name: str) -> Any:
+    """The component an agent actually uses: its own override, else the session's."""
+    if agent is not None:
+        v = getattr_safe(agent, name)
+        if _is_given(v):
+            return v
+    return getattr_safe(session, name)
+
+
+def _is_given(v: Any) -> bool:
+    from livekit.agents.utils import is_given
+
+    return v is not None and is_given(v)
+
+
+def _current_agent(session: Any) -> Any:
+    return getattr(session, "_agent", None)
+
+
+def _synchronized(audio_out: Any, text_out: Any) -> bool:
+    """Whether an enabled TranscriptSynchronizer sits in the output chain."""
+    from livekit.agents.voice.transcription import synchronizer as sync_mod
+
+    kinds = (sync_mod._SyncedAudioOutput, sync_mod._SyncedTextOutput)
+    for head in (audio_out, text_out):
+        node, depth = head, 0
+        while node is not None and depth < 16:
+            if isinstance(node, kinds):
+                owner = getattr(node, "_synchronizer", None)
+                return owner is None or bool(getattr(owner, "enabled", True))
+            node = getattr_safe(node, "next_in_chain")
+            depth += 1
+    return False
+
+
+def _sdk_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        for dist in importlib.metadata.distributions():
+            name = (dist.metadata["Name"] or "").lower()
+            if name in ("livekit-agents", "livekit", "auditagent") or name.startswith(
+                "livekit-plugins-"
+            ):
+                out[name] = dist.version
+    except Exception:
+        logger.debug("could not list installed versions", exc_info=True)
+    return out
+
+
+def _text_of(msg: Any) -> str:
+    try:
+        t = msg.text_content
+        return t if isinstance(t, str) else ""
+    except Exception:
+        return ""
+
+
+class _PendingTool:
+    __slots__ = ("call", "ended_at", "message", "output", "started_at", "status")
+
+    def __init__(self) -> None:
+        self.call: Any = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.message: str | None = None
+        self.status: str | None = None
+        self.output: Any = None
+
+
+class SessionCapture:
+    """Hooks one AgentSession and turns what it emits into audit records.
+
+    Canonical user text: the user ``ChatMessage``. A pipeline emits the final STT transcript
+    and then a ChatMessage for the same utterance; finals without an item id are buffered and
+    their language/speaker merged into the next user ChatMessage. A realtime model's own
+    transcript carries the ChatMessage's id and is dropped in favour of it. A session-level STT
+    on a realtime model stores no ChatMessage, so those finals become ``user_utterance``
+    records themselves (source ``stt``).
+    """
+
+    def __init__(
+        self,
+        session: AgentSession[Any],
+        *,
+        put: Callable[[RawEvent], None],
+        policy: TranscriptionPolicy = "enforce",
+        record_interims: bool = False,
+    ) -> None:
+        self._session = session
+        self._put = put
+        self._policy: TranscriptionPolicy = policy
+        self._record_interims = record_interims
+        self._hooks: list[tuple[str, _Hook]] = []
+        self._installed = False
+        self._closed = False
+        # writer-side state
+        self._seen_items: set[str] = set()
+        self._seen_calls: set[str] = set()
+        self._seen_results: set[str] = set()
+        self._tools: dict[str, _PendingTool] = {}
+        self._pending_finals: list[tuple[Any, float]] = []
+        self._checked_models: dict[int, Any] = {}
+        self._seen_agent: Any = None
+        self._usage: Any = None
+        self._user_speech: tuple[float | None, float | None] = (None, None)
+        self._findings: list[str] = []
+        self._enabled_by_us = False
+
+    # ------------------------------------------------------------------ hot path wiring
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        for name in EVENTS:
+            hook: _Hook
+            if name == "conversation_item_added":
+                hook = _ItemHook(name, self._put, self._session)
+            else:
+                hook = _Hook(name, self._put)
+            if name == "metrics_collected":
+                # AgentSession.on() only adds a deprecation warning for this event; metrics
+                # still flow and carry the STT/TTS/EOU figures ChatMessage.metrics lacks
+                rtc.EventEmitter[str].on(self._session, name, hook)  # type: ignore[arg-type]
+            else:
+                self._session.on(name, hook)  # type: ignore[arg-type]
+            self._hooks.append((name, hook))
+        self._installed = True
+
+    def uninstall(self) -> None:
+        for name, hook in self._hooks:
+            try:
+                self._session.off(name, hook)  # type: ignore[arg-type]
+            except Exception:
+                logger.debug("could not remove handler for %s", name, exc_info=True)
+        self._hooks.clear()
+        self._installed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ------------------------------------------------------------------ attach-time checks
+
+    def check_transcription(self, *, agent: Any = None) -> list[Record]:
+        """Check every realtime model the session can use now; apply the policy.
+
+        Raises TranscriptionDisabled under ``enforce`` when a model cannot produce the text.
+        ``agent`` is the Agent about to be passed to ``session.start`` when the caller knows it.
+        """
+        out: list[Record] = []
+        now = time.time()
+        agent = agent if agent is not None else _current_agent(self._session)
+        out.extend(self._check_model(self._session.llm, None, now, may_raise=True))
+        if agent is not None:
+            self._seen_agent = agent
+            out.extend(
+                self._check_model(
+                    _agent_attr(self._session, agent, "llm"), agent, now, may_raise=True
+                )
+            )
+        return out
+
+    def _check_model(self, m: Any, agent: Any, now: float, *, may_raise: bool) -> list[Record]:
+        if not isinstance(m, lk_llm.RealtimeModel) or id(m) in self._checked_models:
+            return []
+        self._checked_models[id(m)] = m
+        info = _model_info(m) or ModelInfo()
+        label = f"{info.provider or '?'}/{info.model or '?'}"
+        caps = m.capabilities
+        opts = getattr(m, "_opts", None)
+        input_off = not caps.user_transcription
+        output_off = getattr(opts, "output_audio_transcription", "unknown") is None
+        has_stt = _agent_attr(self._session, agent, "stt") is not None
+        if not input_off and not output_off:
+            return []
+        if input_off and has_stt and not output_off:
+            # a session STT transcribes the user when the realtime model does not
+            self._findings.append(f"{label}: input transcription off, session STT used")
+            return []
+        if self._policy == "off":
+            self._findings.append(f"{label}: transcription off, policy off")
+            return []
+        agent_id = _safe_str(getattr_safe(agent, "id"))
+        agent_name = _safe_str(getattr_safe(agent, "label"))
+        if input_off and not output_off and self._can_enable(m):
+            if self._policy == "enforce":
+                tmodel = self._enable_input_transcription(m)
+                if tmodel is not None:
+                    self._findings.append(f"{label}: input transcription turned on ({tmodel})")
+                    self._enabled_by_us = True
+                    return [
+                        TranscriptionEnabled(
+                            at=_utc(now),
+                            model=info,
+                            transcription_model=tmodel,
+                            agent_id=agent_id,
+                            agent_name=agent_name,
+                        )
+                    ]
+            else:
+                msg = f"{label} has input audio transcription off; user speech is not recorded"
+                logger.warning("auditagent: %s", msg)
+                self._findings.append(msg)
+                return [self._transcription_notice(now, msg, label, agent_id)]
+        what = " and ".join(x for x, off in (("input", input_off), ("output", output_off)) if off)
+        msg = f"realtime model {label} has {what} audio transcription off"
+        self._findings.append(msg)
+        if self._policy == "enforce" and may_raise:
+            raise TranscriptionDisabled(msg, fix=self._fix_hint(m, input_off, output_off))
+        if self._policy == "enforce":
+            logger.error("auditagent: %s; the audit record will lack that text", msg)
+        else:
+            logger.warning("auditagent: %s", msg)
+        return [self._transcription_notice(now, msg, label, agent_id)]
+
+    @staticmethod
+    def _transcription_notice(now: float, msg: str, label: str, agent_id: str | None) -> Notice:
+        return Notice(
+            at=_utc(now),
+            code="transcription_off",
+            message=msg,
+            details={"model": label, "agent_id": agent_id},
+        )
+
+    @staticmethod
+    def _fix_hint(m: Any, input_off: bool, output_off: bool) -> str:
+        mod = type(m).__module__
+        if "google" in mod:
+            args = ", ".join(
+                f"{n}_audio_transcription=types.AudioTranscriptionConfig()"
+                for n, off in (("input", input_off), ("output", output_off))
+                if off
+            )
+            return f"construct it as google.realtime.RealtimeModel(..., {args})"
+        return (
+            "use a realtime model with transcription on, add a session STT, "
+            "or set AUDITAGENT_TRANSCRIPTION_POLICY=warn"
+        )
+
+    @staticmethod
+    def _can_enable(m: Any) -> bool:
+        try:
+            return "input_audio_transcription" in inspect.signature(m.update_options).parameters
+        except (AttributeError, TypeError, ValueError):
+            return False
+
+    @staticmethod
+    def _enable_input_transcription(m: Any) -> str | None:
+        value: Any
+        try:
+            from openai.types.beta.realtime.session import InputAudioTranscription
+
+            value = InputAudioTranscription(model=DEFAULT_TRANSCRIPTION_MODEL)
+        except ImportError:
+            value = {"model": DEFAULT_TRANSCRIPTION_MODEL}
+        try:
+            m.update_options(input_audio_transcription=value)
+        except Exception:
+            logger.warning(
+                "auditagent: update_options(input_audio_transcription) failed", exc_info=True
+            )
+            return None
+        return DEFAULT_TRANSCRIPTION_MODEL if m.capabilities.user_transcription else None
+
+    def _architecture(self, agent: Any) -> tuple[Architecture, Any, Any, Any]:
+        m = _agent_attr(self._session, agent, "llm")
+        stt = _agent_attr(self._session, agent, "stt")
+        tts = _agent_attr(self._session, agent, "tts")
+        if isinstance(m, lk_llm.RealtimeModel):
+            return ("hybrid" if (stt is not None or tts is not None) else "realtime"), m, stt, tts
+        return "pipeline", m, stt, tts
+
+    def opened(
+        self,
+        *,
+        tenant: str,
+        participant: str | None,
+        labels: dict[str, str],
+        room: str | None,
+        job_id: str | None,
+    ) -> Opened:
+        agent = _current_agent(self._session) or self._seen_agent
+        arch, m, stt, tts = self._architecture(agent)
+        realtime = isinstance(m, lk_llm.RealtimeModel)
+        caps = m.capabilities if realtime else None
+        opts = getattr(m, "_opts", None)
+        out_tx = getattr(opts, "output_audio_transcription", "unknown")
+        return Opened(
+            at=datetime.now(timezone.utc),
+            tenant=tenant,
+            room=room,
+            job_id=job_id,
+            agent_name=_safe_str(getattr_safe(agent, "label")),
+            participant=participant,
+            architecture=arch,
+            stt=_model_info(stt),
+            llm=None if realtime else _model_info(m),
+            tts=_model_info(tts),
+            realtime=_model_info(m) if realtime else None,
+            sdk_versions=_sdk_versions(),
+            labels=dict(labels),
+            transcription=TranscriptionInfo(
+                realtime=realtime,
+                user_transcription=caps.user_transcription if caps is not None else None,
+                agent_transcription=(out_tx is not None) if realtime else None,
+                session_stt=stt is not None,
+                enabled_by_recorder=self._enabled_by_us,
+                policy=self._policy,
+                findings=list(self._findings),
+            ),
+        )
+
+    # ------------------------------------------------------------------ writer side
+
+    def translate(self, raw: RawEvent) -> list[Record]:
+        """Turn one raw event into records. Never raises: a bad event becomes a notice."""
+        name, ev, t = raw
+        out: list[Record] = []
+        try:
+            out.extend(self._agent_changed(t))
+            fn = getattr(self, "_on_" + name, None)
+            if fn is not None:
+                out.extend(fn(ev, t))
+        except Exception as e:
+            logger.warning("auditagent: could not translate %s", name, exc_info=True)
+            out.append(
+                Notice(
+                    at=_utc(t) if isinstance(t, (int, float)) else datetime.now(timezone.utc),
+                    code="untranslatable_event",
+                    message=f"{name}: {type(e).__name__}",
+                )
+            )
+        return out
+
+    def _agent_changed(self, t: float) -> list[Record]:
+        agent = _current_agent(self._session)
+        if agent is None or agent is self._seen_agent:
+            return []
+        self._seen_agent = agent
+        # after start or a handoff: the new agent may bring its own realtime model
+        return self._check_model(
+            _agent_attr(self._session, agent, "llm"), agent, t, may_raise=False
+        )
+
+    def _uses_realtime(self) -> bool:
+        agent = _current_agent(self._session) or self._seen_agent
+        return isinstance(_agent_attr(self._session, agent, "llm"), lk_llm.RealtimeModel)
+
+    # --- conversation items
+
+    def _on_conversation_item_added(self, ev: Any, t: float) -> list[Record]:
+        audio_out = text_out = None
+        if isinstance(ev, tuple):
+            ev, audio_out, text_out = ev
+        item = ev.item
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            return self._message(item, t, audio_out=audio_out, text_out=text_out, live=True)
+        if kind == "agent_handoff":
+            return self._handoff(item, t)
+        return []
+
+    def _message(
+        self, msg: Any, t: float, *, audio_out: Any, text_out: Any, live: bool
+    ) -> list[Record]:
+        if msg.id in self._seen_items:
+            return []
+        self._seen_items.add(msg.id)
+        out: list[Record] = []
+        metrics = dict(getattr(msg, "metrics", None) or {})
+        at = _utc(t) if live else _utc(msg.created_at)
+        if msg.role == "user":
+            language = speaker = None
+            for tr, _ in self._pending_finals:
+                language = language or _safe_str(tr.language)
+                speaker = speaker or tr.speaker_id
+            self._pending_finals.clear()
+            started, ended = self._user_speech
+            out.append(
+                UserUtterance(
+                    at=at,
+                    text=_text_of(msg),
+                    language=language,
+                    speaker_id=speaker,
+                    confidence=msg.transcript_confidence,
+                    started_at=_dt(metrics.get("started_speaking_at", started)),
+                    ended_at=_dt(metrics.get("stopped_speaking_at", ended)),
+                    item_id=msg.id,
+                    final=True,
+                    interrupted=bool(msg.interrupted),
+                    source=("realtime" if self._uses_realtime() else "stt") if live else "history",
+                )
+            )
+        elif msg.role == "assistant":
+            out.extend(self._flush_finals())
+            text = _text_of(msg)
+            interrupted = bool(msg.interrupted)
+            known = True
+            if interrupted and audio_out is not None and not _synchronized(audio_out, text_out):
+                known = False
+            if not live:
+                # reconciled at close: the chain of that moment is unknown
+                known = not interrupted
+            out.append(
+                AgentUtterance(
+                    at=at,
+                    text=text,
+                    generated_text=None,
+                    heard_text_known=known,
+                    interrupted=interrupted,
+                    started_at=_dt(metrics.get("started_speaking_at")),
+                    ended_at=_dt(metrics.get("stopped_speaking_at")),
+                    item_id=msg.id,
+                    source="live" if live else "history",
+                )
+            )
+        else:
+            return []
+        timing = self._message_timing(msg, metrics, at)
+        if timing is not None:
+            out.append(timing)
+        return out
+
+    @staticmethod
+    def _message_timing(msg: Any, m: dict[str, Any], at: datetime) -> TurnTiming | None:
+        keys = (
+            "transcription_delay",
+            "end_of_turn_delay",
+            "on_user_turn_completed_delay",
+            "llm_node_ttft",
+            "tts_node_ttfb",
+            "e2e_latency",
+            "playback_latency",
+        )
+        if not any(k in m for k in keys):
+            return None
+
+        def f(k: str) -> float | None:
+            v = m.get(k)
+            return float(v) if isinstance(v, (int, float)) else None
+
+        return TurnTiming(
+            at=at,
+            item_id=msg.id,
+            role=msg.role if msg.role in ("user", "assistant") else None,
+            transcription_delay=f("transcription_delay"),
+            end_of_utterance_delay=f("end_of_turn_delay"),
+            on_user_turn_completed_delay=f("on_user_turn_completed_delay"),
+            llm_ttft=f("llm_node_ttft"),
+            tts_ttfb=f("tts_node_ttfb"),
+            e2e_latency=f("e2e_latency"),
+            playback_latency=f("playback_latency"),
+            source="chat_message",
+        )
+
+    def _handoff(self, item: Any, t: float, *, live: bool = True) -> list[Record]:
+        if item.id in self._seen_items:
+            return []
+        self._seen_items.add(item.id)
+        new_agent = _current_agent(self._session)
+        return [
+            Handoff(
+                at=_utc(t) if live else _utc(item.created_at),
+                old_agent_id=item.old_agent_id,
+                new_agent_id=item.new_agent_id,
+                new_agent_name=(
+                    _safe_str(getattr_safe(new_agent, "label"))
+                    if live and getattr_safe(new_agent, "id") == item.new_agent_id
+                    else None
+                ),
+                item_id=item.id,
+            )
+        ]
+
+    # --- user transcripts
+
+    def _on_user_input_transcribed(self, ev: Any, t: float) -> list[Record]:
+        if not ev.is_final:
+            if self._record_interims and ev.transcript:
+                return [self._transcript_record(ev, t, final=False)]
+            return []
+        if ev.item_id is not None:
+            # a realtime model's own transcript: the ChatMessage with this id is canonical
+            return []
+        if self._uses_realtime():
+            # session STT on a realtime model: LiveKit stores no user ChatMessage
+            return [self._transcript_record(ev, t, final=True)]
+        self._pending_finals.append((ev, t))
+        return []
+
+    def _transcript_record(self, ev: Any, t: float, *, final: bool) -> UserUtterance:
+        started, ended = self._user_speech
+        return UserUtterance(
+            at=_utc(t),
+            text=ev.transcript,
+            language=_safe_str(ev.language),
+            speaker_id=ev.speaker_id,
+            started_at=_dt(started),
+            ended_at=_dt(ended) if final else None,
+            item_id=ev.item_id,
+            final=final,
+            source="stt" if ev.item_id is None else "realtime",
+        )
+
+    def _flush_finals(self) -> list[Record]:
+        # finals that no user ChatMessage claimed (e.g. a turn LiveKit dropped) are kept as-is
+        out: list[Record] = [
+            self._transcript_record(ev, t, final=True) for ev, t in self._pending_finals
+        ]
+        self._pending_finals.clear()
+        return out
+
+    def _on_user_state_changed(self, ev: Any, t: float) -> list[Record]:
+        if ev.new_state == "speaking":
+            self._user_speech = (ev.created_at, None)
+        elif ev.old_state == "speaking":
+            self._user_speech = (self._user_speech[0], ev.created_at)
+        return []
+
+    # --- tools
+
+    def _tool(self, call_id: str) -> _PendingTool:
+        p = self._tools.get(call_id)
+        if p is None:
+            p = self._tools[call_id] = _PendingTool()
+        return p
+
+    def _tool_call_record(self, call: Any, t: float) -> list[Record]:
+        if call.call_id in self._seen_calls:
+            return []
+        self._seen_calls.add(call.call_id)
+        return [
+            ToolCall(
+                at=_utc(t),
+                call_id=call.call_id,
+                name=call.name,
+                arguments=call.arguments,
+                group_id=call.group_id,
+                item_id=call.id,
+            )
+        ]
+
+    def _on_tool_execution_updated(self, ev: Any, t: float) -> list[Record]:
+        u = ev.update
+        if u.type == "tool_call_started":
+            p = self._tool(u.function_call.call_id)
+            p.call, p.started_at = u.function_call, t
+            return self._tool_call_record(u.function_call, t)
+        if u.type == "tool_call_ended":
+            p = self._tool(u.call_id)
+            p.ended_at, p.message, p.status = t, u.message, u.status
+            return self._maybe_result(u.call_id, t)
+        return []
+
+    def _on_function_tools_executed(self, ev: Any, t: float) -> list[Record]:
+        out: list[Record] = []
+        for call, output in ev.zipped():
+            out.extend(self._tool_call_record(call, t))
+            p = self._tool(call.call_id)
+            p.call = p.call or call
+            p.output = output
+            out.extend(self._maybe_result(call.call_id, t))
+        return out
+
+    def _maybe_result(self, call_id: str, t: float, *, force: bool = False) -> list[Record]:
+        p = self._tools.get(call_id)
+        if p is None or call_id in self._seen_results:
+            return []
+        if not force and (p.output is None or p.status is None):
+            return []
+        self._seen_results.add(call_id)
+        o = p.output
+        errored = p.status == "error" or bool(getattr(o, "is_error", False))
+        duration = (
+            p.ended_at - p.started_at
+            if p.ended_at is not None and p.started_at is not None
+            else None
+        )
+        name = getattr(p.call, "name", None) or getattr(o, "name", "") or ""
+        return [
+            ToolResult(
+                at=_utc(p.ended_at or t),
+                call_id=call_id,
+                name=name,
+                output=None if p.status == "error" else p.message,
+                is_error=errored,
+                status=p.status,
+                exception=p.message if p.status == "error" else None,
+                model_told=getattr(o, "output", None),
+                duration_s=duration,
+                item_id=getattr(o, "id", None),
+            )
+        ]
+
+    # --- metrics
+
+    def _on_metrics_collected(self, ev: Any, t: float) -> list[Record]:
+        m = ev.metrics
+        kind = getattr(m, "type", "")
+        meta = getattr(m, "metadata", None)
+        model = ModelInfo(model=meta.model_name, provider=meta.model_provider) if meta else None
+        common: dict[str, Any] = {
+            "at": _utc(t),
+            "model": model,
+            "speech_id": getattr(m, "speech_id", None),
+        }
+        if kind == "llm_metrics":
+            return [
+                TurnTiming(
+                    **common,
+                    source="llm_metrics",
+                    llm_ttft=m.ttft,
+                    llm_duration=m.duration,
+                    tokens=TokenCounts(
+                        prompt=m.prompt_tokens, completion=m.completion_tokens, total=m.total_tokens
+                    ),
+                )
+            ]
+        if kind == "tts_metrics":
+            return [
+                TurnTiming(
+                    **common, source="tts_metrics", tts_ttfb=m.ttfb, audio_out_s=m.audio_duration
+                )
+            ]
+        if kind == "stt_metrics":
+            return [TurnTiming(**common, source="stt_metrics", audio_in_s=m.audio_duration)]
+        if kind == "eou_metrics":
+            return [
+                TurnTiming(
+                    **common,
+                    source="eou_metrics",
+                    end_of_utterance_delay=m.end_of_utterance_delay,
+                    transcription_delay=m.transcription_delay,
+                    on_user_turn_completed_delay=m.on_user_turn_completed_delay,
+                )
+            ]
+        if kind == "realtime_model_metrics":
+            return [
+                TurnTiming(
+                    **common,
+                    source="realtime_metrics",
+                    realtime_ttft=m.ttft if m.ttft >= 0 else None,
+                    llm_duration=m.duration,
+                    tokens=TokenCounts(
+                        prompt=m.input_tokens, completion=m.output_tokens, total=m.total_tokens
+                    ),
+                )
+            ]
+        # VAD / interruption / avatar metrics are operational, not part of the audit trail
+        return []
+
+    def _on_session_usage_updated(self, ev: Any, t: float) -> list[Record]:
+        self._usage = ev.usage
+        return []
+
+    # --- errors, notices, close
+
+    def _on_error(self, ev: Any, t: float) -> list[Record]:
+        err = ev.error
+        inner = getattr(err, "error", None)
+        message = str(inner) if isinstance(inner, BaseException) else repr(err)
+        src = ev.source
+        return [
+            ErrorRecord(
+                at=_utc(t),
+                source=type(src).__name__,
+                model=_model_info(src),
+                recoverable=getattr(err, "recoverable", None),
+                message=message,
+            )
+        ]
+
+    def _on_user_transcription_timeout(self, ev: Any, t: float) -> list[Record]:
+        return [
+            Notice(
+                at=_utc(t),
+                code="user_transcription_timeout",
+                message="user speech produced no transcript",
+                details={
+                    "speech_duration": ev.speech_duration,
+                    "vad_speech_started_at": ev.vad_speech_started_at,
+                },
+            )
+        ]
+
+    def _on_agent_false_interruption(self, ev: Any, t: float) -> list[Record]:
+        return [
+            Notice(
+                at=_utc(t),
+                code="false_interruption",
+                message="agent speech paused by noise, not user speech",
+                details={"resumed": bool(ev.resumed)},
+            )
+        ]
+
+    def _on_overlapping_speech(self, ev: Any, t: float) -> list[Record]:
+        return [
+            Notice(
+                at=_utc(t),
+                code="overlapping_speech",
+                message="user spoke while the agent was speaking",
+                details={"detected_at": getattr(ev, "detected_at", None)},
+            )
+        ]
+
+    def _on_close(self, ev: Any, t: float) -> list[Record]:
+        out = self.reconcile()
+        reason = getattr(ev.reason, "value", ev.reason)
+        err = ev.error
+        inner = getattr(err, "error", None)
+        out.append(
+            Closed(
+                at=_utc(t),
+                reason=str(reason),
+                error=None if err is None else (str(inner) if inner is not None else repr(err)),
+                usage=self._usage_totals(),
+            )
+        )
+        self._closed = True
+        return out
+
+    def _usage_totals(self) -> list[UsageTotal]:
+        out: list[UsageTotal] = []
+        for u in getattr(self._usage, "model_usage", None) or []:
+            try:
+                d = u.model_dump()
+            except Exception:
+                continue
+            values = {
+                k: float(v)
+                for k, v in d.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v
+            }
+            out.append(
+                UsageTotal(
+                    type=str(d.get("type", "")),
+                    model=d.get("model"),
+                    provider=d.get("provider"),
+                    values=values,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ reconcile
+
+    def reconcile(self) -> list[Record]:
+        """Records for what ``session.history`` holds but no event delivered."""
+        out: list[Record] = []
+        try:
+            items: Iterable[Any] = list(self._session.history.items)
+        except Exception:
+            items = []
+        for item in items:
+            try:
+                out.extend(self._reconcile_item(item))
+            except Exception:
+                logger.warning("auditagent: could not reconcile a history item", exc_info=True)
+        out.extend(self._flush_finals())
+        # tool calls whose batch never completed (cancelled, session closed mid-call)
+        for call_id in list(self._tools):
+            out.extend(self._maybe_result(call_id, time.time(), force=True))
+        return out
+
+    def _reconcile_item(self, item: Any) -> list[Record]:
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            return self._message(item, item.created_at, audio_out=None, text_out=None, live=False)
+        if kind == "agent_handoff":
+            return self._handoff(item, item.created_at, live=False)
+        if kind == "function_call":
+            if item.call_id in self._seen_calls:
+                return []
+            p = self._tool(item.call_id)
+            p.call = p.call or item
+            return self._tool_call_record(item, item.created_at)
+        if kind == "function_call_output":
+            if item.call_id in self._seen_results:
+                return []
+            p = self._tool(item.call_id)
+            p.output = item
+            return self._maybe_result(item.call_id, item.created_at, force=True)
+        if kind == "agent_config_update":
+            if item.id in self._seen_items:
+                return []
+            self._seen_items.add(item.id)
+            return [
+                AgentConfigUpdated(
+                    at=_utc(item.created_at),
+                    instructions=item.instructions,
+                    tools_added=list(item.tools_added or []),
+                    tools_removed=list(item.tools_removed or []),
+                    item_id=item.id,
+                )
+            ]
+        return []

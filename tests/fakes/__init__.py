@@ -1,0 +1,1 @@
+"""Hand-written scripted fakes of LiveKit Agents components, for tests without network."""
