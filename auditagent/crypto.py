@@ -126,7 +126,12 @@ def sign(private: bytes, message: bytes) -> bytes:
 
 
 def verify_signature(public: bytes, message: bytes, signature: bytes) -> bool:
-    """True only for a valid signature; malformed keys or signatures give False, never raise."""
+    """True only for a valid signature; malformed keys or signatures give False, never raise.
+
+    ``public`` must come from a trusted place (the keyring or a published copy): whoever picks
+    the public key decides what verifies, and a few degenerate (small-order) keys accept
+    signatures their holder never made.
+    """
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except (InvalidSignature, ValueError, TypeError):

@@ -258,7 +258,7 @@ def _parse_state(path: Path, document: dict[str, Any]) -> _State:
 
 def _read_document(path: Path) -> dict[str, Any]:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise KeyringError(f"no keyring at {path}", fix="run `auditagent keys init`") from None
     except OSError as exc:
@@ -266,9 +266,9 @@ def _read_document(path: Path) -> dict[str, Any]:
             f"cannot open keyring {path}: {exc.strerror}",
             fix="check the path and that it is a regular file owned by you",
         ) from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         # fstat on the open descriptor, not the path, so the checked file is the one read.
-        st = os.fstat(fh.fileno())
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise KeyringError(f"keyring {path} is not a regular file", fix="check the path")
         if os.name == "posix" and st.st_mode & 0o077:
@@ -277,7 +277,14 @@ def _read_document(path: Path) -> dict[str, Any]:
                 f"(mode {stat.S_IMODE(st.st_mode):04o})",
                 fix=f"chmod 600 {path}",
             )
-        raw = fh.read()
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise KeyringError(
+            f"cannot read keyring {path}: {exc.strerror}", fix="check the file and its disk"
+        ) from None
+    finally:
+        os.close(fd)
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
