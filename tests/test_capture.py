@@ -42,7 +42,9 @@ def _kinds(recs: list[r.Record], kind: type[Any]) -> list[Any]:
     return [x for x in recs if isinstance(x, kind)]
 
 
-async def _text_session(llm: ScriptedLLM, agent: Agent) -> tuple[AgentSession[None], SessionCapture, list[RawEvent]]:
+async def _text_session(
+    llm: ScriptedLLM, agent: Agent
+) -> tuple[AgentSession[None], SessionCapture, list[RawEvent]]:
     session: AgentSession[None] = AgentSession(llm=llm, vad=None)
     raw: list[RawEvent] = []
     cap = SessionCapture(session, put=raw.append)
@@ -156,3 +158,161 @@ async def test_handlers_never_raise_and_are_cheap() -> None:
     )
     assert hooked - base < (plain_fn - base) * 0.6
     await asyncio.sleep(0)
+
+
+# ---------------------------------------------------------------- realtime transcription policy
+
+from auditagent.errors import TranscriptionDisabled  # noqa: E402
+from tests.fakes.realtime import GeminiLikeRealtime, OpenAILikeRealtime  # noqa: E402
+
+
+def _rt_session(model: Any, **kw: Any) -> AgentSession[None]:
+    return AgentSession(llm=model, vad=None, **kw)
+
+
+async def test_realtime_transcription_on_needs_nothing() -> None:
+    s = _rt_session(OpenAILikeRealtime())
+    cap = SessionCapture(s, put=lambda _: None)
+    assert cap.check_transcription() == []
+    opened = cap.opened(tenant="t", participant="p", labels={}, room="r", job_id="j")
+    assert opened.architecture == "realtime"
+    assert opened.realtime is not None and opened.realtime.provider == "openai-like"
+    assert opened.transcription.user_transcription is True
+
+
+async def test_realtime_transcription_off_enforce_turns_it_on() -> None:
+    m = OpenAILikeRealtime(input_audio_transcription=None)
+    cap = SessionCapture(_rt_session(m), put=lambda _: None, policy="enforce")
+    out = cap.check_transcription()
+    assert len(out) == 1 and isinstance(out[0], r.TranscriptionEnabled)
+    assert out[0].transcription_model == "gpt-4o-mini-transcribe"
+    assert m.capabilities.user_transcription and m.updates
+    opened = cap.opened(tenant="t", participant=None, labels={}, room=None, job_id=None)
+    assert opened.transcription.enabled_by_recorder
+
+
+async def test_realtime_transcription_off_warn_and_off() -> None:
+    m = OpenAILikeRealtime(input_audio_transcription=None)
+    out = SessionCapture(_rt_session(m), put=lambda _: None, policy="warn").check_transcription()
+    assert len(out) == 1 and isinstance(out[0], r.Notice) and out[0].code == "transcription_off"
+    assert not m.updates and not m.capabilities.user_transcription
+    assert (
+        SessionCapture(_rt_session(m), put=lambda _: None, policy="off").check_transcription() == []
+    )
+
+
+async def test_gemini_like_refused_under_enforce() -> None:
+    m = GeminiLikeRealtime(output_on=False)
+    cap = SessionCapture(_rt_session(m), put=lambda _: None, policy="enforce")
+    with pytest.raises(TranscriptionDisabled) as ei:
+        cap.check_transcription()
+    assert "output" in str(ei.value) and "\n" not in str(ei.value)
+    out = SessionCapture(_rt_session(m), put=lambda _: None, policy="warn").check_transcription()
+    assert isinstance(out[0], r.Notice)
+
+
+async def test_realtime_with_session_stt_is_hybrid_and_accepted() -> None:
+    from tests.fakes.stt import ScriptedSTT
+
+    m = GeminiLikeRealtime(input_on=False)
+    s = _rt_session(m, stt=ScriptedSTT([]))
+    cap = SessionCapture(s, put=lambda _: None, policy="enforce")
+    assert cap.check_transcription() == []
+    assert (
+        cap.opened(tenant="t", participant=None, labels={}, room=None, job_id=None).architecture
+        == "hybrid"
+    )
+
+
+async def test_agent_level_realtime_checked_on_agent_change() -> None:
+    """The agent arrives in start(); a later agent's model is checked when it appears."""
+    m = OpenAILikeRealtime(input_audio_transcription=None)
+    s: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)
+    cap = SessionCapture(s, put=lambda _: None, policy="enforce")
+    assert cap.check_transcription() == []
+    s._agent = Agent(instructions="x", llm=m)  # what start()/a handoff does
+    out = cap.translate(
+        (
+            "agent_state_changed",
+            AgentStateChangedEvent(old_state="idle", new_state="listening"),
+            1.0,
+        )
+    )
+    assert len(out) == 1 and isinstance(out[0], r.TranscriptionEnabled)
+    assert m.capabilities.user_transcription
+
+
+# ---------------------------------------------------------------- transcript merge, heard text
+
+from livekit.agents import llm as lk_llm  # noqa: E402
+from livekit.agents.voice.events import (  # noqa: E402
+    ConversationItemAddedEvent,
+    UserInputTranscribedEvent,
+)
+from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer  # noqa: E402
+
+from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput  # noqa: E402
+
+
+def _item(msg: Any, audio: Any = None, text: Any = None) -> RawEvent:
+    return ("conversation_item_added", (ConversationItemAddedEvent(item=msg), audio, text), 2.0)
+
+
+async def test_pipeline_final_and_user_message_are_one_utterance() -> None:
+    s: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)
+    cap = SessionCapture(s, put=lambda _: None)
+    tr = UserInputTranscribedEvent(
+        transcript="bonjour", is_final=True, language="fr", speaker_id="S1"
+    )
+    out = cap.translate(("user_input_transcribed", tr, 1.0))
+    assert out == []
+    msg = lk_llm.ChatMessage(role="user", content=["bonjour"], transcript_confidence=0.8)
+    out = cap.translate(_item(msg))
+    (u,) = _kinds(out, r.UserUtterance)
+    assert (u.text, u.language, u.speaker_id, u.confidence) == ("bonjour", "fr", "S1", 0.8)
+    assert _kinds(cap.reconcile(), r.UserUtterance) == []
+
+
+async def test_realtime_transcripts_session_stt_and_own() -> None:
+    s = _rt_session(GeminiLikeRealtime(input_on=False), stt=None)
+    s._agent = Agent(instructions="x")
+    cap = SessionCapture(s, put=lambda _: None, policy="off")
+    # session STT on realtime: no ChatMessage will follow, the final is the record
+    tr = UserInputTranscribedEvent(transcript="hello", is_final=True, language="en")
+    (u,) = cap.translate(("user_input_transcribed", tr, 1.0))
+    assert isinstance(u, r.UserUtterance) and u.text == "hello" and u.source == "stt"
+    # the model's own transcript carries the item id of the ChatMessage that follows
+    own = UserInputTranscribedEvent(transcript="hi there", is_final=True, item_id="it1")
+    assert cap.translate(("user_input_transcribed", own, 1.5)) == []
+    msg = lk_llm.ChatMessage(id="it1", role="user", content=["hi there"])
+    (u2,) = _kinds(cap.translate(_item(msg)), r.UserUtterance)
+    assert u2.text == "hi there" and u2.source == "realtime"
+    interim = UserInputTranscribedEvent(transcript="hel", is_final=False)
+    assert cap.translate(("user_input_transcribed", interim, 0.5)) == []
+    cap2 = SessionCapture(s, put=lambda _: None, policy="off", record_interims=True)
+    (i,) = cap2.translate(("user_input_transcribed", interim, 0.5))
+    assert isinstance(i, r.UserUtterance) and not i.final
+
+
+async def test_heard_text_known_depends_on_synchronizer() -> None:
+    s: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)
+    cap = SessionCapture(s, put=lambda _: None)
+    audio = ClockedAudioOutput()
+    text = CollectingTextOutput()
+    cut = lk_llm.ChatMessage(role="assistant", content=["Your balance is"], interrupted=True)
+    (a,) = _kinds(cap.translate(_item(cut, audio, text)), r.AgentUtterance)
+    assert a.interrupted and not a.heard_text_known
+
+    sync = TranscriptSynchronizer(next_in_chain_audio=audio, next_in_chain_text=text)
+    cut2 = lk_llm.ChatMessage(role="assistant", content=["Your"], interrupted=True)
+    (b,) = _kinds(cap.translate(_item(cut2, sync.audio_output, sync.text_output)), r.AgentUtterance)
+    assert b.interrupted and b.heard_text_known and b.generated_text is None
+    await sync.aclose()
+
+    full = lk_llm.ChatMessage(role="assistant", content=["All of it."])
+    (c,) = _kinds(cap.translate(_item(full, audio, text)), r.AgentUtterance)
+    assert c.heard_text_known and not c.interrupted
+    # text-only (no audio output): what was delivered is what was read
+    cut3 = lk_llm.ChatMessage(role="assistant", content=["typed"], interrupted=True)
+    (d,) = _kinds(cap.translate(_item(cut3)), r.AgentUtterance)
+    assert d.heard_text_known

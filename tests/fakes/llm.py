@@ -96,7 +96,9 @@ class _Stream(llm.LLMStream):
             llm.ChatChunk(
                 id=rid,
                 usage=llm.CompletionUsage(
-                    completion_tokens=max(1, len(words)), prompt_tokens=10, total_tokens=10 + len(words)
+                    completion_tokens=max(1, len(words)),
+                    prompt_tokens=10,
+                    total_tokens=10 + len(words),
                 ),
             )
         )
