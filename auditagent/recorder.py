@@ -1,0 +1,676 @@
+"""AuditRecorder: attach to AgentSessions; one writer task seals, chains and stores.
+
+The voice loop only ever appends a tuple to a deque (see :meth:`SessionRecording._put`).
+Everything else — translating LiveKit events into records, encoding, sealing, chaining, and the
+database round trip — happens in the writer task, which never waits on the database for longer
+than ``db_timeout``: a slow or absent database sends the batch to the durable spool instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from . import crypto, records
+from .capture import RawEvent, SessionCapture
+from .envelope import Envelope, dek_context, seal_record
+from .errors import AuditagentError, DatabaseUnavailable
+from .keys import KeyProvider, load_key_provider
+from .metrics import metrics
+from .settings import Settings
+from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, Spool
+from .store import db
+from .store.ingest import SessionOpen, SessionUpdate, write_batch
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentSession
+
+log = logging.getLogger("auditagent.recorder")
+
+_GENESIS = bytes(32)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SessionRecording:
+    """One recorded conversation. ``session_id`` is the UUID the review API uses."""
+
+    def __init__(
+        self,
+        recorder: AuditRecorder,
+        *,
+        tenant: str,
+        participant: str | None,
+        labels: dict[str, str],
+        capture: SessionCapture | None,
+        session_id: uuid.UUID | None = None,
+    ) -> None:
+        if not tenant or len(tenant) > 128:
+            raise AuditagentError(
+                "tenant must be a non-empty string of at most 128 characters",
+                fix="pass tenant='your-tenant' to attach()",
+            )
+        self.session_id = session_id or uuid.uuid4()
+        self.tenant = tenant
+        self.labels = dict(labels)
+        self.capture = capture
+        self._recorder = recorder
+        self._participant = participant
+        self.key_id = uuid.uuid4().hex
+        data_key = crypto.new_data_key()
+        self._sealer = crypto.Sealer(data_key)
+        kp = recorder.key_provider
+        wrapped = kp.wrap(
+            data_key,
+            context=dek_context(tenant=tenant, session_id=self.session_id, key_id=self.key_id),
+        )
+        del data_key
+        self._open = SessionOpen(
+            session_id=self.session_id,
+            tenant=tenant,
+            started_at=_utcnow(),
+            key_id=self.key_id,
+            master_key_id=wrapped.master_key_id,
+            wrapped=wrapped.blob,
+            agent_name=labels.get("agent"),
+            labels=self.labels,
+            participant_index=(
+                kp.blind_index(tenant=tenant, value=participant) if participant else None
+            ),
+        )
+        self._open_pending = True
+        # chain state, owned by the writer task
+        self.next_seq = 0
+        self.prev_hash = _GENESIS
+        self._tools: set[str] = set()
+        self._new_tools: list[str] = []
+        self._meta_dirty = False
+        self.closed = False
+        self._closed_at: datetime | None = None
+        self._close_reason: str | None = None
+        # overflow bookkeeping, touched by the hot path only when the queue is full
+        self._overflow = 0
+        self._overflow_first: float | None = None
+        self._overflow_last: float | None = None
+        self._q = recorder._queue
+        self._maxlen = recorder.settings.queue_size
+        self._wake_at = recorder.settings.batch_size
+
+    # -- hot path ------------------------------------------------------------------------
+    def _put(self, raw: RawEvent) -> None:
+        """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
+        q = self._q
+        if len(q) < self._maxlen:
+            q.append((self, raw))
+            if len(q) >= self._wake_at:
+                self._recorder._wake_soon()
+        else:
+            self._overflow += 1
+            if self._overflow_first is None:
+                self._overflow_first = raw[2]
+            self._overflow_last = raw[2]
+
+    # -- public --------------------------------------------------------------------------
+    def add(self, record: records.Record) -> None:
+        """Queue a record built by the caller (non-LiveKit sources, consent notices, tests)."""
+        self._put(("__record__", record, time.time()))
+
+    def close(self, *, reason: str = "closed", error: str | None = None) -> None:
+        """Close a session opened with ``open_session`` (attached sessions close themselves)."""
+        self.add(records.Closed(at=_utcnow(), reason=reason, error=error))
+
+    # -- writer side ---------------------------------------------------------------------
+    def _records_for(self, raw: RawEvent) -> list[records.Record]:
+        name, payload, t = raw
+        if name == "__record__":
+            return [payload]
+        if self.capture is None:
+            return []
+        try:
+            return self.capture.translate(raw)
+        except Exception as exc:
+            # Never the event's content in a log or record: only what kind of failure it was.
+            log.warning("could not translate a %s event: %s", name, type(exc).__name__)
+            return [
+                records.Gap(
+                    at=datetime.fromtimestamp(t, timezone.utc),
+                    count=1,
+                    first_at=datetime.fromtimestamp(t, timezone.utc),
+                    last_at=datetime.fromtimestamp(t, timezone.utc),
+                    reason=f"event {name} could not be translated ({type(exc).__name__})",
+                )
+            ]
+
+    def _take_overflow(self) -> records.Gap | None:
+        if not self._overflow:
+            return None
+        n, first, last = self._overflow, self._overflow_first, self._overflow_last
+        self._overflow, self._overflow_first, self._overflow_last = 0, None, None
+        metrics().gaps.inc()
+        log.error("session %s: %d events lost: recorder queue full", self.session_id, n)
+        return records.Gap(
+            at=_utcnow(),
+            count=n,
+            first_at=datetime.fromtimestamp(first, timezone.utc) if first else None,
+            last_at=datetime.fromtimestamp(last, timezone.utc) if last else None,
+            reason=f"recorder queue full ({self._maxlen} records): events were not captured",
+        )
+
+    def _seal(self, record: records.Record) -> Envelope:
+        kind = record.kind
+        env = seal_record(
+            self._sealer,
+            tenant=self.tenant,
+            session_id=self.session_id,
+            seq=self.next_seq,
+            kind=kind,
+            key_id=self.key_id,
+            at=record.at,
+            plaintext=records.encode(record),
+            prev_hash=self.prev_hash,
+        )
+        self.next_seq += 1
+        self.prev_hash = env.hash
+        if kind == "tool_call":
+            name = record.name  # type: ignore[union-attr]
+            if name not in self._tools:
+                self._tools.add(name)
+                self._new_tools.append(name)
+        elif kind == "opened":
+            op = record
+            self._open.architecture = op.architecture  # type: ignore[union-attr]
+            self._open.agent_name = op.agent_name or self._open.agent_name  # type: ignore[union-attr]
+            self._open.models = {
+                k: m.model_dump()
+                for k in ("stt", "llm", "tts", "realtime")
+                if (m := getattr(op, k, None)) is not None
+            }
+            self._meta_dirty = True
+        elif kind == "closed":
+            self.closed = True
+            self._closed_at = record.at
+            self._close_reason = record.reason  # type: ignore[union-attr]
+        return env
+
+    def _update(self) -> SessionUpdate:
+        upd = SessionUpdate(
+            session_id=self.session_id,
+            event_count=self.next_seq,
+            head_hash=self.prev_hash,
+            tool_names=self._new_tools,
+            ended_at=self._closed_at,
+            close_reason=self._close_reason,
+        )
+        if self._meta_dirty:
+            upd.architecture = self._open.architecture
+            upd.agent_name = self._open.agent_name
+            upd.models = self._open.models
+            self._meta_dirty = False
+        self._new_tools = []
+        return upd
+
+
+@dataclass
+class _Batch:
+    opens: list[SessionOpen] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)
+    updates: list[SessionUpdate] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.opens or self.envelopes or self.updates)
+
+    def frames(self) -> list[tuple[bytes, bytes]]:
+        out = [(TAG_SESSION, o.to_bytes()) for o in self.opens]
+        out += [(TAG_ENVELOPE, e.to_bytes()) for e in self.envelopes]
+        out += [(TAG_UPDATE, u.to_bytes()) for u in self.updates]
+        return out
+
+
+class AuditRecorder:
+    """Records AgentSessions into encrypted, chained, durable storage.
+
+    ``recorder = AuditRecorder.from_env(); await recorder.start()``, or ``async with``.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, key_provider: KeyProvider | None = None
+    ) -> None:
+        self.settings = settings or Settings()
+        self._key_provider = key_provider
+        self._queue: deque[tuple[SessionRecording, RawEvent]] = deque()
+        self._sessions: dict[uuid.UUID, SessionRecording] = {}
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._started = False
+        self._closed = False
+        self._url: str | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._spool: Spool | None = None
+        self._pending: list[_Batch] = []  # kept in memory only if even the spool failed
+        self._db_down_since: float | None = None
+        self._next_db_try = 0.0
+        self._flush_waiters: list[asyncio.Future[None]] = []
+
+    @classmethod
+    def from_env(cls) -> AuditRecorder:
+        return cls(Settings())
+
+    @property
+    def key_provider(self) -> KeyProvider:
+        if self._key_provider is None:
+            self._key_provider = load_key_provider(self.settings)
+        return self._key_provider
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> AuditRecorder:
+        if self._started:
+            return self
+        _ = self.key_provider  # a missing or loose keyring fails here, loudly, before any call
+        self._spool = Spool(self.settings.resolved_spool_dir)
+        self._url = db.libpq_url(await asyncio.to_thread(db.resolve_database_url, self.settings))
+        try:
+            engine = db.make_engine(self.settings, url=db.sqlalchemy_url(self._url))
+            try:
+                await asyncio.to_thread(db.ensure_schema_current, engine)
+            finally:
+                engine.dispose()
+        except DatabaseUnavailable:
+            # Recording must not depend on the database being up: spool until it is.
+            log.warning("database unreachable at start; records go to the spool until it is back")
+            self._db_down_since = time.monotonic()
+        self._wake = asyncio.Event()
+        self._started = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="auditagent-writer")
+        return self
+
+    async def __aenter__(self) -> AuditRecorder:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def attach(
+        self,
+        session: AgentSession[Any],
+        *,
+        tenant: str,
+        participant: str | None = None,
+        labels: dict[str, str] | None = None,
+        room: str | None = None,
+        job_id: str | None = None,
+    ) -> SessionRecording:
+        """Start recording ``session``. Call before ``session.start()``.
+
+        Raises ``TranscriptionDisabled`` (policy ``enforce``) when a realtime model would leave
+        no text to record and cannot be switched on.
+        """
+        self._require_started()
+        rec = SessionRecording(
+            self, tenant=tenant, participant=participant, labels=labels or {}, capture=None
+        )
+        capture = SessionCapture(
+            session,
+            put=rec._put,
+            policy=self.settings.transcription_policy,
+            record_interims=self.settings.record_interims,
+        )
+        # May raise TranscriptionDisabled; the recording is not registered yet, so nothing of
+        # it is ever written.
+        found = capture.check_transcription()
+        rec.capture = capture
+        self._sessions[rec.session_id] = rec
+        opened = capture.opened(
+            tenant=tenant, participant=participant, labels=rec.labels, room=room, job_id=job_id
+        )
+        rec.add(opened)
+        for r in found:
+            rec.add(r)
+        capture.install()
+        return rec
+
+    def open_session(
+        self,
+        *,
+        tenant: str,
+        participant: str | None = None,
+        labels: dict[str, str] | None = None,
+        opened: records.Opened | None = None,
+        session_id: uuid.UUID | None = None,
+    ) -> SessionRecording:
+        """Record a conversation that is not a LiveKit AgentSession (or a test's)."""
+        self._require_started()
+        rec = SessionRecording(
+            self,
+            tenant=tenant,
+            participant=participant,
+            labels=labels or {},
+            capture=None,
+            session_id=session_id,
+        )
+        self._sessions[rec.session_id] = rec
+        rec.add(
+            opened
+            or records.Opened(
+                at=_utcnow(),
+                tenant=tenant,
+                participant=participant,
+                architecture="pipeline",
+                labels=rec.labels,
+            )
+        )
+        return rec
+
+    async def attach_job(
+        self,
+        ctx: Any,
+        session: AgentSession[Any],
+        *,
+        tenant: str,
+        participant: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> SessionRecording:
+        """Attach inside a LiveKit entrypoint and flush at job shutdown."""
+        await self.start()
+        room = getattr(getattr(ctx, "room", None), "name", None)
+        job_id = getattr(getattr(ctx, "job", None), "id", None)
+        rec = self.attach(
+            session, tenant=tenant, participant=participant, labels=labels, room=room, job_id=job_id
+        )
+        ctx.add_shutdown_callback(self.aclose)
+        return rec
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far has reached the database or the spool."""
+        self._require_started()
+        if self._task is None or self._task.done():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(fut)
+        self._wake_soon()
+        await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    async def aclose(self) -> None:
+        """Close open sessions, drain everything, release the database. Safe to call twice."""
+        if self._closed or not self._started:
+            self._closed = True
+            return
+        self._closed = True
+        for rec in list(self._sessions.values()):
+            if rec.capture is not None:
+                rec.capture.uninstall()
+            if not rec.closed and not _has_queued_close(self._queue, rec):
+                try:
+                    if rec.capture is not None and not rec.capture.closed:
+                        for r in rec.capture.reconcile():
+                            rec.add(r)
+                except Exception as exc:
+                    log.warning("reconcile at shutdown failed: %s", type(exc).__name__)
+                rec.close(reason="recorder_closed")
+        self._stopping = True
+        self._wake_soon()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+        if self._spool is not None:
+            self._spool.close()
+        if self._pending:
+            lost = sum(len(b.envelopes) for b in self._pending)
+            log.error(
+                "%d records could neither be written nor spooled; spool dir %s",
+                lost,
+                self.settings.resolved_spool_dir,
+            )
+
+    # -- writer --------------------------------------------------------------------------
+    def _require_started(self) -> None:
+        if not self._started:
+            raise AuditagentError(
+                "the recorder is not started", fix="await recorder.start() before attach()"
+            )
+        if self._closed:
+            raise AuditagentError("the recorder is closed", fix="create a new AuditRecorder")
+
+    def _wake_soon(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        interval = self.settings.flush_interval
+        await self._replay_spool()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            stopping = self._stopping
+            waiters, self._flush_waiters = self._flush_waiters, []
+            try:
+                await self._drain()
+            except Exception:  # the writer must outlive any single bad batch
+                log.exception("writer batch failed")
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+            if stopping and not self._queue:
+                break
+            await asyncio.sleep(0)
+
+    def _build_batch(self, limit: int) -> _Batch:
+        batch = _Batch()
+        touched: dict[uuid.UUID, SessionRecording] = {}
+        q = self._queue
+        n = 0
+        while q and n < limit:
+            rec, raw = q.popleft()
+            if rec._open_pending:
+                batch.opens.append(rec._open)
+                rec._open_pending = False
+            for r in rec._records_for(raw):
+                batch.envelopes.append(rec._seal(r))
+                n += 1
+            touched[rec.session_id] = rec
+        for rec in self._sessions.values():
+            gap = rec._take_overflow()
+            if gap is not None:
+                batch.envelopes.append(rec._seal(gap))
+                touched[rec.session_id] = rec
+        for rec in touched.values():
+            batch.updates.append(rec._update())
+            if rec.closed:
+                self._sessions.pop(rec.session_id, None)
+        return batch
+
+    async def _drain(self) -> None:
+        m = metrics()
+        limit = max(self.settings.batch_size, 1) * 10
+        while True:
+            batch = self._build_batch(limit)
+            m.queue_depth.set(len(self._queue))
+            if self._pending:
+                await self._retry_pending()
+            if not batch:
+                if self._db_down_since is not None:
+                    await self._try_recover()
+                return
+            await self._store(batch)
+            if not self._queue:
+                return
+
+    async def _store(self, batch: _Batch) -> None:
+        m = metrics()
+        if self._db_down_since is None or await self._try_recover():
+            t0 = time.perf_counter()
+            try:
+                await self._write(batch, idempotent=False)
+                m.flush_seconds.observe(time.perf_counter() - t0)
+                m.records_written.inc(len(batch.envelopes))
+                return
+            except psycopg.errors.UniqueViolation:
+                # A timed-out write may have committed after all; the idempotent path settles it.
+                try:
+                    await self._write(batch, idempotent=True)
+                    m.records_written.inc(len(batch.envelopes))
+                    return
+                except Exception as exc:
+                    self._mark_down(exc)
+            except Exception as exc:
+                self._mark_down(exc)
+        await self._to_spool(batch)
+
+    async def _write(self, batch: _Batch, *, idempotent: bool) -> None:
+        conn = await self._connection()
+        try:
+            await asyncio.wait_for(
+                write_batch(
+                    conn,
+                    opens=batch.opens,
+                    envelopes=batch.envelopes,
+                    updates=batch.updates,
+                    idempotent=idempotent,
+                ),
+                self.settings.db_timeout,
+            )
+        except BaseException:
+            # After a timeout or error the connection's state is unknown: start over.
+            await self._drop_connection()
+            raise
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            assert self._url is not None
+            self._conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(
+                    self._url,
+                    connect_timeout=max(1, int(self.settings.db_timeout)),
+                    prepare_threshold=None,
+                    application_name="auditagent-recorder",
+                ),
+                self.settings.db_timeout,
+            )
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(conn.close(), 1.0)
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if self._db_down_since is None:
+            log.warning(
+                "database write failed (%s); spooling to %s",
+                type(exc).__name__,
+                self.settings.resolved_spool_dir,
+            )
+            self._db_down_since = time.monotonic()
+        self._next_db_try = time.monotonic() + 1.0
+
+    async def _try_recover(self) -> bool:
+        if time.monotonic() < self._next_db_try:
+            return False
+        try:
+            conn = await self._connection()
+            await asyncio.wait_for(conn.execute("SELECT 1"), self.settings.db_timeout)
+            await conn.rollback()
+        except Exception as exc:
+            await self._drop_connection()
+            self._mark_down(exc)
+            return False
+        log.warning("database reachable again; replaying the spool")
+        self._db_down_since = None
+        if self._spool is not None:
+            self._spool.seal_active()
+        await self._replay_spool()
+        return self._db_down_since is None
+
+    async def _to_spool(self, batch: _Batch) -> None:
+        assert self._spool is not None
+        frames = batch.frames()
+        try:
+            await asyncio.to_thread(self._spool.append, frames)
+            metrics().records_spooled.inc(len(batch.envelopes))
+        except OSError as exc:
+            log.error("spool write failed (%s); keeping the batch in memory", type(exc).__name__)
+            self._pending.append(batch)
+
+    async def _retry_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for b in pending:
+            await self._store(b)
+
+    async def _replay_spool(self) -> None:
+        """Replay spool files no live writer holds (ours, or a crashed process's), in order."""
+        if self._spool is None:
+            return
+        m = metrics()
+        for path, _fd in self._spool.claim():
+            result = await asyncio.to_thread(Spool.read, path)
+            if result.torn_bytes:
+                log.warning(
+                    "spool file %s ends in %d torn bytes (a write cut short before it was "
+                    "acknowledged)",
+                    path.name,
+                    result.torn_bytes,
+                )
+            batch = _Batch()
+            for tag, payload in result.frames:
+                if tag == TAG_ENVELOPE:
+                    batch.envelopes.append(Envelope.from_bytes(payload))
+                elif tag == TAG_SESSION:
+                    batch.opens.append(SessionOpen.from_bytes(payload))
+                elif tag == TAG_UPDATE:
+                    batch.updates.append(SessionUpdate.from_bytes(payload))
+            try:
+                await self._write(batch, idempotent=True)
+            except Exception as exc:
+                self._mark_down(exc)
+                return
+            self._spool.done(path)
+            m.records_replayed.inc(len(batch.envelopes))
+            log.info("replayed %d records from %s", len(batch.envelopes), path.name)
+        m.spool_depth.set(self._spool.depth_files())
+
+
+def _has_queued_close(q: deque[tuple[SessionRecording, RawEvent]], rec: SessionRecording) -> bool:
+    return any(
+        r is rec and raw[0] == "__record__" and getattr(raw[1], "kind", None) == "closed"
+        for r, raw in q
+    )
+
+
+async def record_session(
+    ctx: Any,
+    session: AgentSession[Any],
+    *,
+    tenant: str,
+    participant: str | None = None,
+    labels: dict[str, str] | None = None,
+    settings: Settings | None = None,
+) -> SessionRecording:
+    """The one-liner for a LiveKit entrypoint: record ``session``, flush at job shutdown.
+
+    ``await record_session(ctx, session, tenant="acme", participant=identity)`` before
+    ``session.start(...)``.
+    """
+    recorder = AuditRecorder(settings)
+    return await recorder.attach_job(
+        ctx, session, tenant=tenant, participant=participant, labels=labels
+    )
