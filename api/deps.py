@@ -1,0 +1,166 @@
+"""Request dependencies: database, key provider, the authenticated principal and its scope.
+
+Scope rule (documented in docs/api.md and the OpenAPI text): a principal with a tenant sees only
+that tenant. Naming another tenant explicitly in a filter is 403; a session id of another tenant
+is 404, so that ids cannot be used to probe which sessions exist elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from auditagent.keys import KeyProvider
+from auditagent.settings import Settings
+from auditagent.store import admin as store_admin
+from auditagent.store.admin import AccessEntry, LoggedAccess, Principal
+
+from .problems import ProblemError
+from .schemas import SAFE_TEXT
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key from `auditagent apikey create` (prefix `aa_`).",
+)
+
+_CHALLENGE = 'Bearer realm="auditagent"'
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_key_provider(request: Request) -> KeyProvider:
+    provider: KeyProvider = request.app.state.key_provider
+    return provider
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DbDep = Annotated[Engine, Depends(get_engine)]
+KeysDep = Annotated[KeyProvider, Depends(get_key_provider)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_principal(
+    engine: DbDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise ProblemError(
+            401,
+            "a bearer token is required",
+            type_="unauthenticated",
+            headers={"WWW-Authenticate": _CHALLENGE},
+        )
+    principal = store_admin.authenticate(engine, credentials.credentials)
+    if principal is None:
+        raise ProblemError(
+            401,
+            "the token is not valid (unknown or revoked)",
+            type_="unauthenticated",
+            headers={"WWW-Authenticate": _CHALLENGE + ', error="invalid_token"'},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise ProblemError(403, "this needs an admin key", type_="forbidden")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def scope_tenant(principal: Principal, requested: str | None) -> str | None:
+    """The tenant a query is limited to; None means every tenant (tenantless admins only)."""
+    if principal.tenant is None:
+        return requested
+    if requested is not None and requested != principal.tenant:
+        raise ProblemError(403, "that tenant is outside this key's scope", type_="forbidden")
+    return principal.tenant
+
+
+def can_see(principal: Principal, tenant: str) -> bool:
+    return principal.tenant is None or principal.tenant == tenant
+
+
+ReasonHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Audit-Reason",
+        max_length=1000,
+        pattern=SAFE_TEXT,
+        description="Why this read is made (ticket, case number); kept in the access log.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class AccessContext:
+    """Everything needed to write the access-log row for this request."""
+
+    engine: Engine
+    principal: Principal
+    reason: str | None
+    route: str
+    correlation_id: str
+
+    def record(
+        self,
+        action: str,
+        *,
+        tenant: str | None,
+        session_id: uuid.UUID | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> LoggedAccess:
+        """Commit the access-log row; raises (-> 503) when it cannot, so nothing is returned."""
+        return store_admin.append_access(
+            self.engine,
+            AccessEntry(
+                action=action,
+                principal_id=self.principal.id,
+                principal_name=self.principal.name,
+                role=self.principal.role,
+                tenant=tenant,
+                session_id=session_id,
+                route=self.route,
+                reason=self.reason,
+                correlation_id=self.correlation_id,
+                detail=detail or {},
+            ),
+        )
+
+
+def get_access(
+    request: Request, engine: DbDep, principal: PrincipalDep, reason: ReasonHeader = None
+) -> AccessContext:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    # A client-chosen id is kept only if it is plain printable ASCII; it goes into the log.
+    given = request.headers.get("x-request-id", "")
+    correlation = given if given.isascii() and given.isprintable() and given else uuid.uuid4().hex
+    return AccessContext(
+        engine=engine,
+        principal=principal,
+        reason=reason or None,
+        route=f"{request.method} {path}"[:256],
+        correlation_id=correlation[:64],
+    )
+
+
+AccessDep = Annotated[AccessContext, Depends(get_access)]

@@ -1,0 +1,255 @@
+"""RFC 9457 problem details for every error the API returns, and their OpenAPI declarations.
+
+Expected failures (bad input, auth, scope, missing, erased, tampered, database down) map to a
+specific 4xx/503; only a genuine bug reaches the catch-all 500, and even that carries no trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from auditagent.errors import (
+    AuditagentError,
+    Conflict,
+    DatabaseUnavailable,
+    IntegrityError,
+    KeyringError,
+    NotFound,
+    SchemaOutOfDate,
+)
+from auditagent.review import KeyShredded, RecordUnreadable
+from auditagent.store.admin import AccessLogUnavailable, InvalidPrincipal
+from auditagent.store.reader import InvalidCursor
+
+log = logging.getLogger("auditagent.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TYPE_BASE = "https://auditagent.dev/problems/"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(default="about:blank", description="URI identifying the problem type")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Validation failures (422 only)"
+    )
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        type_: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or "")
+        self.status = status
+        self.detail = detail
+        self.type = type_
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = dict(headers or {})
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    *,
+    detail: str | None = None,
+    type_: str | None = None,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=_TYPE_BASE + type_ if type_ else "about:blank",
+        title=title or HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+# Which expected errors mean what to a client. Order matters: subclasses first.
+_ERROR_STATUS: tuple[tuple[type[AuditagentError], int, str], ...] = (
+    (AccessLogUnavailable, 503, "access-log-unavailable"),
+    (KeyShredded, 410, "erased"),
+    (RecordUnreadable, 409, "integrity"),
+    (IntegrityError, 409, "integrity"),
+    (NotFound, 404, "not-found"),
+    (Conflict, 409, "conflict"),
+    (InvalidPrincipal, 422, "invalid-principal"),
+    (DatabaseUnavailable, 503, "database-unavailable"),
+    (SchemaOutOfDate, 503, "schema-out-of-date"),
+    (KeyringError, 503, "keyring-unavailable"),
+)
+
+
+def _status_for(exc: AuditagentError) -> tuple[int, str]:
+    for cls, status, kind in _ERROR_STATUS:
+        if isinstance(exc, cls):
+            return status, kind
+    return 500, "internal"
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    # Validation errors may echo the input (ctx, input); keep only location, message and type so
+    # a problem document never reflects arbitrary bytes back.
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        out.append(
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def http_exc(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(
+            request, exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
+        )
+
+    async def problem_exc(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(
+            request,
+            exc.status,
+            detail=exc.detail,
+            type_=exc.type,
+            title=exc.title,
+            headers=exc.headers,
+        )
+
+    async def validation_exc(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(
+            request,
+            422,
+            detail="the request is not valid",
+            type_="validation",
+            errors=_clean_errors(exc.errors()),
+        )
+
+    async def cursor_exc(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(request, 422, detail=str(exc), type_="validation")
+
+    async def auditagent_exc(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuditagentError)
+        status, kind = _status_for(exc)
+        if status >= 500:
+            log.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+        return problem_response(request, status, detail=str(exc), type_=kind)
+
+    async def db_exc(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database error on %s: %s", request.url.path, type(exc).__name__)
+        return problem_response(
+            request, 503, detail="the database is unavailable", type_="database-unavailable"
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return problem_response(request, 500, detail="internal error", type_="internal")
+
+    handlers: dict[type[Exception], Callable[[Request, Exception], Any]] = {
+        StarletteHTTPException: http_exc,
+        ProblemError: problem_exc,
+        RequestValidationError: validation_exc,
+        InvalidCursor: cursor_exc,
+        AuditagentError: auditagent_exc,
+        OperationalError: db_exc,
+        DBAPIError: db_exc,
+        Exception: unexpected,
+    }
+    for cls, handler in handlers.items():
+        app.add_exception_handler(cls, handler)
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+
+_DESCRIPTIONS = {
+    401: "Missing, malformed, unknown or revoked bearer token",
+    403: "Outside the caller's role or tenant",
+    404: "No such resource visible to the caller",
+    409: "A sealed record failed its integrity check",
+    410: "The session's content was erased (data key destroyed)",
+    422: "Invalid parameters",
+    503: "Database or access log unavailable (reads fail closed)",
+}
+
+_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry declaring problem+json bodies for ``statuses``."""
+    return {
+        s: {
+            "description": _DESCRIPTIONS.get(s, HTTPStatus(s).phrase),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": _REF}},
+        }
+        for s in statuses
+    }
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make the generated document match what the handlers send: every 422 is a Problem in
+    problem+json (not FastAPI's HTTPValidationError) and the Problem schema is a component."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for path_item in schema.get("paths", {}).values():
+            for op in path_item.values():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                responses = op["responses"]
+                if "422" in responses:
+                    responses["422"] = problem_responses(422)[422]
+                for status, spec in responses.items():
+                    content = spec.get("content", {})
+                    if status.startswith(("4", "5")) and "application/json" in content:
+                        # FastAPI adds an application/json body next to ours; it never sends it.
+                        del content["application/json"]
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

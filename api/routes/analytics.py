@@ -1,0 +1,114 @@
+"""`/v1/analytics/latency`: p50/p95 latencies per architecture from real turn_timing records.
+
+This decrypts (timings live inside sealed records), so it is access-logged like a transcript
+read, tenant-scoped, and bounded by `max_sessions`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from auditagent import records, review
+from auditagent.store import reader
+
+from ..deps import AccessDep, KeysDep, scope_tenant
+from ..problems import problem_responses
+from ..schemas import SAFE_TEXT, LatencyGroup, LatencyReport, LatencyStat
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+METRICS = (
+    "transcription_delay",
+    "end_of_utterance_delay",
+    "llm_ttft",
+    "tts_ttfb",
+    "realtime_ttft",
+    "e2e_latency",
+)
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def _utc(v: datetime | None) -> datetime | None:
+    if v is None:
+        return None
+    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v
+
+
+@router.get(
+    "/latency",
+    response_model=LatencyReport,
+    responses=problem_responses(401, 403, 422, 503),
+)
+def latency(
+    access: AccessDep,
+    keys: KeysDep,
+    group_by: Literal["architecture", "agent"] = "architecture",
+    tenant: Annotated[str | None, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)] = None,
+    started_from: Annotated[datetime | None, Query(alias="from")] = None,
+    started_to: Annotated[datetime | None, Query(alias="to")] = None,
+    max_sessions: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> LatencyReport:
+    """Per group: p50 and p95 of STT finalization, end of utterance, LLM first token, TTS first
+    audio, realtime first audio and end-to-end latency, over the newest `max_sessions`."""
+    scope = scope_tenant(access.principal, tenant)
+    start, end = _utc(started_from), _utc(started_to)
+    with access.engine.connect() as conn:
+        sessions = reader.sessions_for_analytics(
+            conn, tenant=scope, started_from=start, started_to=end, max_sessions=max_sessions + 1
+        )
+    truncated = len(sessions) > max_sessions
+    sessions = sessions[:max_sessions]
+    access.record(
+        "analytics.latency",
+        tenant=scope,
+        detail={"group_by": group_by, "sessions": len(sessions)},
+    )
+    values: dict[str | None, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    session_count: dict[str | None, int] = defaultdict(int)
+    turns: dict[str | None, int] = defaultdict(int)
+    scanned = 0
+    with access.engine.connect() as conn:
+        for s in sessions:
+            key = s.architecture if group_by == "architecture" else s.agent_name
+            try:
+                sealer = review.session_sealer(keys, reader.get_data_key(conn, s.id), s)
+                opened = list(review.open_records(sealer, reader.timing_events(conn, s.id)))
+            except (review.KeyShredded, review.RecordUnreadable):
+                # Erased or damaged sessions are left out of statistics, not fatal to them.
+                continue
+            scanned += 1
+            session_count[key] += 1
+            for o in opened:
+                r = o.record
+                if not isinstance(r, records.TurnTiming):
+                    continue
+                turns[key] += 1
+                for m in METRICS:
+                    v = getattr(r, m)
+                    if v is not None and math.isfinite(v):
+                        values[key][m].append(float(v))
+    groups = []
+    for key in sorted(session_count, key=lambda k: (k is None, k or "")):
+        stats = {}
+        for m in METRICS:
+            vs = sorted(values[key][m])
+            stats[m] = LatencyStat(count=len(vs), p50=percentile(vs, 0.5), p95=percentile(vs, 0.95))
+        groups.append(
+            LatencyGroup(key=key, sessions=session_count[key], turns=turns[key], metrics=stats)
+        )
+    return LatencyReport(
+        group_by=group_by, sessions_scanned=scanned, truncated=truncated, groups=groups
+    )

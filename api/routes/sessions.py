@@ -1,0 +1,286 @@
+"""`/v1/sessions`: list, detail, transcript, events, verify, export.
+
+Every handler writes its access-log row before it reads anything it returns; a row that cannot
+be written turns the read into a 503 (fail closed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from auditagent import chain, review
+from auditagent.store import reader
+from auditagent.store.reader import SessionFilter
+
+from ..deps import AccessContext, AccessDep, DbDep, KeysDep, can_see, scope_tenant
+from ..problems import ProblemError, problem_responses
+from ..schemas import (
+    SAFE_TEXT,
+    BundleSession,
+    ChainRow,
+    EventItem,
+    EventList,
+    EvidenceBundle,
+    LegalHold,
+    SessionDetail,
+    SessionPage,
+    SessionSummary,
+    Transcript,
+    VerifyReport,
+)
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+_READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
+_DECRYPT_ERRORS = problem_responses(401, 403, 404, 409, 410, 422, 503)
+
+SessionId = Annotated[uuid.UUID, "session id"]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _summary(row: Any) -> SessionSummary:
+    return SessionSummary(
+        id=row.id,
+        tenant=row.tenant,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        status=row.status,
+        close_reason=row.close_reason,
+        architecture=row.architecture,
+        agent_name=row.agent_name,
+        labels=dict(row.labels or {}),
+        tool_names=list(row.tool_names or []),
+        models=dict(row.models or {}),
+        event_count=row.event_count,
+    )
+
+
+def _verify_report(session_id: uuid.UUID, result: chain.VerifyResult) -> VerifyReport:
+    return VerifyReport(
+        session_id=session_id,
+        ok=result.ok,
+        events=result.events,
+        first_bad_seq=result.first_bad_seq,
+        reason=result.reason,
+        head_hash=result.head_hash.hex(),
+    )
+
+
+def _visible_session(conn: Connection, access: AccessContext, session_id: uuid.UUID) -> Any:
+    session = reader.get_session(conn, session_id)
+    if session is None or not can_see(access.principal, session.tenant):
+        # Same answer for "absent" and "another tenant's": ids must not reveal existence.
+        raise ProblemError(404, f"no session {session_id}", type_="not-found")
+    return session
+
+
+Text128 = Annotated[str, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)]
+Text256 = Annotated[str, Query(min_length=1, max_length=256, pattern=SAFE_TEXT)]
+
+
+@router.get("", response_model=SessionPage, responses=_READ_ERRORS)
+def list_sessions(
+    access: AccessDep,
+    keys: KeysDep,
+    tenant: Text128 | None = None,
+    started_from: Annotated[
+        datetime | None, Query(alias="from", description="started_at >= from")
+    ] = None,
+    started_to: Annotated[datetime | None, Query(alias="to", description="started_at < to")] = None,
+    agent: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, pattern=SAFE_TEXT, description="agent name or label"),
+    ] = None,
+    architecture: Literal["pipeline", "realtime", "hybrid"] | None = None,
+    participant: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=256,
+            pattern=SAFE_TEXT,
+            description="exact participant identity (matched through the keyed blind index; "
+            "needs a tenant)",
+        ),
+    ] = None,
+    tool: Text256 | None = None,
+    close_reason: Annotated[
+        str | None, Query(min_length=1, max_length=64, pattern=SAFE_TEXT)
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    limit: Annotated[int, Query(ge=1, le=reader.MAX_PAGE)] = 50,
+) -> SessionPage:
+    """Session metadata, newest first. Nothing is decrypted."""
+    scope = scope_tenant(access.principal, tenant)
+    participant_index: bytes | None = None
+    if participant is not None:
+        if scope is None:
+            raise ProblemError(
+                422,
+                "a participant search needs a tenant (the index is per tenant)",
+                type_="validation",
+            )
+        participant_index = keys.blind_index(tenant=scope, value=participant)
+    start, end = _utc(started_from), _utc(started_to)
+    filters = SessionFilter(
+        tenant=scope,
+        started_from=start,
+        started_to=end,
+        agent=agent,
+        architecture=architecture,
+        participant_index=participant_index,
+        tool=tool,
+        close_reason=close_reason,
+    )
+    if cursor:
+        reader.decode_cursor(cursor)  # reject a bad cursor before it is logged as a read
+    # Log which filters were used, never their values: a participant identity is personal data.
+    used = sorted(
+        name
+        for name, value in (
+            ("from", start),
+            ("to", end),
+            ("agent", agent),
+            ("architecture", architecture),
+            ("participant", participant),
+            ("tool", tool),
+            ("close_reason", close_reason),
+            ("cursor", cursor),
+        )
+        if value is not None
+    )
+    access.record("sessions.list", tenant=scope, detail={"filters": used})
+    with access.engine.connect() as conn:
+        page = reader.list_sessions(conn, filters=filters, limit=limit, cursor=cursor or None)
+    return SessionPage(items=[_summary(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{session_id}", response_model=SessionDetail, responses=_READ_ERRORS)
+def get_session(session_id: uuid.UUID, access: AccessDep, db: DbDep) -> SessionDetail:
+    """Metadata, record counts by kind, chain integrity and unreleased legal holds."""
+    with db.connect() as conn:
+        session = _visible_session(conn, access, session_id)
+    access.record("sessions.get", tenant=session.tenant, session_id=session_id)
+    with db.connect() as conn:
+        counts = reader.event_counts(conn, session_id)
+        result = reader.verify_session(conn, session)
+        holds = reader.holds_for_session(conn, session)
+    return SessionDetail(
+        **_summary(session).model_dump(),
+        head_hash=bytes(session.head_hash).hex() if session.head_hash is not None else None,
+        counts=counts,
+        integrity=_verify_report(session_id, result),
+        legal_holds=[
+            LegalHold(
+                id=h.id,
+                scope=h.scope,
+                reason=h.reason,
+                created_by=h.created_by,
+                created_at=h.created_at,
+            )
+            for h in holds
+        ],
+    )
+
+
+def _opened(conn: Connection, keys: KeysDep, session: Any) -> list[review.OpenedRecord]:
+    sealer = review.session_sealer(keys, reader.get_data_key(conn, session.id), session)
+    return list(review.open_records(sealer, reader.iter_events(conn, session.id)))
+
+
+@router.get("/{session_id}/transcript", response_model=Transcript, responses=_DECRYPT_ERRORS)
+def get_transcript(
+    session_id: uuid.UUID, access: AccessDep, db: DbDep, keys: KeysDep
+) -> Transcript:
+    """The conversation, decrypted on read: utterances, tool calls and results, handoffs,
+    errors, notices, with each turn's latencies folded in."""
+    with db.connect() as conn:
+        session = _visible_session(conn, access, session_id)
+    access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
+    with db.connect() as conn:
+        opened = _opened(conn, keys, session)
+    return Transcript(session_id=session_id, entries=review.transcript_entries(opened))
+
+
+def _event_items(opened: list[review.OpenedRecord]) -> list[EventItem]:
+    return [
+        EventItem(seq=o.seq, at=o.at, kind=o.kind, record=o.record.model_dump(mode="json"))
+        for o in opened
+    ]
+
+
+@router.get("/{session_id}/events", response_model=EventList, responses=_DECRYPT_ERRORS)
+def get_events(session_id: uuid.UUID, access: AccessDep, db: DbDep, keys: KeysDep) -> EventList:
+    """Every record of the session, decrypted, in seq order."""
+    with db.connect() as conn:
+        session = _visible_session(conn, access, session_id)
+    access.record("sessions.events", tenant=session.tenant, session_id=session_id)
+    with db.connect() as conn:
+        opened = _opened(conn, keys, session)
+    return EventList(session_id=session_id, events=_event_items(opened))
+
+
+@router.get("/{session_id}/verify", response_model=VerifyReport, responses=_READ_ERRORS)
+def verify_session(session_id: uuid.UUID, access: AccessDep, db: DbDep) -> VerifyReport:
+    """Recompute the session's hash chain (no key needed) and compare it with the count and
+    head hash stored for the session, which catches a deleted last record."""
+    with db.connect() as conn:
+        session = _visible_session(conn, access, session_id)
+    access.record("sessions.verify", tenant=session.tenant, session_id=session_id)
+    with db.connect() as conn:
+        result = reader.verify_session(conn, session)
+    return _verify_report(session_id, result)
+
+
+@router.get(
+    "/{session_id}/export",
+    response_model=EvidenceBundle,
+    responses=_DECRYPT_ERRORS,
+)
+def export_session(
+    session_id: uuid.UUID, access: AccessDep, db: DbDep, keys: KeysDep, response: Response
+) -> EvidenceBundle:
+    """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
+    hex and the verification result. `auditagent verify --bundle FILE` checks it offline."""
+    with db.connect() as conn:
+        session = _visible_session(conn, access, session_id)
+    access.record("sessions.export", tenant=session.tenant, session_id=session_id)
+    with db.connect() as conn:
+        rows = list(reader.iter_events(conn, session_id))
+        result = chain.verify(
+            rows,
+            expected_count=session.event_count or None,
+            expected_head=(
+                bytes(session.head_hash)
+                if session.event_count and session.head_hash is not None
+                else None
+            ),
+        )
+        sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
+        opened = list(review.open_records(sealer, rows))
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="auditagent-session-{session_id}.json"'
+    )
+    return EvidenceBundle(
+        format=review.BUNDLE_FORMAT,
+        version=review.BUNDLE_VERSION,
+        exported_at=datetime.now(timezone.utc),
+        exported_by=access.principal.name,
+        session=BundleSession(
+            **_summary(session).model_dump(),
+            head_hash=bytes(session.head_hash).hex() if session.head_hash is not None else None,
+        ),
+        records=_event_items(opened),
+        chain=[ChainRow(**review.chain_row_json(r)) for r in rows],
+        verification=_verify_report(session_id, result),
+    )

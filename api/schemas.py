@@ -1,0 +1,199 @@
+"""Request and response models of the review API (separate from the ORM models)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditagent.review import Timing, TranscriptEntry
+
+__all__ = [
+    "AccessLogEntry",
+    "AccessLogPage",
+    "ApiKey",
+    "ApiKeyList",
+    "BundleSession",
+    "ChainRow",
+    "EventItem",
+    "EventList",
+    "EvidenceBundle",
+    "Health",
+    "LatencyGroup",
+    "LatencyReport",
+    "LatencyStat",
+    "LegalHold",
+    "SessionDetail",
+    "SessionPage",
+    "SessionSummary",
+    "Timing",
+    "Transcript",
+    "TranscriptEntry",
+    "VerifyReport",
+]
+
+# Free text that ends up in SQL parameters: no control characters (Postgres refuses NUL).
+SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionSummary(_Out):
+    id: uuid.UUID
+    tenant: str
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    close_reason: str | None
+    architecture: str | None
+    agent_name: str | None
+    labels: dict[str, Any]
+    tool_names: list[str]
+    models: dict[str, Any]
+    event_count: int
+
+
+class SessionPage(_Out):
+    items: list[SessionSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class LegalHold(_Out):
+    id: uuid.UUID
+    scope: Literal["session", "participant", "tenant"]
+    reason: str
+    created_by: str
+    created_at: datetime
+
+
+class VerifyReport(_Out):
+    session_id: uuid.UUID
+    ok: bool
+    events: int = Field(description="Records that verified before the first failure")
+    first_bad_seq: int | None
+    reason: str | None
+    head_hash: str = Field(description="Hex hash of the last verified record")
+
+
+class SessionDetail(SessionSummary):
+    head_hash: str | None
+    counts: dict[str, int] = Field(description="Stored records by kind")
+    integrity: VerifyReport
+    legal_holds: list[LegalHold]
+
+
+class Transcript(_Out):
+    session_id: uuid.UUID
+    entries: list[TranscriptEntry]
+
+
+class EventItem(_Out):
+    seq: int
+    at: datetime
+    kind: str
+    record: dict[str, Any]
+
+
+class EventList(_Out):
+    session_id: uuid.UUID
+    events: list[EventItem]
+
+
+class AccessLogEntry(_Out):
+    seq: int
+    at: datetime
+    principal_id: uuid.UUID | None
+    principal_name: str | None
+    role: str | None
+    tenant: str | None
+    action: str
+    session_id: uuid.UUID | None
+    route: str | None
+    reason: str | None
+    correlation_id: str | None
+    detail: dict[str, Any]
+    hash: str
+
+
+class AccessLogPage(_Out):
+    items: list[AccessLogEntry]
+    next_cursor: str | None
+
+
+class LatencyStat(_Out):
+    count: int
+    p50: float | None
+    p95: float | None
+
+
+class LatencyGroup(_Out):
+    key: str | None
+    sessions: int
+    turns: int
+    metrics: dict[str, LatencyStat] = Field(
+        description="transcription_delay, end_of_utterance_delay, llm_ttft, tts_ttfb, "
+        "realtime_ttft, e2e_latency; seconds"
+    )
+
+
+class LatencyReport(_Out):
+    group_by: str
+    sessions_scanned: int
+    truncated: bool = Field(description="True when max_sessions cut the scan short")
+    groups: list[LatencyGroup]
+
+
+class ApiKey(_Out):
+    id: uuid.UUID
+    name: str
+    role: Literal["auditor", "admin"]
+    tenant: str | None
+    token_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyList(_Out):
+    items: list[ApiKey]
+
+
+class Health(_Out):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+class ChainRow(_Out):
+    """One sealed record exactly as stored, binary fields in hex."""
+
+    seq: int
+    kind: str
+    at: datetime
+    key_id: str
+    nonce: str
+    ciphertext: str
+    prev_hash: str
+    hash: str
+
+
+class BundleSession(SessionSummary):
+    head_hash: str | None
+
+
+class EvidenceBundle(_Out):
+    """Self-contained export; `auditagent verify --bundle FILE` checks it without any key."""
+
+    format: Literal["auditagent-evidence-bundle"]
+    version: int
+    exported_at: datetime
+    exported_by: str
+    session: BundleSession
+    records: list[EventItem]
+    chain: list[ChainRow]
+    verification: VerifyReport

@@ -1,0 +1,409 @@
+"""Decrypt-on-read: unwrap a session's data key, open its envelopes, shape transcripts, and build
+and check offline evidence bundles.
+
+Callers must have written the access-log row before calling anything here that returns
+plaintext; this module does not know who is asking.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import chain, crypto, records
+from .envelope import Envelope, dek_context, open_envelope
+from .errors import AuditagentError, IntegrityError, KeyringError
+from .keys import KeyProvider, WrappedKey
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BUNDLE_VERSION",
+    "BundleCheck",
+    "KeyShredded",
+    "OpenedRecord",
+    "RecordUnreadable",
+    "TranscriptEntry",
+    "check_bundle",
+    "open_records",
+    "session_sealer",
+    "transcript_entries",
+]
+
+BUNDLE_FORMAT: Final = "auditagent-evidence-bundle"
+BUNDLE_VERSION = 1
+
+
+class KeyShredded(AuditagentError):
+    """The session's data key was destroyed (erasure or retention): its content is gone."""
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        super().__init__(
+            f"session {session_id} was erased: its data key has been destroyed",
+            fix="its chain still verifies with `auditagent verify`",
+        )
+
+
+class RecordUnreadable(AuditagentError):
+    """A sealed record failed to open or decode: altered, moved, or from a newer version."""
+
+    def __init__(self, session_id: uuid.UUID, seq: int, why: str) -> None:
+        self.seq = seq
+        super().__init__(
+            f"session {session_id}: record seq {seq} cannot be read ({why})",
+            fix=f"run `auditagent verify {session_id}`",
+        )
+
+
+def session_sealer(key_provider: KeyProvider, data_key_row: Any, session: Any) -> crypto.Sealer:
+    """The session's AES-GCM sealer, from its wrapped data key row."""
+    if (
+        data_key_row is None
+        or data_key_row.wrapped is None
+        or data_key_row.shredded_at is not None
+        or session.status in ("shredded", "purged")
+    ):
+        raise KeyShredded(session.id)
+    context = dek_context(
+        tenant=data_key_row.tenant, session_id=data_key_row.session_id, key_id=data_key_row.key_id
+    )
+    try:
+        key = key_provider.unwrap(
+            WrappedKey(
+                master_key_id=data_key_row.master_key_id or "", blob=bytes(data_key_row.wrapped)
+            ),
+            context=context,
+        )
+    except IntegrityError:
+        raise RecordUnreadable(session.id, -1, "data key failed to unwrap") from None
+    except KeyringError:
+        raise
+    return crypto.Sealer(key)
+
+
+@dataclass(frozen=True)
+class OpenedRecord:
+    seq: int
+    at: datetime
+    kind: str
+    record: records.Record
+
+
+def _envelope(row: Any) -> Envelope:
+    return Envelope(
+        session_id=row.session_id,
+        seq=row.seq,
+        tenant=row.tenant,
+        kind=row.kind,
+        at=row.at,
+        key_id=row.key_id,
+        nonce=bytes(row.nonce),
+        ciphertext=bytes(row.ciphertext),
+        prev_hash=bytes(row.prev_hash),
+        hash=bytes(row.hash),
+    )
+
+
+def open_records(sealer: crypto.Sealer, rows: Iterable[Any]) -> Iterator[OpenedRecord]:
+    """Decrypt and decode each sealed row; ``RecordUnreadable`` on the first that fails."""
+    for row in rows:
+        try:
+            plaintext = open_envelope(sealer, _envelope(row))
+        except IntegrityError:
+            raise RecordUnreadable(row.session_id, row.seq, "integrity check failed") from None
+        try:
+            record = records.decode(plaintext)
+        except (ValidationError, ValueError):
+            raise RecordUnreadable(row.session_id, row.seq, "unknown record format") from None
+        if record.kind != row.kind:
+            # The AAD binds kind, so this means a writer bug rather than tampering; still refuse.
+            raise RecordUnreadable(row.session_id, row.seq, "kind does not match its row")
+        yield OpenedRecord(seq=row.seq, at=row.at, kind=row.kind, record=record)
+
+
+# --- transcripts -----------------------------------------------------------------------------
+
+EntryKind = Literal[
+    "user",
+    "agent",
+    "tool_call",
+    "tool_result",
+    "handoff",
+    "error",
+    "notice",
+    "gap",
+    "opened",
+    "closed",
+    "agent_config_updated",
+    "transcription_enabled",
+]
+
+
+class Timing(BaseModel):
+    """Latencies in seconds from the turn_timing records attached to this turn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transcription_delay: float | None = None
+    end_of_utterance_delay: float | None = None
+    llm_ttft: float | None = None
+    tts_ttfb: float | None = None
+    realtime_ttft: float | None = None
+    e2e_latency: float | None = None
+
+
+class TranscriptEntry(BaseModel):
+    """One human-readable line of a conversation. Fields not meaningful for a kind are null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    at: datetime
+    kind: EntryKind
+    text: str | None = None
+    """User: the final transcript. Agent: what the user heard (see ``heard_text_known``)."""
+    generated_text: str | None = None
+    """Agent only: the full generated text, when it differs from what was heard."""
+    heard_text_known: bool | None = None
+    interrupted: bool | None = None
+    name: str | None = None
+    """Tool name (tool_call/tool_result), new agent (handoff), error source, notice code."""
+    call_id: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+    is_error: bool | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    timing: Timing | None = None
+
+
+_TIMING_FIELDS = tuple(Timing.model_fields)
+
+
+def _timing(t: records.TurnTiming) -> Timing:
+    return Timing(**{f: getattr(t, f) for f in _TIMING_FIELDS})
+
+
+def _merge_timing(old: Timing | None, t: records.TurnTiming) -> Timing:
+    new = _timing(t)
+    if old is None:
+        return new
+    merged = old.model_dump()
+    for key, value in new.model_dump().items():
+        if value is not None:
+            merged[key] = value
+    return Timing(**merged)
+
+
+def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
+    """Shape records into transcript entries; turn_timing is folded into the turn it measures
+    (by item/speech id, else the latest utterance of that role) rather than listed."""
+    entries: list[TranscriptEntry] = []
+    by_item: dict[str, int] = {}
+    last_of: dict[str, int] = {}
+    for o in opened:
+        r = o.record
+        entry: TranscriptEntry | None = None
+        if isinstance(r, records.UserUtterance):
+            entry = TranscriptEntry(
+                seq=o.seq,
+                at=r.at,
+                kind="user",
+                text=r.text,
+                interrupted=r.interrupted,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+            )
+            last_of["user"] = len(entries)
+        elif isinstance(r, records.AgentUtterance):
+            differs = r.generated_text is not None and r.generated_text != r.text
+            entry = TranscriptEntry(
+                seq=o.seq,
+                at=r.at,
+                kind="agent",
+                text=r.text,
+                generated_text=r.generated_text if differs else None,
+                heard_text_known=r.heard_text_known,
+                interrupted=r.interrupted,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+            )
+            last_of["assistant"] = len(entries)
+        elif isinstance(r, records.ToolCall):
+            entry = TranscriptEntry(
+                seq=o.seq,
+                at=r.at,
+                kind="tool_call",
+                name=r.name,
+                call_id=r.call_id,
+                arguments=r.arguments,
+            )
+        elif isinstance(r, records.ToolResult):
+            entry = TranscriptEntry(
+                seq=o.seq,
+                at=r.at,
+                kind="tool_result",
+                name=r.name,
+                call_id=r.call_id,
+                output=r.output if not r.is_error else (r.exception or r.output),
+                is_error=r.is_error,
+            )
+        elif isinstance(r, records.Handoff):
+            entry = TranscriptEntry(
+                seq=o.seq,
+                at=r.at,
+                kind="handoff",
+                name=r.new_agent_name or r.new_agent_id,
+                text=f"{r.old_agent_name or r.old_agent_id or '?'} -> "
+                f"{r.new_agent_name or r.new_agent_id or '?'}",
+            )
+        elif isinstance(r, records.ErrorRecord):
+            entry = TranscriptEntry(
+                seq=o.seq, at=r.at, kind="error", name=r.source, text=r.message, is_error=True
+            )
+        elif isinstance(r, records.Notice):
+            entry = TranscriptEntry(seq=o.seq, at=r.at, kind="notice", name=r.code, text=r.message)
+        elif isinstance(r, records.Gap):
+            entry = TranscriptEntry(
+                seq=o.seq, at=r.at, kind="gap", text=f"{r.count} records lost: {r.reason}"
+            )
+        elif isinstance(r, records.Opened):
+            entry = TranscriptEntry(seq=o.seq, at=r.at, kind="opened", name=r.agent_name)
+        elif isinstance(r, records.Closed):
+            entry = TranscriptEntry(
+                seq=o.seq, at=r.at, kind="closed", text=r.reason, is_error=r.error is not None
+            )
+        elif isinstance(r, records.AgentConfigUpdated):
+            entry = TranscriptEntry(
+                seq=o.seq, at=r.at, kind="agent_config_updated", text=r.instructions
+            )
+        elif isinstance(r, records.TranscriptionEnabled):
+            entry = TranscriptEntry(
+                seq=o.seq, at=r.at, kind="transcription_enabled", name=r.transcription_model
+            )
+        elif isinstance(r, records.TurnTiming):
+            target = by_item.get(r.item_id or "") if r.item_id else None
+            if target is None and r.speech_id:
+                target = by_item.get(r.speech_id)
+            if target is None and r.role is not None:
+                target = last_of.get(r.role)
+            if target is not None:
+                entries[target] = entries[target].model_copy(
+                    update={"timing": _merge_timing(entries[target].timing, r)}
+                )
+            continue
+        if entry is None:
+            continue
+        item_id = getattr(r, "item_id", None)
+        if isinstance(item_id, str) and item_id:
+            by_item[item_id] = len(entries)
+        entries.append(entry)
+    return entries
+
+
+# --- evidence bundles ------------------------------------------------------------------------
+
+
+def chain_row_json(row: Any) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "kind": row.kind,
+        "at": row.at.astimezone(timezone.utc).isoformat(),
+        "key_id": row.key_id,
+        "nonce": bytes(row.nonce).hex(),
+        "ciphertext": bytes(row.ciphertext).hex(),
+        "prev_hash": bytes(row.prev_hash).hex(),
+        "hash": bytes(row.hash).hex(),
+    }
+
+
+@dataclass(frozen=True)
+class BundleCheck:
+    ok: bool
+    session_id: str
+    events: int
+    first_bad_seq: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class _BundleRow:
+    session_id: uuid.UUID
+    seq: int
+    tenant: str
+    kind: str
+    at: datetime
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    prev_hash: bytes
+    hash: bytes
+
+
+def check_bundle(doc: Any) -> BundleCheck:
+    """Verify an exported bundle offline, without any key.
+
+    Recomputes the chain from the hex rows and holds it to the bundle's stated count and head;
+    the decrypted records are checked only for matching the chain's seq and kind, since their
+    content cannot be tied to the ciphertext without the data key.
+    """
+    sid = "?"
+    try:
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        if doc.get("format") != BUNDLE_FORMAT:
+            raise ValueError("not an auditagent evidence bundle")
+        if doc.get("version") != BUNDLE_VERSION:
+            raise ValueError(f"unsupported bundle version {doc.get('version')!r}")
+        session = doc["session"]
+        sid = str(session["id"])
+        session_id = uuid.UUID(sid)
+        tenant = str(session["tenant"])
+        stated_count = int(session["event_count"])
+        stated_head = session.get("head_hash")
+        head = bytes.fromhex(stated_head) if isinstance(stated_head, str) and stated_count else None
+        rows = [
+            _BundleRow(
+                session_id=session_id,
+                seq=int(r["seq"]),
+                tenant=tenant,
+                kind=str(r["kind"]),
+                at=datetime.fromisoformat(str(r["at"])),
+                key_id=str(r["key_id"]),
+                nonce=bytes.fromhex(r["nonce"]),
+                ciphertext=bytes.fromhex(r["ciphertext"]),
+                prev_hash=bytes.fromhex(r["prev_hash"]),
+                hash=bytes.fromhex(r["hash"]),
+            )
+            for r in doc["chain"]
+        ]
+        recs = doc.get("records") or []
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return BundleCheck(False, sid, 0, None, f"malformed bundle: {exc}")
+    # The session's stated (event_count, head_hash) act as a checkpoint, as in the database
+    # verifier: a row cut from the end of the bundle is caught there.
+    result = chain.verify(rows, expected_count=stated_count or None, expected_head=head)
+    if not result.ok:
+        return BundleCheck(False, sid, result.events, result.first_bad_seq, result.reason)
+    if recs:
+        kinds = {r.seq: r.kind for r in rows}
+        for rec in recs:
+            seq = rec.get("seq") if isinstance(rec, dict) else None
+            if not isinstance(seq, int) or kinds.get(seq) != rec.get("kind"):
+                return BundleCheck(
+                    False,
+                    sid,
+                    result.events,
+                    seq if isinstance(seq, int) else None,
+                    "decrypted record does not match the chain",
+                )
+    return BundleCheck(True, sid, result.events, None, None)
+
+
+def load_bundle(data: bytes) -> Any:
+    return json.loads(data)

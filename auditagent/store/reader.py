@@ -1,0 +1,232 @@
+"""Read queries for the review service: session metadata, sealed events, holds.
+
+Nothing here decrypts; callers that need plaintext go through ``auditagent.review``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, tuple_
+
+from .. import chain
+from .models import DataKeyRow, EventRow, LegalHoldRow, SessionRow
+
+__all__ = [
+    "MAX_PAGE",
+    "InvalidCursor",
+    "SessionFilter",
+    "SessionPage",
+    "decode_cursor",
+    "encode_cursor",
+    "event_counts",
+    "get_data_key",
+    "get_session",
+    "holds_for_session",
+    "iter_events",
+    "list_sessions",
+    "sessions_for_analytics",
+    "timing_events",
+    "verify_session",
+]
+
+MAX_PAGE = 500
+_CURSOR = struct.Struct(">q16s")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(started_at: datetime, session_id: uuid.UUID) -> str:
+    """Opaque to clients: base64url of (started_at in microseconds, session id)."""
+    raw = _CURSOR.pack(chain.at_microseconds(started_at), session_id.bytes)
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        micros, sid = _CURSOR.unpack(raw)
+        return _EPOCH + timedelta(microseconds=micros), uuid.UUID(bytes=sid)
+    except (binascii.Error, struct.error, ValueError, OverflowError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    tenant: str | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    agent: str | None = None
+    architecture: str | None = None
+    participant_index: bytes | None = None
+    tool: str | None = None
+    close_reason: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def _where(f: SessionFilter) -> list[Any]:
+    conds: list[Any] = []
+    if f.tenant is not None:
+        conds.append(SessionRow.tenant == f.tenant)
+    if f.started_from is not None:
+        conds.append(SessionRow.started_at >= f.started_from)
+    if f.started_to is not None:
+        conds.append(SessionRow.started_at < f.started_to)
+    if f.agent is not None:
+        conds.append(
+            or_(SessionRow.agent_name == f.agent, SessionRow.labels["agent"].astext == f.agent)
+        )
+    if f.architecture is not None:
+        conds.append(SessionRow.architecture == f.architecture)
+    if f.participant_index is not None:
+        conds.append(SessionRow.participant_index == f.participant_index)
+    if f.tool is not None:
+        # ANY over the array would not use the GIN index; containment does.
+        conds.append(SessionRow.tool_names.contains([f.tool]))
+    if f.close_reason is not None:
+        conds.append(SessionRow.close_reason == f.close_reason)
+    if f.status is not None:
+        conds.append(SessionRow.status == f.status)
+    return conds
+
+
+def list_sessions(
+    conn: Connection, *, filters: SessionFilter, limit: int = 50, cursor: str | None = None
+) -> SessionPage:
+    """One page, newest first, keyset-paginated on (started_at, id) so pages never shift when
+    sessions are added while a client walks them."""
+    limit = max(1, min(limit, MAX_PAGE))
+    conds = _where(filters)
+    if cursor is not None:
+        at, sid = decode_cursor(cursor)
+        conds.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(at, sid))
+    stmt = (
+        select(SessionRow.__table__)
+        .where(and_(*conds))
+        .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+        .limit(limit + 1)
+    )
+    rows = conn.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1].started_at, rows[-1].id) if more and rows else None
+    return SessionPage(items=list(rows), next_cursor=nxt)
+
+
+def get_session(conn: Connection, session_id: uuid.UUID) -> Any | None:
+    return conn.execute(select(SessionRow.__table__).where(SessionRow.id == session_id)).first()
+
+
+def event_counts(conn: Connection, session_id: uuid.UUID) -> dict[str, int]:
+    rows = conn.execute(
+        select(EventRow.kind, func.count())
+        .where(EventRow.session_id == session_id)
+        .group_by(EventRow.kind)
+        .order_by(EventRow.kind)
+    ).all()
+    return {kind: int(n) for kind, n in rows}
+
+
+def iter_events(
+    conn: Connection, session_id: uuid.UUID, *, kinds: Sequence[str] | None = None
+) -> Iterator[Any]:
+    """Sealed rows in seq order, streamed so a long session is never held in memory twice."""
+    stmt = (
+        select(EventRow.__table__).where(EventRow.session_id == session_id).order_by(EventRow.seq)
+    )
+    if kinds is not None:
+        stmt = stmt.where(EventRow.kind.in_(list(kinds)))
+    yield from conn.execution_options(yield_per=1000).execute(stmt)
+
+
+def get_data_key(conn: Connection, session_id: uuid.UUID) -> Any | None:
+    return conn.execute(
+        select(DataKeyRow.__table__).where(DataKeyRow.session_id == session_id)
+    ).first()
+
+
+def holds_for_session(conn: Connection, session: Any) -> list[Any]:
+    """Unreleased holds covering the session: on it, on its participant, or on its tenant."""
+    scope = [
+        and_(LegalHoldRow.scope == "session", LegalHoldRow.session_id == session.id),
+        LegalHoldRow.scope == "tenant",
+    ]
+    if session.participant_index is not None:
+        scope.append(
+            and_(
+                LegalHoldRow.scope == "participant",
+                LegalHoldRow.participant_index == session.participant_index,
+            )
+        )
+    return list(
+        conn.execute(
+            select(LegalHoldRow.__table__)
+            .where(LegalHoldRow.tenant == session.tenant)
+            .where(LegalHoldRow.released_at.is_(None))
+            .where(or_(*scope))
+            .order_by(LegalHoldRow.created_at)
+        ).all()
+    )
+
+
+def verify_session(conn: Connection, session: Any) -> chain.VerifyResult:
+    """Recompute the session's chain and hold it to the count and head on the sessions row.
+
+    The row's (event_count, head_hash) act as a checkpoint, which is what catches a deleted
+    last record: the remaining chain would otherwise still link perfectly.
+    """
+    expected_count = int(session.event_count or 0)
+    head = bytes(session.head_hash) if session.head_hash is not None else None
+    return chain.verify(
+        iter_events(conn, session.id),
+        expected_count=expected_count if expected_count > 0 else None,
+        expected_head=head if expected_count > 0 else None,
+    )
+
+
+def sessions_for_analytics(
+    conn: Connection,
+    *,
+    tenant: str | None,
+    started_from: datetime | None,
+    started_to: datetime | None,
+    max_sessions: int,
+) -> list[Any]:
+    """Newest sessions first, bounded, that still have a data key to read them with."""
+    conds = _where(SessionFilter(tenant=tenant, started_from=started_from, started_to=started_to))
+    conds.append(SessionRow.status.in_(["open", "closed"]))
+    return list(
+        conn.execute(
+            select(SessionRow.__table__)
+            .where(and_(*conds))
+            .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+            .limit(max_sessions)
+        ).all()
+    )
+
+
+def timing_events(conn: Connection, session_id: uuid.UUID) -> Iterator[Any]:
+    return iter_events(conn, session_id, kinds=["turn_timing"])
+
+
+def iter_all_sessions(conn: Connection, *, tenant: str | None = None) -> Iterator[Any]:
+    stmt = select(SessionRow.__table__).order_by(SessionRow.started_at, SessionRow.id)
+    if tenant is not None:
+        stmt = stmt.where(SessionRow.tenant == tenant)
+    yield from conn.execution_options(yield_per=500).execute(stmt)
