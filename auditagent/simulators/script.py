@@ -21,7 +21,7 @@ import numpy as np
 # 24 kHz is what OpenAI Realtime and Gemini output use, 16 kHz is what Deepgram (default)
 # and Gemini input use; 48 kHz is LiveKit's room rate. Audio is synthesized directly at
 # the requested rate so no caller ever needs a resampler.
-SUPPORTED_RATES = (8000, 16000, 24000, 48000)
+SUPPORTED_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 
 # Seconds of audio per character of text. Distinct line lengths then give distinct,
 # measurable durations (used by the one-shot transcription endpoint).
