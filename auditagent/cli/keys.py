@@ -18,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rotate.set_defaults(func=_rotate)
     public = ksub.add_parser("public", help="print the checkpoint signing public key (base64)")
     public.set_defaults(func=_public)
+    rewrap = ksub.add_parser(
+        "rewrap", help="move every data key to the newest master key (no ciphertext is touched)"
+    )
+    rewrap.set_defaults(func=_rewrap)
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,4 +45,23 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
 def _public(args: argparse.Namespace, settings: Settings) -> int:
     keyring = LocalKeyring.load(settings.resolved_keyring_path)
     print(base64.b64encode(keyring.signing_public_key()).decode("ascii"))
+    return 0
+
+
+def _rewrap(args: argparse.Namespace, settings: Settings) -> int:
+    from ..keys import load_key_provider
+    from ..store import db
+    from ..store.keyring import rewrap_all
+
+    kp = load_key_provider(settings)
+    engine = db.make_engine(settings)
+    try:
+        db.ensure_schema_current(engine)
+        result = rewrap_all(engine, kp)
+    finally:
+        engine.dispose()
+    print(
+        f"rewrapped {result.rewrapped} data keys to {kp.current_key_id()}"
+        f" ({result.already_current} already current, {result.shredded} shredded)"
+    )
     return 0
