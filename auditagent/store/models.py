@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -198,6 +199,13 @@ class RetentionPolicyRow(Base):
     __table_args__ = (
         CheckConstraint("keep_days > 0", name="keep_days_positive"),
         Index("uq_retention_policies_tenant_agent", "tenant", "agent", unique=True),
+        # NULLs are distinct in the index above: one tenant-wide (agent IS NULL) policy only.
+        Index(
+            "uq_retention_policies_tenant_default",
+            "tenant",
+            unique=True,
+            postgresql_where=text("agent IS NULL"),
+        ),
     )
 
 
@@ -215,6 +223,9 @@ class RetentionRunRow(Base):
     events_deleted: Mapped[int] = mapped_column(BigInteger, server_default="0")
     sessions_skipped_held: Mapped[int] = mapped_column(Integer, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Who asked (CLI user or API key) and why (erasure request reference); never personal data.
+    requested_by: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class DeletionRecordRow(Base):
