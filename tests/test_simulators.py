@@ -331,6 +331,7 @@ async def test_gemini_live_turns_over_tls(sim: SimulatorServer, transcription: b
         )
         setup = sim.gemini.setups[-1]
         assert ("inputAudioTranscription" in setup) is transcription
+        assert sim.gemini.unknown_messages == []
     finally:
         await session.aclose()
         await model.aclose()

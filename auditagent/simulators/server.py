@@ -63,9 +63,10 @@ class SimulatorServer:
         self._runners.append(runner)
         site = web.TCPSite(runner, HOST, 0, ssl_context=ssl_context)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # aiohttp exposes the bound port only through the site's asyncio server
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        port: int = sockets[0].getsockname()[1]
         return port
 
     async def start(self) -> None:
@@ -126,38 +127,38 @@ class SimulatorServer:
 # --- factories: real plugin objects pointed at a running SimulatorServer -----------------
 
 
-def deepgram_stt(sim: SimulatorServer, **kwargs: Any) -> stt.STT:
+def deepgram_stt(sim: SimulatorServer, **kwargs: Any) -> stt.STT[Any]:
     from livekit.plugins import deepgram
 
     return deepgram.STT(api_key=DUMMY_KEY, base_url=sim.deepgram_url, **kwargs)
 
 
-def openai_llm(sim: SimulatorServer, **kwargs: Any) -> llm.LLM:
+def openai_llm(sim: SimulatorServer, **kwargs: Any) -> llm.LLM[Any]:
     from livekit.plugins import openai
 
     kwargs.setdefault("model", "gpt-4o-mini")
     return openai.LLM(api_key=DUMMY_KEY, base_url=sim.openai_url, **kwargs)
 
 
-def whisper_stt(sim: SimulatorServer, **kwargs: Any) -> stt.STT:
+def whisper_stt(sim: SimulatorServer, **kwargs: Any) -> stt.STT[Any]:
     from livekit.plugins import openai
 
     kwargs.setdefault("model", "whisper-1")
     return openai.STT(api_key=DUMMY_KEY, base_url=sim.openai_url, use_realtime=False, **kwargs)
 
 
-def cartesia_tts(sim: SimulatorServer, **kwargs: Any) -> tts.TTS:
+def cartesia_tts(sim: SimulatorServer, **kwargs: Any) -> tts.TTS[Any]:
     from livekit.plugins import cartesia
 
     return cartesia.TTS(api_key=DUMMY_KEY, base_url=sim.cartesia_url, **kwargs)
 
 
-def pipeline_deepgram(sim: SimulatorServer) -> tuple[stt.STT, llm.LLM, tts.TTS]:
+def pipeline_deepgram(sim: SimulatorServer) -> tuple[stt.STT[Any], llm.LLM[Any], tts.TTS[Any]]:
     """Deepgram streaming STT + OpenAI chat LLM + Cartesia TTS."""
     return deepgram_stt(sim), openai_llm(sim), cartesia_tts(sim)
 
 
-def pipeline_whisper(sim: SimulatorServer) -> tuple[stt.STT, llm.LLM, tts.TTS]:
+def pipeline_whisper(sim: SimulatorServer) -> tuple[stt.STT[Any], llm.LLM[Any], tts.TTS[Any]]:
     """OpenAI whisper-1 (non-streaming; wrap with a VAD via StreamAdapter or an
     AgentSession vad) + OpenAI chat LLM + Cartesia TTS."""
     return whisper_stt(sim), openai_llm(sim), cartesia_tts(sim)
