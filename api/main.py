@@ -66,6 +66,13 @@ def create_app(
         description=API_DESCRIPTION,
         lifespan=lifespan,
     )
+    # Injected dependencies are usable even by a client that never runs the lifespan (an
+    # ASGI test transport); the lifespan still checks the schema when it does run.
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    if key_provider is not None:
+        app.state.key_provider = key_provider
     install_problem_handlers(app)
 
     @app.middleware("http")

@@ -117,20 +117,27 @@ def list_sessions(
     close_reason: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=SAFE_TEXT)
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=reader.CURSOR_PATTERN, description="`next_cursor` of a page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=reader.MAX_PAGE)] = 50,
 ) -> SessionPage:
     """Session metadata, newest first. Nothing is decrypted."""
     scope = scope_tenant(access.principal, tenant)
     participant_index: bytes | None = None
+    participant_indexes: tuple[bytes, ...] | None = None
     if participant is not None:
-        if scope is None:
-            raise ProblemError(
-                422,
-                "a participant search needs a tenant (the index is per tenant)",
-                type_="validation",
-            )
-        participant_index = keys.blind_index(tenant=scope, value=participant)
+        if scope is not None:
+            participant_index = keys.blind_index(tenant=scope, value=participant)
+        else:
+            # The index is keyed per tenant, so a search across tenants (tenantless admins
+            # only) matches the identity's index under each tenant that has sessions.
+            with access.engine.connect() as conn:
+                participant_indexes = tuple(
+                    keys.blind_index(tenant=t, value=participant)
+                    for t in reader.tenants(conn)
+                    if "\0" not in t
+                )
     start, end = _utc(started_from), _utc(started_to)
     filters = SessionFilter(
         tenant=scope,
@@ -139,6 +146,7 @@ def list_sessions(
         agent=agent,
         architecture=architecture,
         participant_index=participant_index,
+        participant_indexes=participant_indexes,
         tool=tool,
         close_reason=close_reason,
     )

@@ -52,13 +52,20 @@ def encode_cursor(started_at: datetime, session_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{32}$"
+_MIN_US = chain.at_microseconds(datetime.min.replace(tzinfo=timezone.utc))
+_MAX_US = chain.at_microseconds(datetime.max.replace(tzinfo=timezone.utc))
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         micros, sid = _CURSOR.unpack(raw)
-        return _EPOCH + timedelta(microseconds=micros), uuid.UUID(bytes=sid)
-    except (binascii.Error, struct.error, ValueError, OverflowError) as exc:
+    except (binascii.Error, struct.error, ValueError) as exc:
         raise InvalidCursor("malformed cursor") from exc
+    # A cursor is only a position; one past either end of time means "from that end".
+    micros = min(max(micros, _MIN_US), _MAX_US)
+    return _EPOCH + timedelta(microseconds=micros), uuid.UUID(bytes=sid)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class SessionFilter:
     agent: str | None = None
     architecture: str | None = None
     participant_index: bytes | None = None
+    participant_indexes: tuple[bytes, ...] | None = None
+    """For a search spanning tenants: the identity's index under each tenant."""
     tool: str | None = None
     close_reason: str | None = None
     status: str | None = None
@@ -96,6 +105,8 @@ def _where(f: SessionFilter) -> list[Any]:
         conds.append(SessionRow.architecture == f.architecture)
     if f.participant_index is not None:
         conds.append(SessionRow.participant_index == f.participant_index)
+    if f.participant_indexes is not None:
+        conds.append(SessionRow.participant_index.in_(list(f.participant_indexes)))
     if f.tool is not None:
         # ANY over the array would not use the GIN index; containment does.
         conds.append(SessionRow.tool_names.contains([f.tool]))
@@ -127,6 +138,10 @@ def list_sessions(
     rows = rows[:limit]
     nxt = encode_cursor(rows[-1].started_at, rows[-1].id) if more and rows else None
     return SessionPage(items=list(rows), next_cursor=nxt)
+
+
+def tenants(conn: Connection) -> list[str]:
+    return list(conn.execute(select(SessionRow.tenant).distinct()).scalars())
 
 
 def get_session(conn: Connection, session_id: uuid.UUID) -> Any | None:

@@ -1,0 +1,41 @@
+"""`auditagent serve`: the review API under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigError
+from ..keys import load_key_provider
+from ..settings import Settings
+from ..store import db
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("serve", help="run the review API")
+    p.add_argument("--host", default=None, help="bind address (default AUDITAGENT_API_HOST)")
+    p.add_argument("--port", type=int, default=None, help="port (default AUDITAGENT_API_PORT)")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ConfigError("uvicorn is not installed", fix="pip install uvicorn") from exc
+    from auditagent_api import create_app
+
+    # Everything that can be wrong is checked here, before uvicorn starts, so a misconfigured
+    # server stops with the one-line error and its fix rather than a lifespan traceback.
+    url = db.resolve_database_url(settings)
+    engine = db.make_engine(settings, url=url)
+    try:
+        db.ensure_schema_current(engine)
+        key_provider = load_key_provider(settings)
+        host = args.host or settings.api_host
+        port = args.port if args.port is not None else settings.api_port
+        app = create_app(settings, engine=engine, key_provider=key_provider)
+        print(f"auditagent review API on http://{host}:{port} ({db.describe_url(url)})", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        engine.dispose()
+    return 0
