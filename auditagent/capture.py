@@ -489,7 +489,8 @@ class SessionCapture:
             if fn is not None:
                 out.extend(fn(ev, t))
         except Exception as e:
-            logger.warning("auditagent: could not translate %s", name, exc_info=True)
+            # type only: the exception's text (pydantic echoes input values) can be transcript
+            logger.warning("auditagent: could not translate %s: %s", name, type(e).__name__)
             out.append(
                 Notice(
                     at=_utc(t) if isinstance(t, (int, float)) else datetime.now(timezone.utc),
@@ -920,8 +921,10 @@ class SessionCapture:
         for item in items:
             try:
                 out.extend(self._reconcile_item(item))
-            except Exception:
-                logger.warning("auditagent: could not reconcile a history item", exc_info=True)
+            except Exception as e:
+                logger.warning(
+                    "auditagent: could not reconcile a history item: %s", type(e).__name__
+                )
         out.extend(self._flush_finals())
         # tool calls whose batch never completed (cancelled, session closed mid-call)
         for call_id in list(self._tools):
