@@ -1,0 +1,130 @@
+"""Helpers for retention, hold, erasure and checkpoint tests: real sessions through the real
+recorder, a fresh database per test that counts globally, direct reads of what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from auditagent import records as r
+from auditagent.keys import LocalKeyring
+from auditagent.recorder import AuditRecorder
+from auditagent.settings import Settings
+from auditagent.store import db
+
+
+@dataclass(frozen=True)
+class Recorded:
+    session_id: uuid.UUID
+    tenant: str
+    participant: str
+    ended_at: datetime
+
+
+@pytest.fixture
+def fresh_settings(make_database: Callable[[], str], data_dir: Path) -> Settings:
+    """Settings on a new database of its own (tests that count sessions globally)."""
+    return Settings(
+        database_url=make_database(),
+        data_dir=data_dir,
+        flush_interval=0.05,
+        retention_default_days=30,
+        retention_floor_days=7,
+    )
+
+
+@pytest.fixture
+def keyring(fresh_settings: Settings) -> LocalKeyring:
+    return LocalKeyring.init(fresh_settings.resolved_keyring_path)
+
+
+@pytest.fixture
+def engine(fresh_settings: Settings) -> Iterator[Engine]:
+    eng = db.make_engine(fresh_settings)
+    yield eng
+    eng.dispose()
+
+
+def record_sessions(
+    settings: Settings,
+    keyring: LocalKeyring,
+    specs: list[tuple[str, str, str]],
+    *,
+    utterances: int = 3,
+    close: bool = True,
+) -> list[Recorded]:
+    """Record one short conversation per (tenant, participant, agent) and return them."""
+
+    async def go() -> list[uuid.UUID]:
+        ids = []
+        async with AuditRecorder(settings, key_provider=keyring) as recorder:
+            for tenant, participant, agent in specs:
+                rec = recorder.open_session(
+                    tenant=tenant, participant=participant, labels={"agent": agent}
+                )
+                t0 = datetime.now(timezone.utc)
+                for i in range(utterances):
+                    rec.add(
+                        r.UserUtterance(
+                            at=t0 + timedelta(seconds=i), text=f"utterance {i}", source="stt"
+                        )
+                    )
+                if close:
+                    rec.close(reason="done")
+                ids.append(rec.session_id)
+            await recorder.flush()
+        return ids
+
+    ids = asyncio.run(go())
+    ends = ended_at(settings, ids)
+    return [
+        Recorded(session_id=i, tenant=t, participant=p, ended_at=ends[i])
+        for i, (t, p, _) in zip(ids, specs, strict=True)
+    ]
+
+
+def ended_at(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        rows = conn.execute(
+            "SELECT id, ended_at FROM sessions WHERE id = ANY(%s)", (ids,)
+        ).fetchall()
+    return {i: e for i, e in rows}
+
+
+def set_ended(settings: Settings, session_id: uuid.UUID, when: datetime) -> None:
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        conn.execute("UPDATE sessions SET ended_at = %s WHERE id = %s", (when, session_id))
+
+
+def state(settings: Settings, session_id: uuid.UUID) -> tuple[str, int, bool]:
+    """(status, events left, data key still wrapped)."""
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        status = conn.execute("SELECT status FROM sessions WHERE id = %s", (session_id,)).fetchone()
+        n = conn.execute(
+            "SELECT count(*) FROM events WHERE session_id = %s", (session_id,)
+        ).fetchone()
+        key = conn.execute(
+            "SELECT wrapped IS NOT NULL FROM data_keys WHERE session_id = %s", (session_id,)
+        ).fetchone()
+    assert status is not None and n is not None and key is not None
+    return status[0], int(n[0]), bool(key[0])
+
+
+def deletion_rows(settings: Settings) -> list[tuple[object, ...]]:
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        return conn.execute(
+            "SELECT seq, session_id, policy, reason, event_count, final_hash, run_id "
+            "FROM deletion_records ORDER BY seq"
+        ).fetchall()
