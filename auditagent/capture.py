@@ -272,6 +272,9 @@ class SessionCapture:
         self._user_speech: tuple[float | None, float | None] = (None, None)
         self._findings: list[str] = []
         self._enabled_by_us = False
+        # session-STT finals already recorded on a realtime model, in case LiveKit later stores
+        # the same words as a user ChatMessage (it does when a session closes mid-turn)
+        self._rt_stt_texts: list[str] = []
 
     # ------------------------------------------------------------------ hot path wiring
 
@@ -538,6 +541,8 @@ class SessionCapture:
         metrics = dict(getattr(msg, "metrics", None) or {})
         at = _utc(t) if live else _utc(msg.created_at)
         if msg.role == "user":
+            if self._claimed_by_stt_finals(_text_of(msg)):
+                return []
             language = speaker = None
             for tr, _ in self._pending_finals:
                 language = language or _safe_str(tr.language)
@@ -652,9 +657,24 @@ class SessionCapture:
             return []
         if self._uses_realtime():
             # session STT on a realtime model: LiveKit stores no user ChatMessage
+            self._rt_stt_texts.append(ev.transcript)
             return [self._transcript_record(ev, t, final=True)]
         self._pending_finals.append((ev, t))
         return []
+
+    def _claimed_by_stt_finals(self, text: str) -> bool:
+        """Whether a user message repeats session-STT finals already recorded (realtime)."""
+        if not self._rt_stt_texts:
+            return False
+        norm = " ".join(text.split())
+        if norm == " ".join(" ".join(self._rt_stt_texts).split()):
+            self._rt_stt_texts.clear()
+            return True
+        for i, prior in enumerate(self._rt_stt_texts):
+            if norm == " ".join(prior.split()):
+                del self._rt_stt_texts[: i + 1]
+                return True
+        return False
 
     def _transcript_record(self, ev: Any, t: float, *, final: bool) -> UserUtterance:
         started, ended = self._user_speech
