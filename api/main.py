@@ -17,7 +17,7 @@ from auditagent.settings import Settings
 from auditagent.store.db import ensure_schema_current, make_engine
 
 from .problems import install_openapi, install_problem_handlers
-from .routes import access_log, admin, analytics, health, sessions
+from .routes import access_log, admin, analytics, health, holds, retention, sessions
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -95,5 +95,8 @@ def create_app(
 
     for module in (sessions, access_log, analytics, admin, health):
         app.include_router(module.router)
+    app.include_router(retention.router)
+    app.include_router(holds.router)
+    retention.install_erased_handler(app)  # 410 with the session's deletion record
     install_openapi(app)
     return app

@@ -1,0 +1,150 @@
+"""`/v1/holds`: place, list and release legal holds (admins only).
+
+A hold covers one session, one participant (matched through the keyed blind index, so the
+identity itself is never stored) or a whole tenant. Held sessions survive retention runs and
+erasure; placing and releasing are recorded with who, when and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditagent import retention
+from auditagent.store import retention as store
+
+from ..deps import AccessDep, AdminDep, KeysDep, scope_tenant
+from ..problems import ProblemError, problem_responses
+from ..schemas import SAFE_TEXT
+from .retention import actor, required_tenant
+
+router = APIRouter(prefix="/v1/holds", tags=["holds"])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HoldIn(_Model):
+    scope: Literal["session", "participant", "tenant"]
+    tenant: str | None = Field(default=None, min_length=1, max_length=128, pattern=SAFE_TEXT)
+    session_id: uuid.UUID | None = Field(default=None, description="scope=session")
+    participant: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        pattern=SAFE_TEXT,
+        description="scope=participant: the identity (stored only as its blind index)",
+    )
+    reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
+
+
+class ReleaseIn(_Model):
+    reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
+
+
+class HoldOut(_Model):
+    id: uuid.UUID
+    scope: Literal["session", "participant", "tenant"]
+    tenant: str
+    session_id: uuid.UUID | None
+    reason: str
+    created_by: str
+    created_at: datetime
+    active: bool
+    released_at: datetime | None
+    released_by: str | None
+    release_reason: str | None
+
+
+class HoldList(_Model):
+    items: list[HoldOut]
+
+
+def _out(h: store.Hold) -> HoldOut:
+    scope: Literal["session", "participant", "tenant"] = (
+        "session"
+        if h.scope == "session"
+        else "participant"
+        if h.scope == "participant"
+        else "tenant"
+    )
+    return HoldOut(
+        id=h.id,
+        scope=scope,
+        tenant=h.tenant,
+        session_id=h.session_id,
+        reason=h.reason,
+        created_by=h.created_by,
+        created_at=h.created_at,
+        active=h.active,
+        released_at=h.released_at,
+        released_by=h.released_by,
+        release_reason=h.release_reason,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=HoldOut,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+def create_hold(body: HoldIn, admin: AdminDep, access: AccessDep, keys: KeysDep) -> HoldOut:
+    """Place a legal hold."""
+    tenant = required_tenant(admin, body.tenant)
+    if body.scope == "session" and body.session_id is None:
+        raise ProblemError(422, "scope session needs session_id", type_="validation")
+    if body.scope == "participant" and body.participant is None:
+        raise ProblemError(422, "scope participant needs participant", type_="validation")
+    access.record(
+        "holds.create",
+        tenant=tenant,
+        session_id=body.session_id if body.scope == "session" else None,
+        detail={"scope": body.scope},
+    )
+    hold = retention.create_hold(
+        access.engine,
+        keys,
+        scope=body.scope,
+        tenant=tenant,
+        reason=body.reason,
+        created_by=actor(admin),
+        session_id=body.session_id,
+        participant=body.participant,
+    )
+    return _out(hold)
+
+
+@router.get("", response_model=HoldList, responses=problem_responses(401, 403, 422, 503))
+def list_holds(
+    admin: AdminDep,
+    access: AccessDep,
+    tenant: Annotated[str | None, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)] = None,
+    include_released: bool = False,
+) -> HoldList:
+    """Active holds (and released ones with `include_released=true`)."""
+    scope = scope_tenant(admin, tenant)
+    access.record("holds.list", tenant=scope)
+    holds = store.list_holds(access.engine, tenant=scope, include_released=include_released)
+    return HoldList(items=[_out(h) for h in holds])
+
+
+@router.post(
+    "/{hold_id}/release",
+    response_model=HoldOut,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+def release_hold(
+    hold_id: uuid.UUID, body: ReleaseIn, admin: AdminDep, access: AccessDep
+) -> HoldOut:
+    """Release a hold; 409 if it was already released. Another tenant's hold is 404."""
+    access.record("holds.release", tenant=admin.tenant, detail={"hold_id": str(hold_id)})
+    hold = retention.release_hold(
+        access.engine, hold_id, released_by=actor(admin), reason=body.reason, tenant=admin.tenant
+    )
+    return _out(hold)
