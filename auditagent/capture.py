@@ -16,9 +16,17 @@ also keeps references to ``session.output.audio``/``transcription`` (two attribu
 
 Known limitations (documented, not guessed around):
 
-* When a TranscriptSynchronizer truncated an interrupted reply, LiveKit keeps the full generated
-  text nowhere public, and tapping the LLM output would mean wrapping the agent's nodes. The
-  record then carries the heard text with ``generated_text=None``.
+* When a TranscriptSynchronizer truncated an interrupted reply, the record carries the heard
+  text with ``generated_text=None``. Checked in 1.8.9: the full text lives only in locals of
+  ``AgentActivity._pipeline_reply_task`` (``_LLMGenerationData.generated_text``, the
+  ``_TextOutput.text`` of each segment); the ``speech_created`` SpeechHandle, the events and
+  the LLM/TTS metrics carry no text; the synchronizer's pushed text is rotated away by an
+  async task before the item is added. What remains would change the user's session: a tap at
+  the head of ``session.output.transcription`` (re-setting it detaches and re-attaches the
+  synchronizer, and set before ``start`` it makes RoomIO skip its own transcript output),
+  wrapping ``llm_node``/``transcription_node`` or ``session.llm``, or a recording tracer
+  provider for the ``lk.response.text`` span attribute (which the log/trace hygiene in
+  ``logfilter`` asks LiveKit to strip).
 * Without a synchronizer an interrupted reply's stored text is the full generated text: the
   record says ``heard_text_known=False`` rather than pretending it was all heard.
 * ``AgentConfigUpdate`` items (and tool items whose events were missed) have no event; they

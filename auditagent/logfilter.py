@@ -122,6 +122,14 @@ def _redacted_traceback(exc_info: Any) -> str:
 
 
 _installed: list[tuple[TranscriptRedactionFilter, list[logging.Filterer]]] = []
+_default: list[TranscriptRedactionFilter] = []
+
+
+def _default_filter() -> TranscriptRedactionFilter:
+    # one shared instance, so installing twice (prewarm and entrypoint) does not stack filters
+    if not _default:
+        _default.append(TranscriptRedactionFilter())
+    return _default[0]
 
 
 def install_log_filter(
@@ -137,7 +145,7 @@ def install_log_filter(
     (plugins create theirs at import), and on the root logger's handlers, which catch records
     from any logger that propagates. Idempotent per target.
     """
-    f = log_filter or TranscriptRedactionFilter()
+    f = log_filter or _default_filter()
     names = set(logger_names)
     names.update(
         n

@@ -202,3 +202,19 @@ async def test_untranslatable_event_log_does_not_echo_content(own_logs: _Capture
     assert notice.kind == "notice"
     assert "could not translate" in own_logs.text
     assert CANARY not in own_logs.text
+
+
+def test_install_twice_does_not_stack() -> None:
+    h = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(h)
+    try:
+        f1 = logfilter.install_log_filter()
+        f2 = logfilter.install_log_filter()
+        assert f1 is f2
+        assert h.filters.count(f1) == 1
+        assert logging.getLogger("livekit.agents").filters.count(f1) == 1
+        logfilter.remove_log_filter(f1)
+        assert f1 not in h.filters and f1 not in logging.getLogger("livekit.agents").filters
+    finally:
+        root.removeHandler(h)
