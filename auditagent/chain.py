@@ -186,3 +186,42 @@ def verify(
     elif expected_head is not None and prev != expected_head:
         return bad(None, "head hash mismatch (chain truncated or rewritten)")
     return VerifyResult(ok=True, events=count, first_bad_seq=None, reason=None, head_hash=prev)
+
+
+def link_fast(
+    *,
+    prev_hash: bytes,
+    head: bytes,
+    seq: int,
+    kind_lp: bytes,
+    key_lp: bytes,
+    tenant: str,
+    at: datetime,
+    nonce: bytes,
+    ciphertext: bytes,
+) -> bytes:
+    """:func:`link` with the session's fixed fields already encoded (``head`` is the
+    length-prefixed session id, ``kind_lp``/``key_lp`` the length-prefixed kind and key id).
+
+    One hash over one joined buffer instead of a dozen ``update`` calls; same digest.
+    """
+    if len(prev_hash) != HASH_SIZE:
+        raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
+    return hashlib.sha256(
+        b"".join(
+            (
+                _LABEL,
+                prev_hash,
+                head,
+                _SEQ.pack(8, seq),
+                kind_lp,
+                key_lp,
+                _lp(tenant.encode()),
+                _AT.pack(8, at_microseconds(at)),
+                _U32.pack(len(nonce)),
+                nonce,
+                _U32.pack(len(ciphertext)),
+                ciphertext,
+            )
+        )
+    ).digest()

@@ -22,7 +22,7 @@ import psycopg
 
 from . import crypto, records
 from .capture import RawEvent, SessionCapture
-from .envelope import Envelope, dek_context, seal_record
+from .envelope import Envelope, SessionSealer, dek_context
 from .errors import AuditagentError, DatabaseUnavailable
 from .keys import KeyProvider, load_key_provider
 from .metrics import metrics
@@ -69,7 +69,9 @@ class SessionRecording:
         self._participant = participant
         self.key_id = uuid.uuid4().hex
         data_key = crypto.new_data_key()
-        self._sealer = crypto.Sealer(data_key)
+        self._sealer = SessionSealer(
+            crypto.Sealer(data_key), tenant=tenant, session_id=self.session_id, key_id=self.key_id
+        )
         kp = recorder.key_provider
         wrapped = kp.wrap(
             data_key,
@@ -169,13 +171,9 @@ class SessionRecording:
 
     def _seal(self, record: records.Record) -> Envelope:
         kind = record.kind
-        env = seal_record(
-            self._sealer,
-            tenant=self.tenant,
-            session_id=self.session_id,
+        env = self._sealer.seal(
             seq=self.next_seq,
             kind=kind,
-            key_id=self.key_id,
             at=record.at,
             plaintext=records.encode(record),
             prev_hash=self.prev_hash,
@@ -500,19 +498,32 @@ class AuditRecorder:
 
     async def _drain(self) -> None:
         m = metrics()
-        limit = max(self.settings.batch_size, 1) * 10
-        while True:
-            batch = self._build_batch(limit)
-            m.queue_depth.set(len(self._queue))
-            if self._pending:
-                await self._retry_pending()
-            if not batch:
-                if self._db_down_since is not None:
-                    await self._try_recover()
-                return
-            await self._store(batch)
-            if not self._queue:
-                return
+        limit = max(self.settings.batch_size, 1)
+        inflight: asyncio.Task[None] | None = None
+        try:
+            while True:
+                # Seal the next batch while the previous one is on its way to the database:
+                # the client's CPU work overlaps the server's, one write in flight at a time.
+                batch = self._build_batch(limit)
+                m.queue_depth.set(len(self._queue))
+                if inflight is not None:
+                    await inflight
+                    inflight = None
+                if self._pending:
+                    await self._retry_pending()
+                if not batch:
+                    if self._db_down_since is not None:
+                        await self._try_recover()
+                    return
+                inflight = asyncio.get_running_loop().create_task(self._store(batch))
+                if not self._queue:
+                    await inflight
+                    inflight = None
+                    return
+                await asyncio.sleep(0)
+        finally:
+            if inflight is not None:
+                await inflight
 
     async def _store(self, batch: _Batch) -> None:
         m = metrics()

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic_core import PydanticSerializationError
 
 Architecture = Literal["pipeline", "realtime", "hybrid"]
 UtteranceSource = Literal["stt", "realtime", "history"]
@@ -266,6 +267,12 @@ def encode(record: Record) -> bytes:
     ``ensure_ascii`` turns lone surrogates and NUL into ``\\uXXXX`` escapes, so the bytes are
     always valid UTF-8 and ``decode`` gives back exactly the same strings.
     """
+    try:
+        # pydantic's Rust serializer is ~3x faster; it refuses lone surrogates, which take the
+        # stdlib path below. Both produce ASCII JSON that ``decode`` reads back identically.
+        return record.model_dump_json(ensure_ascii=True).encode("ascii")
+    except PydanticSerializationError:
+        pass
     data = record.model_dump(mode="python")
     try:
         return json.dumps(data, ensure_ascii=True, default=_json_default).encode("ascii")

@@ -308,3 +308,27 @@ def test_rows_with_memoryview_columns() -> None:
         for r in make_chain(3)
     ]
     assert chain.verify(rows).ok  # type: ignore[arg-type]
+
+
+def test_session_sealer_matches_the_reference_encoding() -> None:
+    import uuid as _uuid
+    from datetime import datetime as _dt
+    from datetime import timezone as _tz
+
+    from auditagent import crypto as _crypto
+    from auditagent import envelope as _env
+
+    key = _crypto.new_data_key()
+    sid = _uuid.uuid4()
+    fast = _env.SessionSealer(_crypto.Sealer(key), tenant="acme", session_id=sid, key_id="k1")
+    prev = bytes(32)
+    for seq, kind in enumerate(["opened", "user_utterance", "tool_call"]):
+        at = _dt.now(_tz.utc)
+        e = fast.seal(seq=seq, kind=kind, at=at, plaintext=b"p%d" % seq, prev_hash=prev)
+        ref_aad = _env.aad(tenant="acme", session_id=sid, seq=seq, kind=kind, key_id="k1")
+        assert _crypto.open(key, e.nonce, e.ciphertext, ref_aad) == b"p%d" % seq
+        assert e.hash == chain.link(
+            prev_hash=prev, session_id=sid, seq=seq, kind=kind, key_id="k1", tenant="acme",
+            at=at, nonce=e.nonce, ciphertext=e.ciphertext,
+        )
+        prev = e.hash

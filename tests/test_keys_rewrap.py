@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,8 +19,14 @@ from tests.helpers import read_records
 
 
 async def test_rotate_then_rewrap_keeps_every_session_readable(
-    settings: Settings, tenant: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_database: Any,
+    data_dir: Path,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Its own database: a real deployment has one keyring, the shared test database many.
+    settings = Settings(database_url=make_database(), data_dir=data_dir, flush_interval=0.05)
     kr = LocalKeyring.init(settings.resolved_keyring_path)
     async with AuditRecorder(settings) as recorder:
         handles = []
@@ -40,7 +47,7 @@ async def test_rotate_then_rewrap_keeps_every_session_readable(
     monkeypatch.setenv("AUDITAGENT_DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(settings.data_dir))
     assert main(["keys", "rotate"]) == 0
-    assert main(["keys", "rewrap"]) == 0
+    assert main(["keys", "rewrap"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out.strip().splitlines()[-1]
     assert out.startswith("rewrapped ") and "local:v2" in out
     with psycopg.connect(url) as conn:
@@ -88,3 +95,24 @@ def test_cli_errors_are_one_line_without_traceback(
     assert main(["db", "current"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "AUDITAGENT_TRANSCRIPTION_POLICY" in err
+
+
+async def test_rewrap_reports_keys_it_cannot_unwrap(
+    make_database: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = make_database()
+    foreign = Settings(database_url=url, data_dir=tmp_path / "other", flush_interval=0.05)
+    LocalKeyring.init(foreign.resolved_keyring_path)
+    async with AuditRecorder(foreign) as recorder:
+        recorder.open_session(tenant="x").close()
+        await recorder.flush()
+    ours = Settings(database_url=url, data_dir=tmp_path / "ours")
+    LocalKeyring.init(ours.resolved_keyring_path).rotate()
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", url)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(ours.data_dir))
+    assert main(["keys", "rewrap"]) == 1
+    err = capsys.readouterr().err
+    assert "could not be unwrapped" in err and err.count("\n") == 1

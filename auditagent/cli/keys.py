@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import sys
 
 from ..keys import LocalKeyring
 from ..settings import Settings
@@ -64,4 +65,11 @@ def _rewrap(args: argparse.Namespace, settings: Settings) -> int:
         f"rewrapped {result.rewrapped} data keys to {kp.current_key_id()}"
         f" ({result.already_current} already current, {result.shredded} shredded)"
     )
+    if result.failed:
+        print(
+            f"auditagent: {len(result.failed)} data keys could not be unwrapped with this keyring"
+            f" (first: session {result.failed[0]}); they were left unchanged",
+            file=sys.stderr,
+        )
+        return 1
     return 0
