@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from livekit.agents import Agent, AgentSession
 from livekit.agents import llm as lk_llm
+from livekit.agents.language import LanguageCode
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserInputTranscribedEvent
 
 from auditagent import records as r
@@ -204,7 +205,7 @@ async def test_stt_final_then_same_user_message_is_one_utterance() -> None:
     cap = SessionCapture(session, put=lambda _: None)
     out: list[Any] = []
     for words in ("first part", "second part"):
-        ev = UserInputTranscribedEvent(transcript=words, is_final=True, language="en")
+        ev = UserInputTranscribedEvent(transcript=words, is_final=True, language=LanguageCode("en"))
         out += cap.translate(("user_input_transcribed", ev, 1.0))
     msg = lk_llm.ChatMessage(role="user", content=["first part second part"])
     out += cap.translate(("conversation_item_added", ConversationItemAddedEvent(item=msg), 2.0))

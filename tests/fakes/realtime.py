@@ -115,7 +115,7 @@ class GeminiLikeRealtime(llm.RealtimeModel):
         pass
 
 
-class ScriptedRealtimeSession(llm.RealtimeSession):
+class ScriptedRealtimeSession(llm.RealtimeSession[Any]):
     """A realtime session whose "server" plays scripted text replies."""
 
     def __init__(self, model: llm.RealtimeModel, replies: list[str]) -> None:

@@ -8,6 +8,7 @@ length is what the playout clock of ``tests.fakes.io.ClockedAudioOutput`` plays 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 from livekit.agents import APIConnectOptions, tts
@@ -15,7 +16,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from livekit.agents.utils import shortuuid
 
 
-class ScriptedTTS(tts.TTS):
+class ScriptedTTS(tts.TTS[Any]):
     def __init__(
         self,
         *,
