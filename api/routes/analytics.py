@@ -18,7 +18,7 @@ from auditagent.store import reader
 
 from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import problem_responses
-from ..schemas import SAFE_TEXT, LatencyGroup, LatencyReport, LatencyStat
+from ..schemas import SAFE_TEXT, IsoDatetime, LatencyGroup, LatencyReport, LatencyStat
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -57,8 +57,8 @@ def latency(
     keys: KeysDep,
     group_by: Literal["architecture", "agent"] = "architecture",
     tenant: Annotated[str | None, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)] = None,
-    started_from: Annotated[datetime | None, Query(alias="from")] = None,
-    started_to: Annotated[datetime | None, Query(alias="to")] = None,
+    started_from: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+    started_to: Annotated[IsoDatetime | None, Query(alias="to")] = None,
     max_sessions: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> LatencyReport:
     """Per group: p50 and p95 of STT finalization, end of utterance, LLM first token, TTS first

@@ -27,6 +27,7 @@ from ..schemas import (
     EventItem,
     EventList,
     EvidenceBundle,
+    IsoDatetime,
     LegalHold,
     SessionDetail,
     SessionPage,
@@ -95,9 +96,11 @@ def list_sessions(
     keys: KeysDep,
     tenant: Text128 | None = None,
     started_from: Annotated[
-        datetime | None, Query(alias="from", description="started_at >= from")
+        IsoDatetime | None, Query(alias="from", description="started_at >= from")
     ] = None,
-    started_to: Annotated[datetime | None, Query(alias="to", description="started_at < to")] = None,
+    started_to: Annotated[
+        IsoDatetime | None, Query(alias="to", description="started_at < to")
+    ] = None,
     agent: Annotated[
         str | None,
         Query(min_length=1, max_length=256, pattern=SAFE_TEXT, description="agent name or label"),
