@@ -453,17 +453,20 @@ class AuditRecorder:
         interval = self.settings.flush_interval
         await self._replay_spool()
         while True:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             stopping = self._stopping
             waiters, self._flush_waiters = self._flush_waiters, []
             try:
                 await self._drain()
-            except Exception:  # the writer must outlive any single bad batch
-                log.exception("writer batch failed")
+            except Exception as exc:  # the writer must outlive any single bad batch
+                # Type and place only: exception messages can quote record content.
+                tb = exc.__traceback__
+                while tb is not None and tb.tb_next is not None:
+                    tb = tb.tb_next
+                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+                log.error("writer batch failed: %s at %s", type(exc).__name__, where)
             for w in waiters:
                 if not w.done():
                     w.set_result(None)

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
         description="Holds the embedded Postgres, the keyring, the spool and checkpoints (mode 0700).",
     )
     keyring_path: Path | None = Field(
-        default=None, description="Local master keyring file (0600). Default: data_dir/keyring.json."
+        default=None,
+        description="Local master keyring file (0600). Default: data_dir/keyring.json.",
     )
     spool_dir: Path | None = Field(
         default=None, description="Durable spool for sealed records. Default: data_dir/spool."
@@ -48,7 +49,9 @@ class Settings(BaseSettings):
         default="enforce", description="Realtime models without transcription: enforce|warn|off."
     )
     record_interims: bool = Field(default=False, description="Also record interim transcripts.")
-    queue_size: int = Field(default=20_000, ge=100, description="In-memory records before spooling.")
+    queue_size: int = Field(
+        default=20_000, ge=100, description="In-memory records before spooling."
+    )
     batch_size: int = Field(default=500, ge=1, description="Records per database write.")
     flush_interval: float = Field(default=0.25, gt=0, description="Seconds between writes.")
     db_timeout: float = Field(default=5.0, gt=0, description="Seconds before a write is spooled.")

@@ -33,10 +33,14 @@ def test_cli_upgrade_on_embedded_default(embedded_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITAGENT_")}
     env["AUDITAGENT_DATA_DIR"] = str(embedded_dir)
     cli = [sys.executable, "-m", "auditagent.cli"]
-    up = subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    up = subprocess.run(
+        [*cli, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert up.returncode == 0, up.stderr
     assert "is at revision" in up.stdout
-    cur = subprocess.run([*cli, "db", "current"], env=env, capture_output=True, text=True, timeout=120)
+    cur = subprocess.run(
+        [*cli, "db", "current"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert cur.returncode == 0 and "current" in cur.stdout, cur.stderr
     mode = stat.S_IMODE(embedded_dir.stat().st_mode)
     assert not mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IRGRP | stat.S_IWGRP), oct(mode)
@@ -49,7 +53,9 @@ async def test_recorder_smoke_on_embedded_default(embedded_dir: Path) -> None:
     db.upgrade(settings, url=url)  # idempotent when the CLI test ran first
     async with AuditRecorder(settings) as recorder:
         h = recorder.open_session(tenant="embedded", participant="+15550001111")
-        h.add(r.UserUtterance(at=datetime.now(timezone.utc), text="Embedded-Canary-3", source="stt"))
+        h.add(
+            r.UserUtterance(at=datetime.now(timezone.utc), text="Embedded-Canary-3", source="stt")
+        )
         h.close()
         await recorder.flush()
     got = read_records(url, h.session_id, kr)
