@@ -97,6 +97,6 @@ def create_app(
         app.include_router(module.router)
     app.include_router(retention.router)
     app.include_router(holds.router)
-    retention.install_erased_handler(app)  # 410 with the session's deletion record
+    retention.install(app, settings)  # 410 with the deletion record; floor in the schema
     install_openapi(app)
     return app

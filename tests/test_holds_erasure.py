@@ -166,12 +166,16 @@ def test_api_policies_floor_and_admin_only(client: TestClient, engine: Engine) -
     admin = _auth(engine, "admin", "acme")
     auditor = _auth(engine, "auditor", "acme")
     assert client.get("/v1/retention/policies", headers=auditor).status_code == 403
-    res = client.put("/v1/retention/policies", json={"keep_days": 3}, headers=admin)
+    res = client.put(
+        "/v1/retention/policies", json={"tenant": "acme", "keep_days": 3}, headers=admin
+    )
     assert res.status_code == 422
     assert res.headers["content-type"].startswith("application/problem+json")
     assert "floor of 7 days" in res.json()["detail"]
     res = client.put(
-        "/v1/retention/policies", json={"agent": "intake", "keep_days": 90}, headers=admin
+        "/v1/retention/policies",
+        json={"tenant": "acme", "agent": "intake", "keep_days": 90},
+        headers=admin,
     )
     assert res.status_code == 200 and res.json()["tenant"] == "acme"
     assert "admin-acme" in res.json()["created_by"]
@@ -183,8 +187,14 @@ def test_api_policies_floor_and_admin_only(client: TestClient, engine: Engine) -
     listed = client.get("/v1/retention/policies", headers=admin).json()
     assert listed["default_keep_days"] == 30 and listed["floor_days"] == 7
     assert [(p["agent"], p["keep_days"]) for p in listed["items"]] == [("intake", 90)]
-    assert client.delete("/v1/retention/policies?agent=intake", headers=admin).status_code == 204
-    assert client.delete("/v1/retention/policies?agent=intake", headers=admin).status_code == 404
+    assert (
+        client.delete("/v1/retention/policies?tenant=acme&agent=intake", headers=admin).status_code
+        == 204
+    )
+    assert (
+        client.delete("/v1/retention/policies?tenant=acme&agent=intake", headers=admin).status_code
+        == 404
+    )
 
 
 def test_api_holds_erasure_409_and_erased_session_410_with_deletion_record(

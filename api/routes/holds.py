@@ -18,7 +18,7 @@ from auditagent import retention
 from auditagent.store import retention as store
 
 from ..deps import AccessDep, AdminDep, KeysDep, scope_tenant
-from ..problems import ProblemError, problem_responses
+from ..problems import problem_responses
 from ..schemas import SAFE_TEXT
 from .retention import actor, required_tenant
 
@@ -29,18 +29,31 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HoldIn(_Model):
-    scope: Literal["session", "participant", "tenant"]
-    tenant: str | None = Field(default=None, min_length=1, max_length=128, pattern=SAFE_TEXT)
-    session_id: uuid.UUID | None = Field(default=None, description="scope=session")
-    participant: str | None = Field(
-        default=None,
+class _HoldBase(_Model):
+    tenant: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
+    reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
+
+
+class SessionHoldIn(_HoldBase):
+    scope: Literal["session"]
+    session_id: uuid.UUID
+
+
+class ParticipantHoldIn(_HoldBase):
+    scope: Literal["participant"]
+    participant: str = Field(
         min_length=1,
         max_length=256,
         pattern=SAFE_TEXT,
-        description="scope=participant: the identity (stored only as its blind index)",
+        description="The identity; stored only as its keyed blind index",
     )
-    reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
+
+
+class TenantHoldIn(_HoldBase):
+    scope: Literal["tenant"]
+
+
+HoldIn = Annotated[SessionHoldIn | ParticipantHoldIn | TenantHoldIn, Field(discriminator="scope")]
 
 
 class ReleaseIn(_Model):
@@ -92,20 +105,15 @@ def _out(h: store.Hold) -> HoldOut:
     "",
     status_code=201,
     response_model=HoldOut,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 422, 503),
 )
 def create_hold(body: HoldIn, admin: AdminDep, access: AccessDep, keys: KeysDep) -> HoldOut:
     """Place a legal hold."""
     tenant = required_tenant(admin, body.tenant)
-    if body.scope == "session" and body.session_id is None:
-        raise ProblemError(422, "scope session needs session_id", type_="validation")
-    if body.scope == "participant" and body.participant is None:
-        raise ProblemError(422, "scope participant needs participant", type_="validation")
+    session_id = body.session_id if isinstance(body, SessionHoldIn) else None
+    participant = body.participant if isinstance(body, ParticipantHoldIn) else None
     access.record(
-        "holds.create",
-        tenant=tenant,
-        session_id=body.session_id if body.scope == "session" else None,
-        detail={"scope": body.scope},
+        "holds.create", tenant=tenant, session_id=session_id, detail={"scope": body.scope}
     )
     hold = retention.create_hold(
         access.engine,
@@ -114,8 +122,8 @@ def create_hold(body: HoldIn, admin: AdminDep, access: AccessDep, keys: KeysDep)
         tenant=tenant,
         reason=body.reason,
         created_by=actor(admin),
-        session_id=body.session_id,
-        participant=body.participant,
+        session_id=session_id,
+        participant=participant,
     )
     return _out(hold)
 
@@ -137,7 +145,7 @@ def list_holds(
 @router.post(
     "/{hold_id}/release",
     response_model=HoldOut,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
 )
 def release_hold(
     hold_id: uuid.UUID, body: ReleaseIn, admin: AdminDep, access: AccessDep

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from auditagent import retention
 from auditagent.review import KeyShredded
+from auditagent.settings import Settings
 from auditagent.store import retention as store
 from auditagent.store.admin import Principal
 
@@ -51,15 +52,14 @@ class RetentionPolicies(_Model):
 
 
 class PolicyIn(_Model):
-    tenant: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=128,
-        pattern=SAFE_TEXT,
-        description="Required for an admin without tenant",
-    )
+    tenant: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
     agent: str | None = Field(default=None, min_length=1, max_length=256, pattern=SAFE_TEXT)
-    keep_days: int = Field(ge=1, le=36_500, description="Days kept after a session ends")
+    keep_days: int = Field(
+        ge=1,
+        le=36_500,
+        description="Days kept after a session ends; the served schema's minimum is the "
+        "configured floor",
+    )
 
 
 class DeletionRecordOut(_Model):
@@ -99,7 +99,7 @@ class RunOut(_Model):
 
 
 class ErasureIn(_Model):
-    tenant: str | None = Field(default=None, min_length=1, max_length=128, pattern=SAFE_TEXT)
+    tenant: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
     participant: str = Field(min_length=1, max_length=256, pattern=SAFE_TEXT)
     reason: str = Field(
         min_length=1,
@@ -170,7 +170,7 @@ def list_policies(
 @router.put(
     "/v1/retention/policies",
     response_model=RetentionPolicy,
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(400, 401, 403, 422, 503),
 )
 def put_policy(
     body: PolicyIn, admin: AdminDep, access: AccessDep, settings: SettingsDep
@@ -209,7 +209,7 @@ def put_policy(
 def delete_policy(
     admin: AdminDep,
     access: AccessDep,
-    tenant: Annotated[str | None, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)] = None,
+    tenant: Annotated[str, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)],
     agent: Annotated[str | None, Query(min_length=1, max_length=256, pattern=SAFE_TEXT)] = None,
 ) -> Response:
     """Remove a policy; the tenant-wide policy or the default then applies."""
@@ -294,7 +294,7 @@ def _hold_problem(request: Request, exc: retention.ErasureBlocked) -> JSONRespon
 @router.post(
     "/v1/erasure",
     response_model=RunOut,
-    responses=problem_responses(401, 403, 409, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
 )
 def erase(
     body: ErasureIn, request: Request, admin: AdminDep, access: AccessDep, keys: KeysDep
@@ -318,9 +318,22 @@ def erase(
     return _run_out(report)
 
 
-def install_erased_handler(app: FastAPI) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """An erased session answers 410 with its deletion record (``deletion_record``: null when
-    the key was destroyed some other way)."""
+    the key was destroyed some other way); the served schema states the retention floor as
+    the minimum ``keep_days``."""
+    previous = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = previous()
+        props = (
+            schema.get("components", {}).get("schemas", {}).get("PolicyIn", {}).get("properties")
+        )
+        if props and "keep_days" in props:
+            props["keep_days"]["minimum"] = max(1, settings.retention_floor_days)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     async def erased(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, KeyShredded)
