@@ -278,3 +278,38 @@ def test_cli_checkpoint_write_and_verify_with_a_public_key(
 def test_global_checkpoint_key_id_follows_signed_note_rule(keyring: LocalKeyring) -> None:
     pub = keyring.signing_public_key()
     assert checkpoints.key_id(pub) == hashlib.sha256(b"auditagent\n\x01" + pub).digest()[:4]
+
+
+def test_verify_all_with_checkpoints_counts_purged_sessions_by_their_deletion_record(
+    fresh_settings: Settings,
+    keyring: LocalKeyring,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    assert fresh_settings.database_url
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", fresh_settings.database_url)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(fresh_settings.data_dir))
+    a, b = record_sessions(fresh_settings, keyring, [("acme", "a", "x"), ("acme", "b", "x")])
+    sink = DirectorySink(tmp_path / "ck")
+    checkpoints.write_global_checkpoint(engine, keyring, sink)
+    rs.set_ended(fresh_settings, a.session_id, a.ended_at - timedelta(days=31))
+    retention.run_retention(engine, fresh_settings)
+    checkpoints.write_global_checkpoint(engine, keyring, sink)
+    args = ["verify", "--all", "--checkpoints", str(sink.directory)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2/2 sessions valid" in out and "2/2 checkpoints valid" in out
+    # b is then deleted outside the retention path.
+    _sql(
+        fresh_settings,
+        ("ALTER TABLE events DISABLE TRIGGER events_append_only", ()),
+        ("DELETE FROM events WHERE session_id = %s", (b.session_id,)),
+        ("DELETE FROM sessions WHERE id = %s", (b.session_id,)),
+        ("ALTER TABLE events ENABLE TRIGGER events_append_only", ()),
+    )
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "1/1 sessions valid" in out  # the database alone cannot tell
+    assert f"session {b.session_id}: missing from the database" in out

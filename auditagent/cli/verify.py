@@ -16,6 +16,7 @@ from ..errors import AuditagentError, ConfigError, NotFound
 from ..review import check_bundle
 from ..settings import Settings
 from ..store import db, reader
+from ..store import retention as store_retention
 
 EXIT_INVALID = 1
 
@@ -27,21 +28,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     what.add_argument("--all", action="store_true", help="every session")
     what.add_argument("--bundle", type=Path, metavar="FILE", help="an exported evidence bundle")
     p.add_argument("--tenant", default=None, help="with --all: only this tenant")
-    # Hook for checkpoint verification (signed checkpoints outside the database); the option
-    # is reserved here so scripts can start passing it, and is implemented in checkpoints.py.
-    p.add_argument("--checkpoints", type=Path, metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="DIR",
+        help="with --all: also hold the database to the signed checkpoints in DIR",
+    )
+    p.add_argument(
+        "--public-key",
+        default=None,
+        help="with --checkpoints: base64 key (or a file) from `auditagent keys public`; "
+        "default: the keyring's",
+    )
     p.set_defaults(func=_verify)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    if args.checkpoints is not None:
+    if args.checkpoints is not None and not args.all:
         raise ConfigError(
-            "--checkpoints is not available in this version", fix="run verify without it"
+            "--checkpoints needs --all", fix="run `auditagent verify --all --checkpoints DIR`"
         )
     if args.bundle is not None:
         return _verify_bundle(args.bundle)
     if args.all:
-        return _verify_all(settings, tenant=args.tenant)
+        code = _verify_all(settings, tenant=args.tenant)
+        if args.checkpoints is not None:
+            from .checkpoint import run_verify
+
+            code = max(code, run_verify(settings, args.checkpoints, args.public_key))
+        return code
     try:
         session_id = uuid.UUID(args.session_id)
     except ValueError:
@@ -81,6 +96,14 @@ def _verify_all(settings: Settings, *, tenant: str | None) -> int:
         db.ensure_schema_current(engine)
         with engine.connect() as sessions_conn, engine.connect() as events_conn:
             for session in reader.iter_all_sessions(sessions_conn, tenant=tenant):
+                if session.status in ("shredded", "purged"):
+                    # Removed by retention or erasure: what stands for it is its deletion record.
+                    total += 1
+                    if store_retention.has_deletion_record(events_conn, session.id):
+                        valid += 1
+                    else:
+                        print(f"session {session.id}: {session.status} without a deletion record")
+                    continue
                 result = reader.verify_session(events_conn, session)
                 total += 1
                 events += result.events

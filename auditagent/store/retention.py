@@ -796,3 +796,13 @@ def sessions_without_deletion_record(engine: Engine) -> list[uuid.UUID]:
                 )
             )
         ]
+
+
+def has_deletion_record(conn: Connection, session_id: uuid.UUID) -> bool:
+    return (
+        conn.execute(
+            text("SELECT 1 FROM deletion_records WHERE session_id = :id LIMIT 1"),
+            {"id": session_id},
+        ).first()
+        is not None
+    )
