@@ -568,9 +568,10 @@ class AuditRecorder:
             raise
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
+        conn = self._conn
+        if conn is None or conn.closed:
             assert self._url is not None
-            self._conn = await asyncio.wait_for(
+            conn = self._conn = await asyncio.wait_for(
                 psycopg.AsyncConnection.connect(
                     self._url,
                     connect_timeout=max(1, int(self.settings.db_timeout)),
@@ -579,7 +580,7 @@ class AuditRecorder:
                 ),
                 self.settings.db_timeout,
             )
-        return self._conn
+        return conn
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

