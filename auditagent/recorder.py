@@ -571,7 +571,7 @@ class AuditRecorder:
         conn = self._conn
         if conn is None or conn.closed:
             assert self._url is not None
-            conn = self._conn = await asyncio.wait_for(
+            conn = await asyncio.wait_for(
                 psycopg.AsyncConnection.connect(
                     self._url,
                     connect_timeout=max(1, int(self.settings.db_timeout)),
@@ -580,6 +580,7 @@ class AuditRecorder:
                 ),
                 self.settings.db_timeout,
             )
+            self._conn = conn
         return conn
 
     async def _drop_connection(self) -> None:
