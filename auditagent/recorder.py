@@ -568,19 +568,20 @@ class AuditRecorder:
             raise
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        conn = self._conn
-        if conn is None or conn.closed:
-            assert self._url is not None
-            conn = await asyncio.wait_for(
-                psycopg.AsyncConnection.connect(
-                    self._url,
-                    connect_timeout=max(1, int(self.settings.db_timeout)),
-                    prepare_threshold=None,
-                    application_name="auditagent-recorder",
-                ),
-                self.settings.db_timeout,
-            )
-            self._conn = conn
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        # Connect lazily: a job process holds no connection until it has records to write.
+        assert self._url is not None
+        conn = await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(
+                self._url,
+                connect_timeout=max(1, int(self.settings.db_timeout)),
+                prepare_threshold=None,
+                application_name="auditagent-recorder",
+            ),
+            self.settings.db_timeout,
+        )
+        self._conn = conn
         return conn
 
     async def _drop_connection(self) -> None:
