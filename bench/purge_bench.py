@@ -1,0 +1,108 @@
+"""Purge benchmark: a retention run over 1M events in a fresh database.
+
+    python bench/purge_bench.py [--events 1000000] [--sessions 1000] [--batch-size 10000]
+        [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Creates a scratch database, migrates it, inserts synthetic sealed-looking rows with SQL
+generate_series (sessions closed a year ago, so the 30-day default expires them all), times
+``auditagent.retention.run_retention`` — shred every key, delete in batches, mark purged, one
+chained deletion record per session — checks nothing is left, then drops the database.
+Target: 1M events in <= 30 s on a 2-core box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from auditagent import retention
+from auditagent.settings import Settings
+from auditagent.store import db
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--sessions", type=int, default=1_000)
+    ap.add_argument("--batch-size", type=int, default=retention.DEFAULT_BATCH_SIZE)
+    ap.add_argument(
+        "--admin-url",
+        default=os.environ.get(
+            "AUDITAGENT_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    args = ap.parse_args()
+    per = max(1, args.events // args.sessions)
+    name = f"auditagent_bench_{uuid.uuid4().hex[:8]}"
+    base = args.admin_url.rpartition("/")[0]
+    with psycopg.connect(args.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = db.sqlalchemy_url(f"{base}/{name}")
+    try:
+        settings = Settings(
+            database_url=url,
+            data_dir=Path("/nonexistent"),
+            retention_default_days=30,
+            retention_floor_days=1,
+        )
+        db.upgrade(settings, url=url)
+        t0 = time.perf_counter()
+        with psycopg.connect(db.libpq_url(url)) as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, tenant, started_at, ended_at, status, event_count, "
+                "head_hash) SELECT md5('s' || i)::uuid, 'bench', now() - interval '400 days', "
+                "now() - interval '399 days', 'closed', %s, sha256(('h' || i)::bytea) "
+                "FROM generate_series(1, %s) i",
+                (per, args.sessions),
+            )
+            conn.execute(
+                "INSERT INTO data_keys (session_id, key_id, tenant, master_key_id, wrapped) "
+                "SELECT id, 'k', tenant, 'local:v1', sha256(id::text::bytea) FROM sessions"
+            )
+            conn.execute(
+                "INSERT INTO events (session_id, seq, tenant, kind, at, key_id, nonce, "
+                "ciphertext, prev_hash, hash) "
+                "SELECT md5('s' || s)::uuid, q, 'bench', 'user_utterance', "
+                "now() - interval '400 days', 'k', substr(sha256(q::text::bytea), 1, 12), "
+                "sha256(s::text::bytea) || sha256(q::text::bytea) || sha256((s+q)::text::bytea), "
+                "sha256(('p' || q)::bytea), sha256(('h' || q)::bytea) "
+                "FROM generate_series(1, %s) s, generate_series(0, %s) q",
+                (args.sessions, per - 1),
+            )
+            conn.execute("ANALYZE")
+        load_s = time.perf_counter() - t0
+        total = per * args.sessions
+        engine = db.make_engine(settings, url=url)
+        try:
+            t1 = time.perf_counter()
+            report = retention.run_retention(
+                engine, settings, batch_size=args.batch_size, requested_by="bench"
+            )
+            purge_s = time.perf_counter() - t1
+            ok = retention.verify_deletion_chain(engine).ok
+        finally:
+            engine.dispose()
+        with psycopg.connect(db.libpq_url(url)) as conn:
+            left = conn.execute("SELECT count(*) FROM events").fetchone()
+        assert left is not None
+        print(
+            f"purge: {total} events in {args.sessions} sessions loaded in {load_s:.1f} s; "
+            f"retention run {purge_s:.1f} s ({total / purge_s:,.0f} events/s, batch "
+            f"{args.batch_size}); deleted {report.sessions_deleted} sessions / "
+            f"{report.events_deleted} events, {left[0]} left, deletion chain "
+            f"{'valid' if ok else 'BROKEN'}; cpus={os.cpu_count()}"
+        )
+        return 0 if report.ok and left[0] == 0 and ok else 1
+    finally:
+        with psycopg.connect(args.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(main())
