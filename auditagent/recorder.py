@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("auditagent.recorder")
 
 _GENESIS = bytes(32)
+IDLE_DISCONNECT_S = 5.0
 
 
 def _utcnow() -> datetime:
@@ -259,6 +260,7 @@ class AuditRecorder:
         self._pending: list[_Batch] = []  # kept in memory only if even the spool failed
         self._db_down_since: float | None = None
         self._next_db_try = 0.0
+        self._last_write = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
 
     @classmethod
@@ -517,6 +519,12 @@ class AuditRecorder:
                 if not batch:
                     if self._db_down_since is not None:
                         await self._try_recover()
+                    elif (
+                        self._conn is not None
+                        and time.monotonic() - self._last_write > IDLE_DISCONNECT_S
+                    ):
+                        # A thousand idle job processes must not pin a thousand connections.
+                        await self._drop_connection()
                     return
                 inflight = asyncio.get_running_loop().create_task(self._store(batch))
                 if not self._queue:
@@ -562,6 +570,7 @@ class AuditRecorder:
                 ),
                 self.settings.db_timeout,
             )
+            self._last_write = time.monotonic()
         except BaseException:
             # After a timeout or error the connection's state is unknown: start over.
             await self._drop_connection()
