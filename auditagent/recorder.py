@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ from .store.ingest import SessionOpen, SessionUpdate, write_batch
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
+
+    from .checkpoints import ClosedSessionHead
 
 log = logging.getLogger("auditagent.recorder")
 
@@ -243,9 +246,17 @@ class AuditRecorder:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, key_provider: KeyProvider | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        key_provider: KeyProvider | None = None,
+        on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None,
     ) -> None:
+        """``on_sessions_closed`` is called (in a worker thread, errors logged and swallowed)
+        after a batch that closed sessions is committed, with each one's final count and head:
+        ``checkpoints.on_close_writer(settings, key_provider)`` signs a checkpoint for each."""
         self.settings = settings or Settings()
+        self._on_sessions_closed = on_sessions_closed
         self._key_provider = key_provider
         self._queue: deque[tuple[SessionRecording, RawEvent]] = deque()
         self._sessions: dict[uuid.UUID, SessionRecording] = {}
@@ -575,6 +586,23 @@ class AuditRecorder:
             # After a timeout or error the connection's state is unknown: start over.
             await self._drop_connection()
             raise
+        if self._on_sessions_closed is not None:
+            await self._notify_closed(batch)
+
+    async def _notify_closed(self, batch: _Batch) -> None:
+        from .checkpoints import ClosedSessionHead
+
+        heads = [
+            ClosedSessionHead(u.session_id, u.event_count, u.head_hash)
+            for u in batch.updates
+            if u.ended_at is not None
+        ]
+        if not heads or self._on_sessions_closed is None:
+            return
+        try:
+            await asyncio.to_thread(self._on_sessions_closed, heads)
+        except Exception as exc:
+            log.error("on_sessions_closed failed (%s)", type(exc).__name__)
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is not None and not self._conn.closed:

@@ -313,3 +313,31 @@ def test_verify_all_with_checkpoints_counts_purged_sessions_by_their_deletion_re
     out = capsys.readouterr().out
     assert "1/1 sessions valid" in out  # the database alone cannot tell
     assert f"session {b.session_id}: missing from the database" in out
+
+
+def test_recorder_signs_a_checkpoint_when_a_session_closes(
+    fresh_settings: Settings, keyring: LocalKeyring, engine: Engine, sink: DirectorySink
+) -> None:
+    import asyncio
+
+    from auditagent import records as r
+    from auditagent.recorder import AuditRecorder
+
+    async def go() -> uuid.UUID:
+        async with AuditRecorder(
+            fresh_settings,
+            key_provider=keyring,
+            on_sessions_closed=checkpoints.on_close_writer(fresh_settings, keyring, sink),
+        ) as recorder:
+            rec = recorder.open_session(tenant="acme", participant="p")
+            rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="hi", source="stt"))
+            rec.close(reason="done")
+            await recorder.flush()
+            return rec.session_id
+
+    sid = asyncio.run(go())
+    (name,) = [n for n, _ in sink.items()]
+    assert name.startswith("session-") and name.endswith(f"{sid}.ckpt")
+    cp = checkpoints.parse_note(dict(sink.items())[name], keyring.signing_public_key())
+    assert (cp.session_id, cp.size, cp.root) == (sid, 3, _head(fresh_settings, sid))
+    assert _verify(engine, sink, keyring).ok
