@@ -39,7 +39,7 @@ async def entrypoint(ctx: JobContext) -> None:
         output_audio_transcription=types.AudioTranscriptionConfig(),
     )
     session: AgentSession[None] = AgentSession(llm=model)
-    await record_session(ctx, session, tenant="acme", participant=participant.identity)  # auditagent
+    await record_session(ctx, session, tenant="acme", participant=participant.identity)  # audit
     await session.start(agent=Receptionist(), room=ctx.room)
 
 

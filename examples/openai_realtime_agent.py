@@ -36,7 +36,7 @@ async def entrypoint(ctx: JobContext) -> None:
     session: AgentSession[None] = AgentSession(
         llm=realtime.RealtimeModel(model="gpt-4o-realtime-preview", voice="alloy")
     )
-    await record_session(ctx, session, tenant="acme", participant=participant.identity)  # auditagent
+    await record_session(ctx, session, tenant="acme", participant=participant.identity)  # audit
     await session.start(agent=Receptionist(), room=ctx.room)
 
 

@@ -34,7 +34,7 @@ class Receptionist(Agent):
 
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
-    protect_logs()  # auditagent: keep LiveKit's transcript-bearing log fields out of the logs
+    protect_logs()  # auditagent: keeps transcript text out of the logs
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     stt = (
@@ -45,7 +45,7 @@ async def entrypoint(ctx: JobContext) -> None:
     session: AgentSession[None] = AgentSession(
         stt=stt, llm=openai.LLM(model="gpt-4o"), tts=cartesia.TTS()
     )
-    await record_session(ctx, session, tenant="acme", participant=participant.identity)  # auditagent
+    await record_session(ctx, session, tenant="acme", participant=participant.identity)  # audit
     await session.start(agent=Receptionist(), room=ctx.room)
 
 
