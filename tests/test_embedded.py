@@ -6,9 +6,12 @@ Runs the same migrations and the same recorder code as the server path.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,8 +28,14 @@ pytestmark = pytest.mark.embedded
 
 
 @pytest.fixture(scope="module")
-def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("embedded") / "data"
+def embedded_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: pytest resets /tmp/pytest-of-<user> to 0700 whenever another
+    # run starts, which would lock the embedded server's service user out of its data directory.
+    base = Path(tempfile.mkdtemp(prefix="auditagent-embedded-"))
+    data = base / "data"
+    yield data
+    db.stop_embedded(data)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_cli_upgrade_on_embedded_default(embedded_dir: Path) -> None:

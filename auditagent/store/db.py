@@ -211,3 +211,11 @@ def ensure_schema_current(engine: Engine) -> None:
     head = head_revision()
     if current != head:
         raise SchemaOutOfDate(current, head)
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Release this process's handle on an embedded server (stopped if it was the last one)."""
+    with _embedded_lock:
+        server = _embedded.pop(data_dir.expanduser().resolve(), None)
+    if server is not None:
+        server.cleanup()
