@@ -39,9 +39,7 @@ __all__ = ["ClockedAudioOutput", "CollectingTextOutput", "EnergyVAD", "ScenarioM
 class ScenarioMic(io.AudioInput):
     """A microphone that speaks scenario lines on request and is silent otherwise."""
 
-    def __init__(
-        self, *, sample_rate: int = 24000, frame_ms: int = 20, speed: float = 1.0
-    ) -> None:
+    def __init__(self, *, sample_rate: int = 24000, frame_ms: int = 20, speed: float = 1.0) -> None:
         super().__init__(label="scenario-mic")
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -251,7 +249,7 @@ class _EnergyStream(vad.VADStream):
                 silence_duration=silence,
                 frames=frames,
                 speaking=speaking,
-                **extra,  # type: ignore[arg-type]
+                **extra,
             )
         )
 

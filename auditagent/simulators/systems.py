@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,13 +54,19 @@ __all__ = [
     "SEED_SYSTEMS",
     "SeedSystemError",
     "SystemSpec",
+    "prepare_audio",
     "run_seed_system",
     "system_spec",
 ]
 
 log = logging.getLogger("auditagent.simulators.systems")
 
-SEED_SYSTEMS: tuple[str, ...] = ("pipeline-deepgram", "pipeline-whisper", "openai-realtime", "gemini-live")
+SEED_SYSTEMS: tuple[str, ...] = (
+    "pipeline-deepgram",
+    "pipeline-whisper",
+    "openai-realtime",
+    "gemini-live",
+)
 
 # The course's agent, verbatim.
 SEED_INSTRUCTIONS = "You are a helpful assistant."
@@ -123,10 +130,39 @@ def system_spec(name: str) -> SystemSpec:
     try:
         return _SPECS[name]
     except KeyError:
-        raise ValueError(f"unknown seed system {name!r}; one of {', '.join(SEED_SYSTEMS)}") from None
+        raise ValueError(
+            f"unknown seed system {name!r}; one of {', '.join(SEED_SYSTEMS)}"
+        ) from None
 
 
-def _lookup_tool(scenario: script.Scenario) -> lk_llm.FunctionTool:
+MIC_RATE = 24000
+# The realtime simulators and Cartesia (as the plugin asks for it) speak at 24 kHz.
+AGENT_RATE = 24000
+_warm_lock = threading.Lock()
+
+
+def _synthesize_all(scenario: script.Scenario) -> None:
+    # Under the lock, concurrent runs wait for one synthesis instead of repeating it.
+    with _warm_lock:
+        for text in scenario.user_lines:
+            script.user_speech(text, MIC_RATE)
+        for reply in scenario.agent_replies:
+            script.agent_speech(reply.text, AGENT_RATE)
+            # Cartesia is sent sentence chunks with a trailing space (LiveKit's tokenizer);
+            # the long one-sentence reply is the chunk that matters
+            script.agent_speech(reply.text + " ", AGENT_RATE)
+
+
+async def prepare_audio(scenario: script.Scenario) -> None:
+    """Synthesize every line of the scenario off the event loop (``script`` caches it).
+
+    Done on the loop, the long reply alone blocks it for most of a second, in the middle of
+    other sessions' real-time audio (their VAD then hears a barge-in seconds late).
+    """
+    await asyncio.to_thread(_synthesize_all, scenario)
+
+
+def _lookup_tool(scenario: script.Scenario) -> lk_llm.FunctionTool[Any, Any]:
     call = next((t for t in scenario.tool_calls if t.name == "lookup_appointment"), None)
     if call is None:
         raise ValueError("the scenario has no lookup_appointment tool call")
@@ -152,9 +188,7 @@ class SeedAgent(Agent):
         self.session.generate_reply()
 
 
-def _pipeline_session(
-    stt: Any, llm: Any, tts: Any, *, speed: float
-) -> AgentSession[None]:
+def _pipeline_session(stt: Any, llm: Any, tts: Any, *, speed: float) -> AgentSession[None]:
     return AgentSession(
         stt=stt,
         vad=EnergyVAD(),
@@ -185,7 +219,13 @@ def _realtime_session(model: lk_llm.RealtimeModel) -> AgentSession[None]:
         llm=model,
         vad=None,
         turn_handling={
-            "interruption": {"resume_false_interruption": False, "false_interruption_timeout": None}
+            # said outright: left to auto-selection LiveKit also looks for its default
+            # turn detector, which needs a VAD model
+            "turn_detection": "realtime_llm",
+            "interruption": {
+                "resume_false_interruption": False,
+                "false_interruption_timeout": None,
+            },
         },
         user_away_timeout=None,
         aec_warmup_duration=None,
@@ -362,6 +402,7 @@ async def run_seed_system(
     """
     system_spec(name)
     scenario = sim.scenario
+    await prepare_audio(scenario)
     async with utils.http_context.open():
         session, plugins = _build(
             name,
@@ -370,7 +411,7 @@ async def run_seed_system(
             output_transcription=output_transcription,
             speed=speed,
         )
-        mic = ScenarioMic(sample_rate=24000, speed=speed)
+        mic = ScenarioMic(sample_rate=MIC_RATE, speed=speed)
         speaker = ClockedAudioOutput(sample_rate=24000, speed=speed)
         sync = TranscriptSynchronizer(
             next_in_chain_audio=speaker, next_in_chain_text=CollectingTextOutput()
