@@ -9,6 +9,7 @@ the demo and every simulator agree on the same transcript.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -201,6 +202,9 @@ def _check_rate(sample_rate: int) -> None:
         raise ValueError(f"unsupported sample rate {sample_rate}, use one of {SUPPORTED_RATES}")
 
 
+# Synthesis is pure and costs ~0.8 s for the long reply at 24 kHz; simulators call it on the
+# event loop that also carries real-time audio, so each line is synthesized once per process.
+@functools.lru_cache(maxsize=128)
 def voiced_signal(seconds: float, sample_rate: int, *, f0: float = 140.0) -> bytes:
     """A vowel-like harmonic signal with syllable-rate modulation, as PCM16 mono.
 
