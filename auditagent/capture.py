@@ -573,9 +573,13 @@ class SessionCapture:
                 )
             )
         elif msg.role == "assistant":
-            out.extend(self._flush_finals())
             text = _text_of(msg)
             interrupted = bool(msg.interrupted)
+            if not interrupted:
+                # An interrupted reply is added after the interruption settles, and the STT
+                # final of the words that interrupted it can already be pending: its user
+                # message still follows, so the final is not an unclaimed one.
+                out.extend(self._flush_finals())
             known = True
             if interrupted and audio_out is not None and not _synchronized(audio_out, text_out):
                 known = False
