@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 from auditagent_api import create_app
 from fastapi.testclient import TestClient
+from livekit.agents import AgentSession
+from livekit.agents import llm as lk_llm
+from livekit.agents.language import LanguageCode
+from livekit.agents.voice.events import ConversationItemAddedEvent, UserInputTranscribedEvent
 
+from auditagent import records as r
+from auditagent.capture import SessionCapture
 from auditagent.errors import TranscriptionDisabled
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
@@ -283,3 +289,20 @@ async def test_gemini_transcription_off_refused_at_attach(
     for arg in named:
         assert f"{arg}=" in message, message
     assert "RealtimeModel(" in message
+
+
+async def test_barge_in_final_before_interrupted_reply_is_one_utterance() -> None:
+    """What the concurrent runs hit under load, pinned without timing: the STT final of the
+    barge-in arrives before the interrupted reply's message is added."""
+    session: AgentSession[None] = AgentSession(vad=None)
+    cap = SessionCapture(session, put=lambda _: None, policy="off")
+    words = SCENARIO.user_lines[3]
+    final = UserInputTranscribedEvent(transcript=words, is_final=True, language=LanguageCode("en"))
+    cut = lk_llm.ChatMessage(role="assistant", content=["Please bring"], interrupted=True)
+    user = lk_llm.ChatMessage(role="user", content=[words])
+    got: list[r.Record] = []
+    got += cap.translate(("user_input_transcribed", final, 1.0))
+    got += cap.translate(("conversation_item_added", ConversationItemAddedEvent(item=cut), 1.1))
+    got += cap.translate(("conversation_item_added", ConversationItemAddedEvent(item=user), 1.2))
+    users = [x for x in got if isinstance(x, r.UserUtterance)]
+    assert [(u.text, u.item_id, u.language) for u in users] == [(words, user.id, "en")]
