@@ -16,17 +16,14 @@ also keeps references to ``session.output.audio``/``transcription`` (two attribu
 
 Known limitations (documented, not guessed around):
 
-* When a TranscriptSynchronizer truncated an interrupted reply, the record carries the heard
-  text with ``generated_text=None``. Checked in 1.8.9: the full text lives only in locals of
-  ``AgentActivity._pipeline_reply_task`` (``_LLMGenerationData.generated_text``, the
-  ``_TextOutput.text`` of each segment); the ``speech_created`` SpeechHandle, the events and
-  the LLM/TTS metrics carry no text; the synchronizer's pushed text is rotated away by an
-  async task before the item is added. What remains would change the user's session: a tap at
-  the head of ``session.output.transcription`` (re-setting it detaches and re-attaches the
-  synchronizer, and set before ``start`` it makes RoomIO skip its own transcript output),
-  wrapping ``llm_node``/``transcription_node`` or ``session.llm``, or a recording tracer
-  provider for the ``lk.response.text`` span attribute (which the log/trace hygiene in
-  ``logfilter`` asks LiveKit to strip).
+* Generated vs heard text: LiveKit keeps the full text of an interrupted reply only in locals
+  of its reply task, and a TranscriptSynchronizer stores only the played prefix. So on the first
+  ``agent_state_changed`` (outputs are wired, no speech yet) the capture puts a pass-through
+  ``_GeneratedTextTap`` at the head of ``session.output.transcription``; it forwards every call
+  unchanged and keeps each reply's generated text, which becomes ``generated_text`` when it
+  differs from what was heard. Setting the output detaches and re-attaches the chain behind it
+  once, which makes a synchronizer rotate its empty segment. If an application replaces
+  ``session.output.transcription`` later, the tap is gone and ``generated_text`` stays ``None``.
 * Without a synchronizer an interrupted reply's stored text is the full generated text: the
   record says ``heard_text_known=False`` rather than pretending it was all heard.
 * ``AgentConfigUpdate`` items (and tool items whose events were missed) have no event; they
@@ -35,10 +32,12 @@ Known limitations (documented, not guessed around):
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -46,6 +45,7 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import llm as lk_llm
 from livekit.agents.voice import AgentSession
+from livekit.agents.voice.io import TextOutput
 
 from .errors import TranscriptionDisabled
 from .records import (
@@ -116,6 +116,73 @@ class _Hook:
         try:  # noqa: SIM105
             self.put((self.name, ev, time.time()))
         except Exception:  # the voice loop must never see our failures
+            pass
+
+
+class _GeneratedTextTap(TextOutput):
+    """A pass-through at the head of ``session.output.transcription`` that keeps the text the
+    agent generated, before any TranscriptSynchronizer cuts it to what was played.
+
+    It forwards every call unchanged; its own bookkeeping is a list append and cannot raise
+    into the chain. Segments are kept in a small ring (one per reply) for ``translate``.
+    """
+
+    def __init__(self, *, next_in_chain: TextOutput) -> None:
+        super().__init__(label="auditagent.GeneratedTextTap", next_in_chain=next_in_chain)
+        self._current: list[str] = []
+        self.segments: deque[str] = deque(maxlen=32)
+
+    async def capture_text(self, text: str) -> None:
+        try:  # noqa: SIM105 - a context manager costs more than the append
+            self._current.append(text)
+        except Exception:
+            pass
+        if self.next_in_chain is not None:
+            await self.next_in_chain.capture_text(text)
+
+    def flush(self) -> None:
+        try:
+            if self._current:
+                self.segments.append("".join(self._current))
+                self._current = []
+        except Exception:
+            pass
+        if self.next_in_chain is not None:
+            self.next_in_chain.flush()
+
+    def generated_for(self, heard: str) -> str | None:
+        """The most recent generated segment that the heard text is a strict prefix of."""
+        pending = ["".join(self._current)] if self._current else []
+        want = _norm(heard)
+        for seg in reversed([*self.segments, *pending]):
+            got = _norm(seg)
+            if got.startswith(want) and len(got) > len(want):
+                with contextlib.suppress(ValueError):
+                    self.segments.remove(seg)
+                return seg
+        return None
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _StateHook(_Hook):
+    """agent_state_changed: on the first one (outputs are wired by then, no speech yet), put the
+    generated-text tap at the head of the transcription chain."""
+
+    __slots__ = ("capture",)
+
+    def __init__(self, name: str, put: Callable[[RawEvent], None], capture: Any) -> None:
+        super().__init__(name, put)
+        self.capture = capture
+
+    def __call__(self, ev: Any) -> None:
+        try:
+            if self.capture._tap is None:
+                self.capture._install_tap()
+            self.put((self.name, ev, time.time()))
+        except Exception:
             pass
 
 
@@ -283,6 +350,8 @@ class SessionCapture:
         # session-STT finals already recorded on a realtime model, in case LiveKit later stores
         # the same words as a user ChatMessage (it does when a session closes mid-turn)
         self._rt_stt_texts: list[str] = []
+        self._tap: _GeneratedTextTap | None = None
+        self._tap_tried = False
 
     # ------------------------------------------------------------------ hot path wiring
 
@@ -293,6 +362,8 @@ class SessionCapture:
             hook: _Hook
             if name == "conversation_item_added":
                 hook = _ItemHook(name, self._put, self._session)
+            elif name == "agent_state_changed":
+                hook = _StateHook(name, self._put, self)
             else:
                 hook = _Hook(name, self._put)
             if name == "metrics_collected":
@@ -303,6 +374,21 @@ class SessionCapture:
                 self._session.on(name, hook)  # type: ignore[arg-type]
             self._hooks.append((name, hook))
         self._installed = True
+
+    def _install_tap(self) -> None:
+        """Once per session, synchronously, before the first reply: O(1), no I/O."""
+        if self._tap_tried:
+            return
+        self._tap_tried = True
+        out = self._session.output
+        current = out.transcription
+        if current is None:
+            return  # no transcript output: nothing is truncated for us to miss
+        tap = _GeneratedTextTap(next_in_chain=current)
+        # The setter detaches and re-attaches the chain behind the tap; with no speech yet that
+        # only makes a TranscriptSynchronizer rotate its (empty) segment.
+        out.transcription = tap
+        self._tap = tap
 
     def uninstall(self) -> None:
         for name, hook in self._hooks:
@@ -586,11 +672,14 @@ class SessionCapture:
             if not live:
                 # reconciled at close: the chain of that moment is unknown
                 known = not interrupted
+            generated = None
+            if interrupted and known and self._tap is not None:
+                generated = self._tap.generated_for(text)
             out.append(
                 AgentUtterance(
                     at=at,
                     text=text,
-                    generated_text=None,
+                    generated_text=generated,
                     heard_text_known=known,
                     interrupted=interrupted,
                     started_at=_dt(metrics.get("started_speaking_at")),

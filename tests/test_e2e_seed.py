@@ -132,7 +132,7 @@ def _session(e2e: E2E, run: str) -> uuid.UUID:
     return out.session_id
 
 
-def _check_transcript(entries: list[dict[str, Any]], run: str) -> None:
+def _check_transcript(entries: list[dict[str, Any]], run: str, *, realtime: bool) -> None:
     kinds = [e["kind"] for e in entries]
     assert kinds[0] == "opened" and kinds[-1] == "closed", kinds
     assert not [e for e in entries if e["kind"] in ("gap", "error")], entries
@@ -150,6 +150,16 @@ def _check_transcript(entries: list[dict[str, Any]], run: str) -> None:
             assert got["interrupted"] is True, got
             assert heard and heard != want.text.rstrip(), got["text"]
             assert want.text.startswith(heard), got["text"]
+            # What the model generated, kept by the recorder before the synchronizer cut it to
+            # what was played. A pipeline's LLM has the whole reply out before the barge-in; a
+            # realtime model streams its transcript with the audio, so it was cut mid-way too.
+            generated = got["generated_text"] or ""
+            assert len(generated.rstrip()) > len(heard) and generated.startswith(heard), got
+            assert want.text.startswith(generated.rstrip()), got
+            if realtime:
+                assert generated.rstrip() != want.text.rstrip(), got
+            else:
+                assert generated == want.text, got
         else:
             assert got["interrupted"] is False, got
             assert got["text"] == want.text, got
@@ -220,7 +230,7 @@ def test_seed_system_recorded_end_to_end(
 ) -> None:
     sid = _session(e2e, system)
     entries = _get(api, f"/v1/sessions/{sid}/transcript")["entries"]
-    _check_transcript(entries, system)
+    _check_transcript(entries, system, realtime=system_spec(system).architecture == "realtime")
     _check_detail(_get(api, f"/v1/sessions/{sid}"), system)
     events = _get(api, f"/v1/sessions/{sid}/events")["events"]
     _check_timings(events, system)
@@ -250,7 +260,7 @@ def test_openai_realtime_transcription_turned_on_by_recorder(
     assert enabled["transcription_model"]
     entries = _get(api, f"/v1/sessions/{sid}/transcript")["entries"]
     # every user line is there although the model was built with transcription off
-    _check_transcript(entries, run)
+    _check_transcript(entries, run, realtime=True)
     assert _get(api, f"/v1/sessions/{sid}/verify")["ok"] is True
 
 

@@ -192,9 +192,9 @@ async def test_barge_in_with_synchronizer_stores_heard_prefix(
     assert cut.heard_text_known
     assert cut.text and cut.text != LONG_REPLY
     assert LONG_REPLY.startswith(cut.text.rstrip()), cut.text
-    # LiveKit keeps the full generated text nowhere public (see capture.py's docstring)
-    assert cut.generated_text in (None, LONG_REPLY)
-    assert time.monotonic() - t0 < 20
+    # the recorder's pass-through tap kept what the LLM generated before the cut
+    assert cut.generated_text == LONG_REPLY
+    assert time.monotonic() - t0 < 60
 
 
 async def test_barge_in_without_synchronizer_heard_text_unknown(
