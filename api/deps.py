@@ -8,12 +8,13 @@ is 404, so that ids cannot be used to probe which sessions exist elsewhere.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from auditagent.keys import KeyProvider
 from auditagent.settings import Settings
@@ -52,8 +53,43 @@ KeysDep = Annotated[KeyProvider, Depends(get_key_provider)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+class RequestConnection:
+    """One pooled connection for the whole request (authentication, the access-log commit and
+    the read), checked out on first use so a request refused before touching the database
+    never takes one. Each step runs in its own transaction; see ``AccessContext.record``."""
+
+    __slots__ = ("_conn", "engine")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def get_request_connection(engine: DbDep) -> Iterator[RequestConnection]:
+    holder = RequestConnection(engine)
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+# "function": returned to the pool when the handler returns, not after the body is sent.
+ConnDep = Annotated[RequestConnection, Depends(get_request_connection, scope="function")]
+
+
 def get_principal(
-    engine: DbDep,
+    db: ConnDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
@@ -63,7 +99,7 @@ def get_principal(
             type_="unauthenticated",
             headers={"WWW-Authenticate": _CHALLENGE},
         )
-    principal = store_admin.authenticate(engine, credentials.credentials)
+    principal = store_admin.authenticate_on(db.conn, credentials.credentials)
     if principal is None:
         raise ProblemError(
             401,
@@ -119,6 +155,15 @@ class AccessContext:
     reason: str | None
     route: str
     correlation_id: str
+    db: RequestConnection | None = None
+    """The request's connection: the row is committed on it (in a transaction of its own)."""
+
+    @property
+    def conn(self) -> Connection:
+        """The request's connection, for reads after ``record`` (no extra pool checkout)."""
+        if self.db is None:
+            raise RuntimeError("no request connection")
+        return self.db.conn
 
     def record(
         self,
@@ -128,26 +173,33 @@ class AccessContext:
         session_id: uuid.UUID | None = None,
         detail: dict[str, Any] | None = None,
     ) -> LoggedAccess:
-        """Commit the access-log row; raises (-> 503) when it cannot, so nothing is returned."""
-        return store_admin.append_access(
-            self.engine,
-            AccessEntry(
-                action=action,
-                principal_id=self.principal.id,
-                principal_name=self.principal.name,
-                role=self.principal.role,
-                tenant=tenant,
-                session_id=session_id,
-                route=self.route,
-                reason=self.reason,
-                correlation_id=self.correlation_id,
-                detail=detail or {},
-            ),
+        """Commit the access-log row; raises (-> 503) when it cannot, so nothing is returned.
+
+        On the request's connection, anything it had begun implicitly is rolled back first:
+        the commit carries the access-log row and nothing else."""
+        entry = AccessEntry(
+            action=action,
+            principal_id=self.principal.id,
+            principal_name=self.principal.name,
+            role=self.principal.role,
+            tenant=tenant,
+            session_id=session_id,
+            route=self.route,
+            reason=self.reason,
+            correlation_id=self.correlation_id,
+            detail=detail or {},
         )
+        if self.db is None:
+            return store_admin.append_access(self.engine, entry)
+        return store_admin.append_access_on(self.db.conn, entry)
 
 
 def get_access(
-    request: Request, engine: DbDep, principal: PrincipalDep, reason: ReasonHeader = None
+    request: Request,
+    engine: DbDep,
+    db: ConnDep,
+    principal: PrincipalDep,
+    reason: ReasonHeader = None,
 ) -> AccessContext:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path
@@ -160,6 +212,7 @@ def get_access(
         reason=reason or None,
         route=f"{request.method} {path}"[:256],
         correlation_id=correlation[:64],
+        db=db,
     )
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "Timing",
     "Transcript",
     "TranscriptEntry",
+    "TranscriptIntegrity",
     "VerifyReport",
 ]
 
@@ -100,9 +101,23 @@ class SessionDetail(SessionSummary):
     legal_holds: list[LegalHold]
 
 
+class TranscriptIntegrity(_Out):
+    """The session's hash chain, recomputed from the same rows the transcript was read from
+    and held to the session's stored count and head hash (as `/verify` does)."""
+
+    ok: bool
+    first_bad_seq: int | None = Field(description="First record that failed, if any")
+    reason: str | None
+
+
 class Transcript(_Out):
     session_id: uuid.UUID
     entries: list[TranscriptEntry]
+    integrity: TranscriptIntegrity | None = Field(
+        default=None,
+        description="The chain checked in the same pass as the read; always set by this "
+        "service (null only in a Transcript built by other code).",
+    )
 
 
 class EventItem(_Out):

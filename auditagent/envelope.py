@@ -13,7 +13,15 @@ from datetime import datetime, timedelta, timezone
 
 from auditagent import chain, crypto
 
-__all__ = ["Envelope", "SessionSealer", "aad", "dek_context", "open_envelope", "seal_record"]
+__all__ = [
+    "Envelope",
+    "SessionOpener",
+    "SessionSealer",
+    "aad",
+    "dek_context",
+    "open_envelope",
+    "seal_record",
+]
 
 _EVENT_LABEL = b"auditagent/event/v1\0"
 _DEK_LABEL = b"auditagent/dek-context/v1\0"
@@ -238,4 +246,65 @@ class SessionSealer:
             ciphertext,
             prev_hash,
             digest,
+        )
+
+
+class SessionOpener:
+    """:func:`open_envelope` for one session, with the per-session parts of the associated data
+    encoded once (the read-side counterpart of :class:`SessionSealer`).
+
+    Produces byte-for-byte the same associated data as :func:`aad` (tested). A row whose tenant
+    or key id differs from the session's gets the associated data of its own fields, exactly as
+    :func:`open_envelope` would build it, so it fails to open rather than being opened as
+    another row's.
+    """
+
+    __slots__ = ("_aad_head", "_kinds", "_open", "key_id", "session_id", "tenant")
+
+    def __init__(
+        self, sealer: crypto.Sealer, *, tenant: str, session_id: uuid.UUID, key_id: str
+    ) -> None:
+        self._open = sealer.open
+        self.tenant = tenant
+        self.session_id = session_id
+        self.key_id = key_id
+        self._aad_head = _EVENT_LABEL + _lp(tenant.encode()) + _UUID_PREFIX + session_id.bytes
+        # kind -> len-prefixed kind + len-prefixed key id: a session uses a dozen kinds at most
+        self._kinds: dict[str, bytes] = {}
+
+    def aad(
+        self, *, seq: int, kind: str, tenant: str | None = None, key_id: str | None = None
+    ) -> bytes:
+        """Associated data of the record ``seq`` (of this session unless ``tenant``/``key_id``
+        say otherwise); equal to :func:`aad` with the same fields."""
+        if (tenant is not None and tenant != self.tenant) or (
+            key_id is not None and key_id != self.key_id
+        ):
+            return aad(
+                tenant=self.tenant if tenant is None else tenant,
+                session_id=self.session_id,
+                seq=seq,
+                kind=kind,
+                key_id=self.key_id if key_id is None else key_id,
+            )
+        tail = self._kinds.get(kind)
+        if tail is None:
+            if len(self._kinds) >= 64:  # only a hostile table has this many kinds
+                self._kinds.clear()
+            tail = self._kinds[kind] = _lp(kind.encode()) + _lp(self.key_id.encode())
+        return b"".join((self._aad_head, _SEQ.pack(8, seq), tail))
+
+    def open(
+        self,
+        *,
+        seq: int,
+        kind: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        tenant: str | None = None,
+        key_id: str | None = None,
+    ) -> bytes:
+        """Decrypt one record; ``IntegrityError`` if it was altered or moved from another row."""
+        return self._open(
+            nonce, ciphertext, self.aad(seq=seq, kind=kind, tenant=tenant, key_id=key_id)
         )

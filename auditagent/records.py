@@ -283,5 +283,15 @@ def encode(record: Record) -> bytes:
 
 
 def decode(data: bytes) -> Record:
-    """Parse bytes made by ``encode`` back into the typed record."""
-    return RECORD_ADAPTER.validate_python(json.loads(data))
+    """Parse bytes made by ``encode`` back into the typed record.
+
+    pydantic's Rust JSON parser is tried first (about 2.5x faster than ``json.loads`` +
+    ``validate_python``). It refuses what only the stdlib fallback of ``encode`` writes (a
+    ``\\ud800`` escape of a lone surrogate, ``NaN``/``Infinity``), and those records, like
+    anything else it rejects, are parsed again by stdlib ``json``, which gives back exactly the
+    strings that were encoded; a genuinely invalid record still raises from that second parse.
+    """
+    try:
+        return RECORD_ADAPTER.validate_json(data)
+    except ValueError:  # ValidationError is a ValueError
+        return RECORD_ADAPTER.validate_python(json.loads(data))

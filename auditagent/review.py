@@ -8,6 +8,7 @@ plaintext; this module does not know who is asking.
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import chain, crypto, records
-from .envelope import Envelope, dek_context, open_envelope
+from .envelope import SessionOpener, dek_context
 from .errors import AuditagentError, IntegrityError, KeyringError
 from .keys import KeyProvider, WrappedKey
 
@@ -31,6 +32,7 @@ __all__ = [
     "TranscriptEntry",
     "check_bundle",
     "open_records",
+    "read_verified",
     "session_sealer",
     "transcript_entries",
 ]
@@ -94,36 +96,167 @@ class OpenedRecord:
     record: records.Record
 
 
-def _envelope(row: Any) -> Envelope:
-    return Envelope(
-        session_id=row.session_id,
-        seq=row.seq,
-        tenant=row.tenant,
-        kind=row.kind,
-        at=row.at,
-        key_id=row.key_id,
-        nonce=bytes(row.nonce),
-        ciphertext=bytes(row.ciphertext),
-        prev_hash=bytes(row.prev_hash),
-        hash=bytes(row.hash),
-    )
-
-
 def open_records(sealer: crypto.Sealer, rows: Iterable[Any]) -> Iterator[OpenedRecord]:
-    """Decrypt and decode each sealed row; ``RecordUnreadable`` on the first that fails."""
+    """Decrypt and decode each sealed row; ``RecordUnreadable`` on the first that fails.
+
+    ``rows`` are anything with the event columns as attributes (ORM/Core rows, ``Envelope``).
+    The associated data is the same as :func:`envelope.aad` of each row's own fields; its
+    per-session part is encoded once per session rather than once per row.
+    """
+    opener: SessionOpener | None = None
     for row in rows:
+        session_id, seq, kind = row.session_id, row.seq, row.kind
+        if opener is None or session_id != opener.session_id:
+            opener = SessionOpener(
+                sealer, tenant=row.tenant, session_id=session_id, key_id=row.key_id
+            )
         try:
-            plaintext = open_envelope(sealer, _envelope(row))
+            plaintext = opener.open(
+                seq=seq,
+                kind=kind,
+                nonce=bytes(row.nonce),
+                ciphertext=bytes(row.ciphertext),
+                tenant=row.tenant,
+                key_id=row.key_id,
+            )
         except IntegrityError:
-            raise RecordUnreadable(row.session_id, row.seq, "integrity check failed") from None
+            raise RecordUnreadable(session_id, seq, "integrity check failed") from None
+        yield OpenedRecord(
+            seq=seq, at=row.at, kind=kind, record=_decode(session_id, seq, kind, plaintext)
+        )
+
+
+def _decode(session_id: uuid.UUID, seq: int, kind: str, plaintext: bytes) -> records.Record:
+    try:
+        record = records.decode(plaintext)
+    except (ValidationError, ValueError):
+        raise RecordUnreadable(session_id, seq, "unknown record format") from None
+    if record.kind != kind:
+        # The AAD binds kind, so this means a writer bug rather than tampering; still refuse.
+        raise RecordUnreadable(session_id, seq, "kind does not match its row")
+    return record
+
+
+def _lp(data: bytes) -> bytes:
+    return _U32.pack(len(data)) + data
+
+
+_U32 = struct.Struct(">I")
+_UUID_LP = _U32.pack(16)
+
+
+def read_verified(
+    sealer: crypto.Sealer,
+    session: Any,
+    rows: Iterable[tuple[Any, ...]],
+) -> tuple[list[OpenedRecord], chain.VerifyResult]:
+    """Decrypt every record of ``session`` and recompute its hash chain in the same pass.
+
+    ``rows`` are tuples in ``reader.EVENT_TUPLE_COLUMNS`` order (``reader.event_tuples``), all
+    of this session. Decryption fails closed exactly as :func:`open_records` does
+    (``RecordUnreadable`` on the first record that does not open or decode); the chain result
+    is what ``reader.verify_session`` would report for the same rows: the same checks, the
+    session row's ``(event_count, head_hash)`` as checkpoint, and verification stops at the
+    first bad record while decryption carries on.
+    """
+    session_id: uuid.UUID = session.id
+    expected_count = int(session.event_count or 0)
+    exp_count = expected_count if expected_count > 0 else None
+    exp_head = (
+        bytes(session.head_hash)
+        if exp_count is not None and session.head_hash is not None
+        else None
+    )
+    opener: SessionOpener | None = None
+    hash_head = _UUID_LP + session_id.bytes
+    link = chain.link_fast
+    lps: dict[str, bytes] = {}
+
+    def lp(value: str) -> bytes:
+        out = lps.get(value)
+        if out is None:
+            if len(lps) >= 256:
+                lps.clear()
+            out = lps[value] = _lp(value.encode())
+        return out
+
+    opened: list[OpenedRecord] = []
+    append = opened.append
+    prev = chain.GENESIS
+    count = 0
+    head_at_expected: bytes | None = chain.GENESIS if exp_count == 0 else None
+    tenant0: str | None = None
+    failure: chain.VerifyResult | None = None
+
+    def bad(seq: int | None, reason: str) -> chain.VerifyResult:
+        return chain.VerifyResult(
+            ok=False, events=count, first_bad_seq=seq, reason=reason, head_hash=prev
+        )
+
+    for seq, tenant, kind, at, key_id, nonce, ciphertext, prev_hash, digest in rows:
+        if opener is None:
+            opener = SessionOpener(sealer, tenant=tenant, session_id=session_id, key_id=key_id)
         try:
-            record = records.decode(plaintext)
-        except (ValidationError, ValueError):
-            raise RecordUnreadable(row.session_id, row.seq, "unknown record format") from None
-        if record.kind != row.kind:
-            # The AAD binds kind, so this means a writer bug rather than tampering; still refuse.
-            raise RecordUnreadable(row.session_id, row.seq, "kind does not match its row")
-        yield OpenedRecord(seq=row.seq, at=row.at, kind=row.kind, record=record)
+            plaintext = opener.open(
+                seq=seq, kind=kind, nonce=nonce, ciphertext=ciphertext, tenant=tenant, key_id=key_id
+            )
+        except IntegrityError:
+            raise RecordUnreadable(session_id, seq, "integrity check failed") from None
+        append(
+            OpenedRecord(
+                seq=seq, at=at, kind=kind, record=_decode(session_id, seq, kind, plaintext)
+            )
+        )
+        if failure is not None:
+            continue
+        # the checks of chain.verify, in its order
+        if seq != count:
+            if seq > count:
+                failure = bad(count, f"missing seq {count}")
+            else:
+                failure = bad(seq, f"seq {seq} out of order or duplicated (expected {count})")
+            continue
+        if tenant0 is None:
+            tenant0 = tenant
+        elif tenant != tenant0:
+            failure = bad(seq, "record belongs to another session")
+            continue
+        try:
+            if prev_hash != prev:
+                failure = bad(seq, "prev_hash mismatch")
+                continue
+            computed = link(
+                prev_hash=prev_hash,
+                head=hash_head,
+                seq=seq,
+                kind_lp=lp(kind),
+                key_lp=lp(key_id),
+                tenant=tenant,
+                at=at,
+                nonce=nonce,
+                ciphertext=ciphertext,
+            )
+        except (ValueError, TypeError, AttributeError, struct.error) as exc:
+            failure = bad(seq, f"malformed record: {type(exc).__name__}")
+            continue
+        if computed != digest:
+            failure = bad(seq, "hash mismatch (record altered)")
+            continue
+        prev = computed
+        count += 1
+        if exp_count is not None and count == exp_count:
+            head_at_expected = computed
+
+    if failure is not None:
+        return opened, failure
+    if exp_count is not None:
+        if count < exp_count:
+            return opened, bad(count, f"chain truncated: {count} events, expected {exp_count}")
+        if exp_head is not None and head_at_expected != exp_head:
+            return opened, bad(None, "head hash mismatch at checkpoint")
+    return opened, chain.VerifyResult(
+        ok=True, events=count, first_bad_seq=None, reason=None, head_hash=prev
+    )
 
 
 # --- transcripts -----------------------------------------------------------------------------
@@ -185,32 +318,19 @@ class TranscriptEntry(BaseModel):
 _TIMING_FIELDS = tuple(Timing.model_fields)
 
 
-def _timing(t: records.TurnTiming) -> Timing:
-    return Timing(**{f: getattr(t, f) for f in _TIMING_FIELDS})
-
-
-def _merge_timing(old: Timing | None, t: records.TurnTiming) -> Timing:
-    new = _timing(t)
-    if old is None:
-        return new
-    merged = old.model_dump()
-    for key, value in new.model_dump().items():
-        if value is not None:
-            merged[key] = value
-    return Timing(**merged)
-
-
 def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
     """Shape records into transcript entries; turn_timing is folded into the turn it measures
     (by item/speech id, else the latest utterance of that role) rather than listed."""
-    entries: list[TranscriptEntry] = []
+    # Plain dicts while timings are folded in; each model is built once at the end.
+    entries: list[dict[str, Any]] = []
+    timings: dict[int, dict[str, float | None]] = {}
     by_item: dict[str, int] = {}
     last_of: dict[str, int] = {}
     for o in opened:
         r = o.record
-        entry: TranscriptEntry | None = None
+        entry: dict[str, Any] | None = None
         if isinstance(r, records.UserUtterance):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq,
                 at=r.at,
                 kind="user",
@@ -222,7 +342,7 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
             last_of["user"] = len(entries)
         elif isinstance(r, records.AgentUtterance):
             differs = r.generated_text is not None and r.generated_text != r.text
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq,
                 at=r.at,
                 kind="agent",
@@ -235,7 +355,7 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
             )
             last_of["assistant"] = len(entries)
         elif isinstance(r, records.ToolCall):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq,
                 at=r.at,
                 kind="tool_call",
@@ -244,7 +364,7 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
                 arguments=r.arguments,
             )
         elif isinstance(r, records.ToolResult):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq,
                 at=r.at,
                 kind="tool_result",
@@ -254,7 +374,7 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
                 is_error=r.is_error,
             )
         elif isinstance(r, records.Handoff):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq,
                 at=r.at,
                 kind="handoff",
@@ -263,27 +383,23 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
                 f"{r.new_agent_name or r.new_agent_id or '?'}",
             )
         elif isinstance(r, records.ErrorRecord):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq, at=r.at, kind="error", name=r.source, text=r.message, is_error=True
             )
         elif isinstance(r, records.Notice):
-            entry = TranscriptEntry(seq=o.seq, at=r.at, kind="notice", name=r.code, text=r.message)
+            entry = dict(seq=o.seq, at=r.at, kind="notice", name=r.code, text=r.message)
         elif isinstance(r, records.Gap):
-            entry = TranscriptEntry(
-                seq=o.seq, at=r.at, kind="gap", text=f"{r.count} records lost: {r.reason}"
-            )
+            entry = dict(seq=o.seq, at=r.at, kind="gap", text=f"{r.count} records lost: {r.reason}")
         elif isinstance(r, records.Opened):
-            entry = TranscriptEntry(seq=o.seq, at=r.at, kind="opened", name=r.agent_name)
+            entry = dict(seq=o.seq, at=r.at, kind="opened", name=r.agent_name)
         elif isinstance(r, records.Closed):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq, at=r.at, kind="closed", text=r.reason, is_error=r.error is not None
             )
         elif isinstance(r, records.AgentConfigUpdated):
-            entry = TranscriptEntry(
-                seq=o.seq, at=r.at, kind="agent_config_updated", text=r.instructions
-            )
+            entry = dict(seq=o.seq, at=r.at, kind="agent_config_updated", text=r.instructions)
         elif isinstance(r, records.TranscriptionEnabled):
-            entry = TranscriptEntry(
+            entry = dict(
                 seq=o.seq, at=r.at, kind="transcription_enabled", name=r.transcription_model
             )
         elif isinstance(r, records.TurnTiming):
@@ -293,9 +409,14 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
             if target is None and r.role is not None:
                 target = last_of.get(r.role)
             if target is not None:
-                entries[target] = entries[target].model_copy(
-                    update={"timing": _merge_timing(entries[target].timing, r)}
-                )
+                timing = timings.get(target)
+                if timing is None:
+                    timings[target] = {f: getattr(r, f) for f in _TIMING_FIELDS}
+                else:
+                    for f in _TIMING_FIELDS:
+                        value = getattr(r, f)
+                        if value is not None:
+                            timing[f] = value
             continue
         if entry is None:
             continue
@@ -303,7 +424,10 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
         if isinstance(item_id, str) and item_id:
             by_item[item_id] = len(entries)
         entries.append(entry)
-    return entries
+    return [
+        TranscriptEntry(**e, timing=Timing(**timings[i]) if i in timings else None)
+        for i, e in enumerate(entries)
+    ]
 
 
 # --- evidence bundles ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from auditagent import chain, review
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
-from ..deps import AccessContext, AccessDep, DbDep, KeysDep, can_see, scope_tenant
+from ..deps import AccessContext, AccessDep, KeysDep, can_see, scope_tenant
 from ..problems import ProblemError, problem_responses
 from ..schemas import (
     SAFE_TEXT,
@@ -33,6 +33,7 @@ from ..schemas import (
     SessionPage,
     SessionSummary,
     Transcript,
+    TranscriptIntegrity,
     VerifyReport,
 )
 
@@ -135,12 +136,11 @@ def list_sessions(
         else:
             # The index is keyed per tenant, so a search across tenants (tenantless admins
             # only) matches the identity's index under each tenant that has sessions.
-            with access.engine.connect() as conn:
-                participant_indexes = tuple(
-                    keys.blind_index(tenant=t, value=participant)
-                    for t in reader.tenants(conn)
-                    if "\0" not in t
-                )
+            participant_indexes = tuple(
+                keys.blind_index(tenant=t, value=participant)
+                for t in reader.tenants(access.conn)
+                if "\0" not in t
+            )
     start, end = _utc(started_from), _utc(started_to)
     filters = SessionFilter(
         tenant=scope,
@@ -171,21 +171,19 @@ def list_sessions(
         if value is not None
     )
     access.record("sessions.list", tenant=scope, detail={"filters": used})
-    with access.engine.connect() as conn:
-        page = reader.list_sessions(conn, filters=filters, limit=limit, cursor=cursor or None)
+    page = reader.list_sessions(access.conn, filters=filters, limit=limit, cursor=cursor or None)
     return SessionPage(items=[_summary(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=_READ_ERRORS)
-def get_session(session_id: uuid.UUID, access: AccessDep, db: DbDep) -> SessionDetail:
+def get_session(session_id: uuid.UUID, access: AccessDep) -> SessionDetail:
     """Metadata, record counts by kind, chain integrity and unreleased legal holds."""
-    with db.connect() as conn:
-        session = _visible_session(conn, access, session_id)
+    session = _visible_session(access.conn, access, session_id)
     access.record("sessions.get", tenant=session.tenant, session_id=session_id)
-    with db.connect() as conn:
-        counts = reader.event_counts(conn, session_id)
-        result = reader.verify_session(conn, session)
-        holds = reader.holds_for_session(conn, session)
+    conn = access.conn
+    counts = reader.event_counts(conn, session_id)
+    result = reader.verify_session(conn, session)
+    holds = reader.holds_for_session(conn, session)
     return SessionDetail(
         **_summary(session).model_dump(),
         head_hash=bytes(session.head_hash).hex() if session.head_hash is not None else None,
@@ -210,17 +208,26 @@ def _opened(conn: Connection, keys: KeysDep, session: Any) -> list[review.Opened
 
 
 @router.get("/{session_id}/transcript", response_model=Transcript, responses=_DECRYPT_ERRORS)
-def get_transcript(
-    session_id: uuid.UUID, access: AccessDep, db: DbDep, keys: KeysDep
-) -> Transcript:
+def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Transcript:
     """The conversation, decrypted on read: utterances, tool calls and results, handoffs,
     errors, notices, with each turn's latencies folded in."""
-    with db.connect() as conn:
-        session = _visible_session(conn, access, session_id)
+    session = _visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
-    with db.connect() as conn:
-        opened = _opened(conn, keys, session)
-    return Transcript(session_id=session_id, entries=review.transcript_entries(opened))
+    conn = access.conn
+    sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
+    # One pass over the rows: each is decrypted and its chain link recomputed.
+    opened, result = review.read_verified(
+        sealer,
+        session,
+        reader.event_tuples(conn, session_id, expected_rows=session.event_count),
+    )
+    return Transcript(
+        session_id=session_id,
+        entries=review.transcript_entries(opened),
+        integrity=TranscriptIntegrity(
+            ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
+        ),
+    )
 
 
 def _event_items(opened: list[review.OpenedRecord]) -> list[EventItem]:
@@ -231,25 +238,21 @@ def _event_items(opened: list[review.OpenedRecord]) -> list[EventItem]:
 
 
 @router.get("/{session_id}/events", response_model=EventList, responses=_DECRYPT_ERRORS)
-def get_events(session_id: uuid.UUID, access: AccessDep, db: DbDep, keys: KeysDep) -> EventList:
+def get_events(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> EventList:
     """Every record of the session, decrypted, in seq order."""
-    with db.connect() as conn:
-        session = _visible_session(conn, access, session_id)
+    session = _visible_session(access.conn, access, session_id)
     access.record("sessions.events", tenant=session.tenant, session_id=session_id)
-    with db.connect() as conn:
-        opened = _opened(conn, keys, session)
+    opened = _opened(access.conn, keys, session)
     return EventList(session_id=session_id, events=_event_items(opened))
 
 
 @router.get("/{session_id}/verify", response_model=VerifyReport, responses=_READ_ERRORS)
-def verify_session(session_id: uuid.UUID, access: AccessDep, db: DbDep) -> VerifyReport:
+def verify_session(session_id: uuid.UUID, access: AccessDep) -> VerifyReport:
     """Recompute the session's hash chain (no key needed) and compare it with the count and
     head hash stored for the session, which catches a deleted last record."""
-    with db.connect() as conn:
-        session = _visible_session(conn, access, session_id)
+    session = _visible_session(access.conn, access, session_id)
     access.record("sessions.verify", tenant=session.tenant, session_id=session_id)
-    with db.connect() as conn:
-        result = reader.verify_session(conn, session)
+    result = reader.verify_session(access.conn, session)
     return _verify_report(session_id, result)
 
 
@@ -259,26 +262,25 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, db: DbDep) -> Verif
     responses=_DECRYPT_ERRORS,
 )
 def export_session(
-    session_id: uuid.UUID, access: AccessDep, db: DbDep, keys: KeysDep, response: Response
+    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, response: Response
 ) -> EvidenceBundle:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
     hex and the verification result. `auditagent verify --bundle FILE` checks it offline."""
-    with db.connect() as conn:
-        session = _visible_session(conn, access, session_id)
+    session = _visible_session(access.conn, access, session_id)
     access.record("sessions.export", tenant=session.tenant, session_id=session_id)
-    with db.connect() as conn:
-        rows = list(reader.iter_events(conn, session_id))
-        result = chain.verify(
-            rows,
-            expected_count=session.event_count or None,
-            expected_head=(
-                bytes(session.head_hash)
-                if session.event_count and session.head_hash is not None
-                else None
-            ),
-        )
-        sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
-        opened = list(review.open_records(sealer, rows))
+    conn = access.conn
+    rows = list(reader.iter_events(conn, session_id))
+    result = chain.verify(
+        rows,
+        expected_count=session.event_count or None,
+        expected_head=(
+            bytes(session.head_hash)
+            if session.event_count and session.head_hash is not None
+            else None
+        ),
+    )
+    sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
+    opened = list(review.open_records(sealer, rows))
     response.headers["Content-Disposition"] = (
         f'attachment; filename="auditagent-session-{session_id}.json"'
     )

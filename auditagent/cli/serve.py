@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from ..errors import ConfigError
 from ..keys import load_key_provider
@@ -34,6 +35,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host = args.host or settings.api_host
         port = args.port if args.port is not None else settings.api_port
         app = create_app(settings, engine=engine, key_provider=key_provider)
+        # Everything imported and built so far lives as long as the process: move it out of
+        # the cyclic collector's generations so the passes that a transcript's many small
+        # objects trigger do not walk it again and again.
+        gc.collect()
+        gc.freeze()
         print(f"auditagent review API on http://{host}:{port} ({db.describe_url(url)})", flush=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -37,7 +37,9 @@ __all__ = [
     "Role",
     "access_hash",
     "append_access",
+    "append_access_on",
     "authenticate",
+    "authenticate_on",
     "create_principal",
     "hash_token",
     "list_access_log",
@@ -186,8 +188,17 @@ def authenticate(engine: Engine, token: str) -> Principal | None:
     """The live principal holding ``token``; None for unknown, malformed or revoked tokens."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_LEN:
         return None
+    with engine.connect() as conn:
+        return authenticate_on(conn, token)
+
+
+def authenticate_on(conn: Connection, token: str) -> Principal | None:
+    """:func:`authenticate` on a connection the caller holds (not inside a transaction); the
+    check and the throttled ``last_used_at`` update are committed before it returns."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_LEN:
+        return None
     digest = hash_token(token)
-    with engine.begin() as conn:
+    with conn.begin():
         row = conn.execute(select(PrincipalRow).where(PrincipalRow.token_hash == digest)).first()
         if row is None:
             return None
@@ -308,6 +319,23 @@ def append_access(engine: Engine, entry: AccessEntry) -> LoggedAccess:
 
     try:
         with engine.begin() as conn:
+            logged = _append(conn, entry)
+    except SQLAlchemyError as exc:
+        raise AccessLogUnavailable() from exc
+    metrics().access_log_writes.inc()
+    return logged
+
+
+def append_access_on(conn: Connection, entry: AccessEntry) -> LoggedAccess:
+    """:func:`append_access` on a connection the caller holds: the row is committed in a
+    transaction of its own before this returns. Whatever the connection had begun implicitly
+    (reads only, by contract) is rolled back first, so nothing else rides on that commit."""
+    from ..metrics import metrics
+
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
             logged = _append(conn, entry)
     except SQLAlchemyError as exc:
         raise AccessLogUnavailable() from exc

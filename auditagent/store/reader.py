@@ -27,6 +27,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "event_counts",
+    "event_tuples",
     "get_data_key",
     "get_session",
     "holds_for_session",
@@ -168,6 +169,60 @@ def iter_events(
     if kinds is not None:
         stmt = stmt.where(EventRow.kind.in_(list(kinds)))
     yield from conn.execution_options(yield_per=1000).execute(stmt)
+
+
+EVENT_TUPLE_COLUMNS = (
+    "seq",
+    "tenant",
+    "kind",
+    "at",
+    "key_id",
+    "nonce",
+    "ciphertext",
+    "prev_hash",
+    "hash",
+)
+"""Column order of the tuples from :func:`event_tuples`."""
+
+FETCH_ALL_MAX = 20_000
+"""Sessions of up to this many records are fetched in one round trip (a 2,000-record session
+is ~1 MB); longer ones are streamed through a server-side cursor."""
+
+_EVENTS_SQL = (
+    f"SELECT {', '.join(EVENT_TUPLE_COLUMNS)} FROM {EventRow.__tablename__}"
+    " WHERE session_id = %s ORDER BY seq"
+)
+
+
+def event_tuples(
+    conn: Connection, session_id: uuid.UUID, *, expected_rows: int | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """The session's sealed rows in seq order as plain tuples in ``EVENT_TUPLE_COLUMNS`` order
+    (bytea columns as ``bytes``); the session id is the one asked for.
+
+    Goes to the driver directly: no SQLAlchemy ``Row`` per record. When ``expected_rows`` (the
+    session's ``event_count``) is at most ``FETCH_ALL_MAX`` the rows are fetched in one round
+    trip; otherwise, or when it is unknown, they are streamed through a server-side cursor so
+    a very long session is never held in memory twice. Runs in the connection's current
+    transaction (the driver begins one if none is open).
+    """
+    dbapi: Any = conn.connection.dbapi_connection
+    if expected_rows is not None and expected_rows <= FETCH_ALL_MAX:
+        cur = dbapi.cursor()
+        try:
+            cur.execute(_EVENTS_SQL, (session_id,))
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+        finally:
+            cur.close()
+        yield from rows
+        return
+    cur = dbapi.cursor(name=f"auditagent_events_{uuid.uuid4().hex}")
+    try:
+        cur.itersize = 5000
+        cur.execute(_EVENTS_SQL, (session_id,))
+        yield from cur
+    finally:
+        cur.close()
 
 
 def get_data_key(conn: Connection, session_id: uuid.UUID) -> Any | None:
