@@ -89,6 +89,7 @@ ConnDep = Annotated[RequestConnection, Depends(get_request_connection, scope="fu
 
 
 def get_principal(
+    request: Request,
     db: ConnDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -107,6 +108,8 @@ def get_principal(
             type_="unauthenticated",
             headers={"WWW-Authenticate": _CHALLENGE + ', error="invalid_token"'},
         )
+    # Known from here on: a refusal of this principal is access-logged (problems.log_denial).
+    request.state.principal = principal
     return principal
 
 
@@ -115,7 +118,12 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
-        raise ProblemError(403, "this needs an admin key", type_="forbidden")
+        raise ProblemError(
+            403,
+            "this needs an admin key",
+            type_="forbidden",
+            audit={"action": "admin.denied", "tenant": principal.tenant},
+        )
     return principal
 
 
@@ -127,7 +135,12 @@ def scope_tenant(principal: Principal, requested: str | None) -> str | None:
     if principal.tenant is None:
         return requested
     if requested is not None and requested != principal.tenant:
-        raise ProblemError(403, "that tenant is outside this key's scope", type_="forbidden")
+        raise ProblemError(
+            403,
+            "that tenant is outside this key's scope",
+            type_="forbidden",
+            audit={"action": "tenant.denied", "tenant": requested},
+        )
     return principal.tenant
 
 

@@ -7,6 +7,7 @@ specific 4xx/503; only a genuine bug reaches the catch-all 500, and even that ca
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auditagent.errors import (
@@ -61,8 +63,11 @@ class ProblemError(Exception):
         type_: str | None = None,
         title: str | None = None,
         headers: Mapping[str, str] | None = None,
+        audit: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or "")
+        self.audit = dict(audit) if audit else None
+        """Set on a refusal of an authenticated principal: the refusal is access-logged."""
         self.status = status
         self.detail = detail
         self.type = type_
@@ -133,6 +138,41 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def log_denial(request: Request, exc: ProblemError) -> None:
+    """Access-log a refused attempt by an authenticated principal (who tried what, and why it
+    was refused). Best effort: the answer is a refusal either way, so a failing write must not
+    turn it into a 503."""
+    from auditagent.store import admin as store_admin
+
+    principal = getattr(request.state, "principal", None)
+    engine = getattr(request.app.state, "engine", None)
+    if principal is None or engine is None or exc.audit is None:
+        return
+    audit = exc.audit
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    try:
+        store_admin.append_access(
+            engine,
+            store_admin.AccessEntry(
+                action=str(audit.get("action", "denied")),
+                principal_id=principal.id,
+                principal_name=principal.name,
+                role=principal.role,
+                tenant=audit.get("tenant"),
+                session_id=audit.get("session_id"),
+                route=f"{request.method} {path}"[:256],
+                reason=request.headers.get("x-audit-reason") or None,
+                correlation_id=uuid.uuid4().hex,
+                detail={"denied": True, "status": exc.status, "why": exc.detail or ""},
+            ),
+        )
+    except Exception as err:  # the refusal stands; say so without request content
+        logging.getLogger("auditagent.api").warning(
+            "could not access-log a refused request: %s", type(err).__name__
+        )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def http_exc(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -143,6 +183,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def problem_exc(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
+        if exc.audit is not None:
+            await run_in_threadpool(log_denial, request, exc)
         return problem_response(
             request,
             exc.status,

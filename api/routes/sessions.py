@@ -82,8 +82,18 @@ def _verify_report(session_id: uuid.UUID, result: chain.VerifyResult) -> VerifyR
 def _visible_session(conn: Connection, access: AccessContext, session_id: uuid.UUID) -> Any:
     session = reader.get_session(conn, session_id)
     if session is None or not can_see(access.principal, session.tenant):
-        # Same answer for "absent" and "another tenant's": ids must not reveal existence.
-        raise ProblemError(404, f"no session {session_id}", type_="not-found")
+        # Same answer for "absent" and "another tenant's": ids must not reveal existence. The
+        # attempt on another tenant's session is access-logged under that tenant, for its owner.
+        raise ProblemError(
+            404,
+            f"no session {session_id}",
+            type_="not-found",
+            audit=(
+                {"action": "session.denied", "tenant": session.tenant, "session_id": session_id}
+                if session is not None
+                else None
+            ),
+        )
     return session
 
 
