@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from livekit.agents import Agent, AgentSession
+from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from livekit.agents import llm as lk_llm
 from livekit.agents.language import LanguageCode
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserInputTranscribedEvent
@@ -25,6 +25,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from tests.fakes.io import ScriptedAudioInput
+from tests.fakes.llm import Reply, ScriptedLLM
 from tests.fakes.realtime import GeminiLikeRealtime, OpenAILikeRealtime
 from tests.fakes.stt import ScriptedSTT
 from tests.fakes.vad import EnergyVAD
@@ -213,3 +214,51 @@ async def test_stt_final_then_same_user_message_is_one_utterance() -> None:
     out += cap.translate(("conversation_item_added", ConversationItemAddedEvent(item=other), 3.0))
     assert [u.text for u in _users(out)] == ["first part", "second part", "typed later"]
     assert _users(cap.reconcile()) == []
+
+
+class _Specialist(Agent):
+    def __init__(self, model: Any) -> None:
+        super().__init__(instructions="You are the billing specialist.", llm=model)
+
+
+class _Frontdesk(Agent):
+    def __init__(self, specialist: Agent) -> None:
+        super().__init__(instructions="You route callers.")
+        self._specialist = specialist
+
+    @function_tool
+    async def transfer_to_billing(self, context: RunContext) -> Agent:
+        """Hand the caller to the billing specialist."""
+        return self._specialist
+
+
+async def test_handoff_to_an_agent_with_its_own_realtime_model_is_checked_too(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """session.llm is a text LLM; the agent handed off to brings a realtime model with input
+    transcription off. The recorder checks the new agent's llm after the handoff, turns
+    transcription on, and the specialist's spoken turn is recorded."""
+    rt_model = OpenAILikeRealtime(input_audio_transcription=None, replies=["Billing here.", "Ok."])
+    llm = ScriptedLLM([Reply(tool_calls=[("transfer_to_billing", "{}")]), Reply(text="Moving you.")])
+    async with AuditRecorder(settings) as recorder:
+        session: AgentSession[None] = AgentSession(llm=llm, vad=None)
+        said = _assistant_counter(session)
+        rec = recorder.attach(session, tenant=tenant)
+        await session.start(_Frontdesk(_Specialist(rt_model)))
+        await session.run(user_input="I have a billing question")
+        await _until(lambda: bool(rt_model.sessions), 5, "the specialist's realtime session")
+        # the writer checks the new agent as it translates the handoff; give it a beat
+        await recorder.flush()
+        await _until(lambda: bool(rt_model.updates), 5, "transcription switched on")
+        before = len(said)
+        rt_model.sessions[-1].user_turn(f"my invoice {CANARY} is wrong")
+        await _until(lambda: len(said) > before, 5, "the specialist's reply")
+        await session.aclose()
+        await recorder.flush()
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    handoffs = [(x.old_agent_id, x.new_agent_id) for x in got if isinstance(x, r.Handoff)]
+    assert ("_frontdesk", "_specialist") in handoffs, handoffs
+    (enabled,) = [x for x in got if isinstance(x, r.TranscriptionEnabled)]
+    assert enabled.model.provider == "openai-like"
+    assert f"my invoice {CANARY} is wrong" in [u.text for u in _users(got)]
+    assert_no_plaintext(settings.database_url or "", settings.resolved_spool_dir, CANARY)
