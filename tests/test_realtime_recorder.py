@@ -239,7 +239,9 @@ async def test_handoff_to_an_agent_with_its_own_realtime_model_is_checked_too(
     transcription off. The recorder checks the new agent's llm after the handoff, turns
     transcription on, and the specialist's spoken turn is recorded."""
     rt_model = OpenAILikeRealtime(input_audio_transcription=None, replies=["Billing here.", "Ok."])
-    llm = ScriptedLLM([Reply(tool_calls=[("transfer_to_billing", "{}")]), Reply(text="Moving you.")])
+    llm = ScriptedLLM(
+        [Reply(tool_calls=[("transfer_to_billing", "{}")]), Reply(text="Moving you.")]
+    )
     async with AuditRecorder(settings) as recorder:
         session: AgentSession[None] = AgentSession(llm=llm, vad=None)
         said = _assistant_counter(session)
