@@ -1,8 +1,8 @@
 """auditagent: compliance transcript and audit recorder for LiveKit voice agents.
 
-    recorder = AuditRecorder.from_env()
-    await recorder.start()
-    rec = recorder.attach(session, tenant="acme", participant="+15551234567")
+recorder = AuditRecorder.from_env()
+await recorder.start()
+rec = recorder.attach(session, tenant="acme", participant="+15551234567")
 """
 
 from __future__ import annotations

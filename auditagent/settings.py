@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Holds the embedded Postgres, the keyring, the spool and checkpoints (mode 0700).",
+        description="Embedded Postgres, keyring, spool and checkpoints live here (mode 0700).",
     )
     keyring_path: Path | None = Field(
         default=None,

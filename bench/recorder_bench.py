@@ -183,21 +183,16 @@ async def main() -> None:
                 ours.append(o_rate)
                 ceil.append(c_rate)
                 ratios.append(o_rate / c_rate)
-        print(
-            f"machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}"
-        )
+        py = platform.python_version()
+        print(f"machine: {platform.machine()} {os.cpu_count()} cpu, python {py}")
         print(f"date: {datetime.now(timezone.utc):%Y-%m-%d}")
         for k, v in hooks.items():
             print(f"{k}: {v:.2f}")
-        print(
-            f"ingest (seal+chain+COPY) rows/s: median {statistics.median(ours):,.0f} {[round(x) for x in ours]}"
-        )
-        print(
-            f"raw COPY ceiling rows/s:         median {statistics.median(ceil):,.0f} {[round(x) for x in ceil]}"
-        )
-        print(
-            f"ratio ingest/ceiling: median {statistics.median(ratios):.2f} {[round(x, 2) for x in ratios]}"
-        )
+        med = statistics.median
+        print(f"ingest (seal+chain+COPY) rows/s: median {med(ours):,.0f} {[round(x) for x in ours]}")
+        print(f"raw COPY ceiling rows/s:         median {med(ceil):,.0f} {[round(x) for x in ceil]}")
+        ratio_runs = [round(x, 2) for x in ratios]
+        print(f"ratio ingest/ceiling: median {med(ratios):.2f} {ratio_runs}")
     finally:
         with psycopg.connect(args.admin_url, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -328,7 +328,14 @@ def test_session_sealer_matches_the_reference_encoding() -> None:
         ref_aad = _env.aad(tenant="acme", session_id=sid, seq=seq, kind=kind, key_id="k1")
         assert _crypto.open(key, e.nonce, e.ciphertext, ref_aad) == b"p%d" % seq
         assert e.hash == chain.link(
-            prev_hash=prev, session_id=sid, seq=seq, kind=kind, key_id="k1", tenant="acme",
-            at=at, nonce=e.nonce, ciphertext=e.ciphertext,
+            prev_hash=prev,
+            session_id=sid,
+            seq=seq,
+            kind=kind,
+            key_id="k1",
+            tenant="acme",
+            at=at,
+            nonce=e.nonce,
+            ciphertext=e.ciphertext,
         )
         prev = e.hash

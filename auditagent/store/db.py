@@ -132,9 +132,7 @@ def make_engine(settings: Settings, *, url: str | None = None, **kwargs: Any) ->
     url = url or resolve_database_url(settings)
     connect_args = {"connect_timeout": 5, "prepare_threshold": None}
     connect_args.update(kwargs.pop("connect_args", {}))
-    return create_engine(
-        url, pool_pre_ping=True, connect_args=connect_args, future=True, **kwargs
-    )
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, future=True, **kwargs)
 
 
 def check_reachable(engine: Engine) -> None:

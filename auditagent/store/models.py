@@ -68,9 +68,7 @@ class SessionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('open','closed','shredded','purged')", name="status_valid"
-        ),
+        CheckConstraint("status IN ('open','closed','shredded','purged')", name="status_valid"),
         Index("ix_sessions_tenant_started", "tenant", "started_at", "id"),
         Index("ix_sessions_started", "started_at", "id"),
         Index("ix_sessions_participant", "participant_index"),
