@@ -189,8 +189,9 @@ async def main() -> None:
         for k, v in hooks.items():
             print(f"{k}: {v:.2f}")
         med = statistics.median
-        print(f"ingest (seal+chain+COPY) rows/s: median {med(ours):,.0f} {[round(x) for x in ours]}")
-        print(f"raw COPY ceiling rows/s:         median {med(ceil):,.0f} {[round(x) for x in ceil]}")
+        ours_runs, ceil_runs = [round(x) for x in ours], [round(x) for x in ceil]
+        print(f"ingest (seal+chain+COPY) rows/s: median {med(ours):,.0f} {ours_runs}")
+        print(f"raw COPY ceiling rows/s:         median {med(ceil):,.0f} {ceil_runs}")
         ratio_runs = [round(x, 2) for x in ratios]
         print(f"ratio ingest/ceiling: median {med(ratios):.2f} {ratio_runs}")
     finally:
