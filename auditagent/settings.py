@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
             if v.startswith(prefix):
                 return "postgresql+psycopg://" + v[len(prefix) :]
+        if not v.startswith("postgresql+psycopg://"):
+            raise ValueError(
+                "expected a Postgres URL such as postgresql://user@host:5432/dbname"
+                " (or unset it to use the embedded Postgres)"
+            )
         return v
 
     @property

@@ -90,6 +90,12 @@ def test_cli_errors_are_one_line_without_traceback(
     assert main(["keys", "rotate"]) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "chmod 600" in err
+    # a URL that is not a Postgres URL
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", "notaurl")
+    assert main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "AUDITAGENT_DATABASE_URL" in err and "postgresql://" in err
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
     # a bad setting value
     monkeypatch.setenv("AUDITAGENT_TRANSCRIPTION_POLICY", "sometimes")
     assert main(["db", "current"]) == 2

@@ -18,6 +18,26 @@ from ..settings import Settings
 COMMAND_MODULES = ("db", "keys", "apikey", "verify", "serve", "retention", "demo")
 
 
+class _CurrentStderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at emit time, so calling ``main()`` in-process (tests,
+    embedding) never leaves a handler bound to a stream that has since been closed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _configure_logging(*, verbose: bool) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auditagent",
@@ -42,10 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(verbose=args.verbose)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import stat
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate
 from ..settings import Settings
@@ -130,6 +132,13 @@ def make_engine(settings: Settings, *, url: str | None = None, **kwargs: Any) ->
     the engine works behind a transaction-pooling PgBouncer.
     """
     url = url or resolve_database_url(settings)
+    try:
+        make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            "the database URL cannot be parsed",
+            fix="set AUDITAGENT_DATABASE_URL to postgresql://user@host:5432/dbname",
+        ) from exc
     connect_args = {"connect_timeout": 5, "prepare_threshold": None}
     connect_args.update(kwargs.pop("connect_args", {}))
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, future=True, **kwargs)
@@ -159,7 +168,8 @@ def migrations_dir() -> Path:
 def alembic_config(settings: Settings, *, url: str | None = None) -> Any:
     from alembic.config import Config
 
-    cfg = Config()
+    # stdout passed explicitly: Config's default is sys.stdout as it was at import time.
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["settings"] = settings
     if url:
@@ -171,7 +181,8 @@ def head_revision() -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
+    # stdout passed explicitly: Config's default is sys.stdout as it was at import time.
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(migrations_dir()))
     head = ScriptDirectory.from_config(cfg).get_current_head()
     assert head is not None
