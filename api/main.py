@@ -16,6 +16,7 @@ from auditagent.metrics import metrics
 from auditagent.settings import Settings
 from auditagent.store.db import ensure_schema_current, make_engine
 
+from .docs import install_docs
 from .problems import install_openapi, install_problem_handlers
 from .routes import access_log, admin, analytics, health, holds, retention, sessions
 
@@ -65,6 +66,8 @@ def create_app(
         version="1",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by docs.install_docs from local assets
+        redoc_url=None,
     )
     # Injected dependencies are usable even by a client that never runs the lifespan (an
     # ASGI test transport); the lifespan still checks the schema when it does run.
@@ -99,4 +102,5 @@ def create_app(
     app.include_router(holds.router)
     retention.install(app, settings)  # 410 with the deletion record; floor in the schema
     install_openapi(app)
+    install_docs(app)
     return app
