@@ -313,3 +313,49 @@ async def test_aclose_twice_and_attach_before_start(
     await recorder.start()
     await recorder.aclose()
     await recorder.aclose()
+
+
+async def test_processes_sharing_a_data_dir_never_replay_a_live_spool_or_insert_twice(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """Job processes share one data directory: a spool file held by a live writer is left
+    alone, a released one is replayed once, and replaying the same frames again inserts
+    nothing twice."""
+    import shutil
+
+    down = Settings(
+        database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+        data_dir=settings.data_dir,
+        flush_interval=0.05,
+        db_timeout=0.5,
+    )
+    a = await AuditRecorder(down).start()
+    h = a.open_session(tenant=tenant)
+    for i in range(20):
+        h.add(r.UserUtterance(at=datetime.now(timezone.utc), text=f"line {i}", source="stt"))
+    h.close()
+    await a.flush()
+    (held,) = list(settings.resolved_spool_dir.glob("*.spool"))
+    # another process starts while A still holds its spool: it must not take it
+    async with AuditRecorder(settings) as b:
+        await b.flush()
+    assert held.exists()
+    with psycopg.connect(db.libpq_url(settings.database_url or "")) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM events WHERE session_id = %s", (h.session_id,)
+        ).fetchone() == (0,)
+    await a.aclose()  # releases the file (the database is still unreachable for A)
+    copy = held.with_name("copy.keep")
+    shutil.copy(held, copy)
+    async with AuditRecorder(settings) as c:
+        await c.flush()
+    assert not held.exists()
+    got = read_records(settings.database_url or "", h.session_id, keyring)
+    assert [u.text for u in by_kind(got, "user_utterance")] == [f"line {i}" for i in range(20)]
+    # the same frames again (a crash between commit and unlink): nothing is inserted twice
+    copy.rename(settings.resolved_spool_dir / "00000000000000000001-1-replay.spool")
+    async with AuditRecorder(settings) as d:
+        await d.flush()
+    assert not list(settings.resolved_spool_dir.glob("*.spool"))
+    again = read_records(settings.database_url or "", h.session_id, keyring)
+    assert [x.kind for x in again] == [x.kind for x in got]
