@@ -394,8 +394,12 @@ class AuditRecorder:
     ) -> SessionRecording:
         """Attach inside a LiveKit entrypoint and flush at job shutdown."""
         await self.start()
-        room = getattr(getattr(ctx, "room", None), "name", None)
-        job_id = getattr(getattr(ctx, "job", None), "id", None)
+        job = getattr(ctx, "job", None)
+        # The connected room's name, or the one the job was dispatched for (before connect).
+        room = getattr(getattr(ctx, "room", None), "name", None) or getattr(
+            getattr(job, "room", None), "name", None
+        )
+        job_id = getattr(job, "id", None)
         rec = self.attach(
             session, tenant=tenant, participant=participant, labels=labels, room=room, job_id=job_id
         )

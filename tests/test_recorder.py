@@ -359,3 +359,32 @@ async def test_processes_sharing_a_data_dir_never_replay_a_live_spool_or_insert_
     assert not list(settings.resolved_spool_dir.glob("*.spool"))
     again = read_records(settings.database_url or "", h.session_id, keyring)
     assert [x.kind for x in again] == [x.kind for x in got]
+
+
+async def test_record_session_one_liner_flushes_at_job_shutdown(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    from livekit.agents.testing import fake_job_context
+
+    from auditagent import record_session
+
+    with fake_job_context(job_id="job-4711") as ctx:
+        session: AgentSession[None] = AgentSession(llm=ScriptedLLM([Reply(text="Hi.")]), vad=None)
+        rec = await record_session(
+            ctx, session, tenant=tenant, participant="+15550009999", settings=settings
+        )
+        await session.start(BankAgent())
+        await session.run(user_input="hello")
+        # what LiveKit does when the job shuts down: run the registered callbacks
+        assert ctx._shutdown_callbacks
+        for callback in ctx._shutdown_callbacks:
+            await callback("job_shutdown")
+        await session.aclose()
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    opened = got[0]
+    assert isinstance(opened, r.Opened)
+    assert opened.job_id == "job-4711" and opened.room == "fake-room"
+    assert opened.participant == "+15550009999"
+    assert [u.text for u in by_kind(got, "user_utterance")] == ["hello"]  # type: ignore[attr-defined]
+    assert [a.text for a in by_kind(got, "agent_utterance")] == ["Hi."]  # type: ignore[attr-defined]
+    assert got[-1].kind == "closed"
