@@ -351,6 +351,8 @@ class SessionCapture:
         # the same words as a user ChatMessage (it does when a session closes mid-turn)
         self._rt_stt_texts: list[str] = []
         self._tap: _GeneratedTextTap | None = None
+        # recording paused (SessionRecording.pause): [start, end) wall-clock windows
+        self._paused: list[list[float]] = []
         self._tap_tried = False
 
     # ------------------------------------------------------------------ hot path wiring
@@ -1032,6 +1034,18 @@ class SessionCapture:
 
     # ------------------------------------------------------------------ reconcile
 
+    def pause_at(self, t: float) -> None:
+        self._paused.append([t, float("inf")])
+
+    def resume_at(self, t: float) -> None:
+        if self._paused and self._paused[-1][1] == float("inf"):
+            self._paused[-1][1] = t
+
+    def _was_paused(self, created_at: Any) -> bool:
+        if not self._paused or not isinstance(created_at, (int, float)):
+            return False
+        return any(start <= created_at < end for start, end in self._paused)
+
     def reconcile(self) -> list[Record]:
         """Records for what ``session.history`` holds but no event delivered."""
         out: list[Record] = []
@@ -1040,6 +1054,8 @@ class SessionCapture:
         except Exception:
             items = []
         for item in items:
+            if self._was_paused(getattr(item, "created_at", None)):
+                continue  # said while recording was paused: deliberately not kept
             try:
                 out.extend(self._reconcile_item(item))
             except Exception as e:

@@ -41,6 +41,17 @@ log = logging.getLogger("auditagent.recorder")
 
 _GENESIS = bytes(32)
 IDLE_DISCONNECT_S = 5.0
+# Events with no conversation content, still recorded while a session is paused.
+_KEPT_WHILE_PAUSED = frozenset(
+    {
+        "__record__",
+        "close",
+        "agent_state_changed",
+        "user_state_changed",
+        "metrics_collected",
+        "session_usage_updated",
+    }
+)
 
 
 def _utcnow() -> datetime:
@@ -110,12 +121,18 @@ class SessionRecording:
         self._overflow_first: float | None = None
         self._overflow_last: float | None = None
         self._q = recorder._queue
+        self._paused = False
+        self._paused_since: float | None = None
+        self._paused_dropped = 0
         self._maxlen = recorder.settings.queue_size
         self._wake_at = recorder.settings.batch_size
 
     # -- hot path ------------------------------------------------------------------------
     def _put(self, raw: RawEvent) -> None:
         """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
+        if self._paused and raw[0] not in _KEPT_WHILE_PAUSED:
+            self._paused_dropped += 1
+            return
         q = self._q
         if len(q) < self._maxlen:
             q.append((self, raw))
@@ -132,6 +149,52 @@ class SessionRecording:
         """Queue a record built by the caller (non-LiveKit sources, consent notices, tests)."""
         self._put(("__record__", record, time.time()))
 
+    def pause(self, *, reason: str) -> None:
+        """Stop recording what is said until :meth:`resume` — e.g. while a caller reads out a
+        card number or CVV, which PCI DSS 3.3.1 forbids keeping even encrypted.
+
+        The pause itself is recorded (a ``recording_paused`` notice with the reason), events
+        carrying content are counted instead of queued, items LiveKit keeps in its history for
+        that time are left out of the close-time reconciliation, and :meth:`resume` records how
+        many events were not recorded. Timing, state and usage events are still recorded.
+        """
+        if self._paused:
+            return
+        t = time.time()
+        self.add(
+            records.Notice(
+                at=datetime.fromtimestamp(t, timezone.utc),
+                code="recording_paused",
+                message=reason,
+            )
+        )
+        self._paused, self._paused_since, self._paused_dropped = True, t, 0
+        if self.capture is not None:
+            self.capture.pause_at(t)
+
+    def resume(self) -> None:
+        """Record again after :meth:`pause`."""
+        if not self._paused:
+            return
+        t = time.time()
+        self._paused = False
+        if self.capture is not None:
+            self.capture.resume_at(t)
+        self.add(self._resumed_notice(t))
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _resumed_notice(self, t: float) -> records.Notice:
+        since = self._paused_since or t
+        return records.Notice(
+            at=datetime.fromtimestamp(t, timezone.utc),
+            code="recording_resumed",
+            message=f"{self._paused_dropped} events were not recorded while paused",
+            details={"events_not_recorded": self._paused_dropped, "paused_seconds": t - since},
+        )
+
     def close(self, *, reason: str = "closed", error: str | None = None) -> None:
         """Close a session opened with ``open_session`` (attached sessions close themselves)."""
         self.add(records.Closed(at=_utcnow(), reason=reason, error=error))
@@ -143,6 +206,15 @@ class SessionRecording:
             return [payload]
         if self.capture is None:
             return []
+        if name == "close" and self._paused:
+            # closed while paused: say how much was left out before the closing records
+            self._paused = False
+            return [self._resumed_notice(t), *self._translate(raw)]
+        return self._translate(raw)
+
+    def _translate(self, raw: RawEvent) -> list[records.Record]:
+        name, _, t = raw
+        assert self.capture is not None
         try:
             return self.capture.translate(raw)
         except Exception as exc:

@@ -388,3 +388,56 @@ async def test_record_session_one_liner_flushes_at_job_shutdown(
     assert [u.text for u in by_kind(got, "user_utterance")] == ["hello"]  # type: ignore[attr-defined]
     assert [a.text for a in by_kind(got, "agent_utterance")] == ["Hi."]  # type: ignore[attr-defined]
     assert got[-1].kind == "closed"
+
+
+async def test_pause_keeps_card_details_out_of_the_record_and_says_so(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """PCI DSS 3.3.1: a CVV must not be kept even encrypted. While paused nothing the caller or
+    the agent says is recorded — not live, not from history at close — and the record shows
+    the pause, its reason and how much was left out."""
+    card = "4111 1111 1111 1111 cvv 737"
+    llm = ScriptedLLM([Reply(text="Hello."), Reply(text=f"Got {card}."), Reply(text="Paid.")])
+    async with AuditRecorder(settings) as recorder:
+        session: AgentSession[None] = AgentSession(llm=llm, vad=None)
+        rec = recorder.attach(session, tenant=tenant)
+        await session.start(BankAgent())
+        await session.run(user_input="I want to pay")
+        rec.pause(reason="card details")
+        assert rec.paused
+        await session.run(user_input=card)
+        rec.resume()
+        await session.run(user_input="thanks")
+        await session.aclose()
+        await recorder.flush()
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    everything = "\n".join(r.encode(x).decode() for x in got)
+    assert "4111" not in everything and "737" not in everything
+    assert [u.text for u in by_kind(got, "user_utterance")] == ["I want to pay", "thanks"]  # type: ignore[attr-defined]
+    notices = {n.code: n for n in by_kind(got, "notice")}  # type: ignore[attr-defined]
+    assert notices["recording_paused"].message == "card details"  # type: ignore[attr-defined]
+    resumed = notices["recording_resumed"]
+    assert resumed.details["events_not_recorded"] > 0  # type: ignore[attr-defined]
+    kinds = [x.kind for x in got]
+    assert kinds.index("notice") < kinds.index("closed")
+    assert got[-1].kind == "closed"
+
+
+async def test_closing_while_paused_records_what_was_left_out(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    async with AuditRecorder(settings) as recorder:
+        session: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)
+        rec = recorder.attach(session, tenant=tenant)
+        await session.start(BankAgent())
+        rec.pause(reason="payment")
+        await session.run(user_input="my cvv is 123")
+        await session.aclose()
+        await recorder.flush()
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    assert "my cvv" not in "\n".join(r.encode(x).decode() for x in got)
+    codes = [n.code for n in by_kind(got, "notice")]  # type: ignore[attr-defined]
+    assert codes.index("recording_resumed") > codes.index("recording_paused")
+    (resumed,) = [n for n in by_kind(got, "notice") if n.code == "recording_resumed"]  # type: ignore[attr-defined]
+    assert resumed.details["events_not_recorded"] > 0  # type: ignore[attr-defined]
+    assert got[-1].kind == "closed"
