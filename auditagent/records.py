@@ -270,7 +270,7 @@ def encode(record: Record) -> bytes:
     try:
         # pydantic's Rust serializer is ~3x faster; it refuses lone surrogates, which take the
         # stdlib path below. Both produce ASCII JSON that ``decode`` reads back identically.
-        return record.model_dump_json(ensure_ascii=True).encode("ascii")
+        return record.__pydantic_serializer__.to_json(record, ensure_ascii=True)
     except PydanticSerializationError:
         pass
     data = record.model_dump(mode="python")
