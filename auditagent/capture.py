@@ -32,6 +32,7 @@ Known limitations (documented, not guessed around):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import inspect
@@ -47,6 +48,7 @@ from livekit.agents import llm as lk_llm
 from livekit.agents.voice import AgentSession
 from livekit.agents.voice.io import TextOutput
 
+from . import _lkcompat as lk
 from .errors import TranscriptionDisabled
 from .records import (
     AgentConfigUpdated,
@@ -58,6 +60,7 @@ from .records import (
     ModelInfo,
     Notice,
     Opened,
+    Provenance,
     Record,
     TokenCounts,
     ToolCall,
@@ -67,6 +70,7 @@ from .records import (
     TurnTiming,
     UsageTotal,
     UserUtterance,
+    UtteranceSource,
 )
 from .settings import TranscriptionPolicy
 
@@ -74,7 +78,8 @@ logger = logging.getLogger("auditagent.capture")
 
 RawEvent = tuple[str, Any, float]
 """(event name, event object, time.time()) — for conversation_item_added the event object is
-``(event, audio_output, transcription_output)`` so translate sees the chain of that moment."""
+``(event, audio_output, transcription_output, current_agent)`` so translate sees the output
+chain and the agent of that moment."""
 
 EVENTS: tuple[str, ...] = (
     "conversation_item_added",
@@ -187,7 +192,7 @@ class _StateHook(_Hook):
 
 
 class _ItemHook(_Hook):
-    """conversation_item_added: also pin the output chain as it is right now."""
+    """conversation_item_added: also pin the output chain and the agent as they are now."""
 
     __slots__ = ("session",)
 
@@ -197,8 +202,35 @@ class _ItemHook(_Hook):
 
     def __call__(self, ev: Any) -> None:
         try:
-            out = self.session.output
-            self.put((self.name, (ev, out.audio, out.transcription), time.time()))
+            s = self.session
+            out = s.output
+            agent = lk.current_agent(s)
+            self.put((self.name, (ev, out.audio, out.transcription, agent), time.time()))
+        except Exception:
+            pass
+
+
+class _CloseHook(_Hook):
+    """close: also tell the recorder, which may be waiting for it (job shutdown), at once.
+
+    The reason is kept on the capture too, so a close event that could not be queued (queue
+    full) still gives the session its LiveKit close reason.
+    """
+
+    __slots__ = ("capture",)
+
+    def __init__(self, name: str, put: Callable[[RawEvent], None], capture: Any) -> None:
+        super().__init__(name, put)
+        self.capture = capture
+
+    def __call__(self, ev: Any) -> None:
+        # each step on its own: a failed note must not cost the event (no suppress(): as _Hook)
+        try:  # noqa: SIM105
+            self.capture._note_close(ev)
+        except Exception:
+            pass
+        try:  # noqa: SIM105
+            self.put((self.name, ev, time.time()))
         except Exception:
             pass
 
@@ -256,20 +288,25 @@ def _is_given(v: Any) -> bool:
 
 
 def _current_agent(session: Any) -> Any:
-    return getattr(session, "_agent", None)
+    return lk.current_agent(session)
+
+
+def _agent_name(agent: Any) -> str | None:
+    """An agent's name: its label (LiveKit's label is its id), else its class name."""
+    if agent is None:
+        return None
+    label = _safe_str(getattr_safe(agent, "label")) or _safe_str(getattr_safe(agent, "id"))
+    return label or type(agent).__name__
 
 
 def _synchronized(audio_out: Any, text_out: Any) -> bool:
     """Whether an enabled TranscriptSynchronizer sits in the output chain."""
-    from livekit.agents.voice.transcription import synchronizer as sync_mod
-
-    kinds = (sync_mod._SyncedAudioOutput, sync_mod._SyncedTextOutput)
+    kinds = lk.synchronizer_kinds()
     for head in (audio_out, text_out):
         node, depth = head, 0
         while node is not None and depth < 16:
             if isinstance(node, kinds):
-                owner = getattr(node, "_synchronizer", None)
-                return owner is None or bool(getattr(owner, "enabled", True))
+                return lk.synchronizer_enabled(node)
             node = getattr_safe(node, "next_in_chain")
             depth += 1
     return False
@@ -330,6 +367,8 @@ class SessionCapture:
     ) -> None:
         self._session = session
         self._put = put
+        # the session's record opens when the capture is made, before anything attach finds
+        self._created = time.time()
         self._policy: TranscriptionPolicy = policy
         self._record_interims = record_interims
         self._hooks: list[tuple[str, _Hook]] = []
@@ -354,6 +393,14 @@ class SessionCapture:
         # recording paused (SessionRecording.pause): [start, end) wall-clock windows
         self._paused: list[list[float]] = []
         self._tap_tried = False
+        # user items a realtime model's own transcription produced (so they were spoken)
+        self._transcribed_ids: set[str] = set()
+        # agent id -> name, from every agent seen (for handoffs whose old agent is gone)
+        self._agent_names: dict[str, str] = {}
+        # LiveKit's close, as the hot path saw it: (reason, error); the recorder waits on
+        # close_seen at shutdown so the session's own close reason is the one recorded
+        self.close_seen = asyncio.Event()
+        self.livekit_close: tuple[str, Any] | None = None
 
     # ------------------------------------------------------------------ hot path wiring
 
@@ -366,6 +413,8 @@ class SessionCapture:
                 hook = _ItemHook(name, self._put, self._session)
             elif name == "agent_state_changed":
                 hook = _StateHook(name, self._put, self)
+            elif name == "close":
+                hook = _CloseHook(name, self._put, self)
             else:
                 hook = _Hook(name, self._put)
             if name == "metrics_collected":
@@ -403,7 +452,37 @@ class SessionCapture:
 
     @property
     def closed(self) -> bool:
+        """Whether the ``closed`` record was built (writer side)."""
         return self._closed
+
+    @property
+    def session(self) -> AgentSession[Any]:
+        return self._session
+
+    def _note_close(self, ev: Any) -> None:
+        """Hot path, from the close hook: two attribute reads and an Event.set()."""
+        reason = getattr(ev, "reason", None)
+        self.livekit_close = (str(getattr(reason, "value", reason)), getattr(ev, "error", None))
+        self.close_seen.set()
+
+    def compat_notice(self) -> Notice | None:
+        """A notice when LiveKit lacks a private attribute the capture relies on."""
+        missing = lk.missing_for_session(self._session)
+        for m in (self._session.llm,):
+            missing += lk.missing_for_model(m)
+        if not missing:
+            return None
+        logger.warning(
+            "auditagent: this LiveKit version lacks %s; some capture falls back (see "
+            "auditagent/_lkcompat.py)",
+            ", ".join(missing),
+        )
+        return Notice(
+            at=datetime.now(timezone.utc),
+            code="livekit_internals_missing",
+            message="LiveKit lacks attributes the recorder reads; some capture falls back",
+            details={"missing": missing},
+        )
 
     # ------------------------------------------------------------------ attach-time checks
 
@@ -433,9 +512,8 @@ class SessionCapture:
         info = _model_info(m) or ModelInfo()
         label = f"{info.provider or '?'}/{info.model or '?'}"
         caps = m.capabilities
-        opts = getattr(m, "_opts", None)
         input_off = not caps.user_transcription
-        output_off = getattr(opts, "output_audio_transcription", "unknown") is None
+        output_off = lk.output_transcription_on(m) is False
         has_stt = _agent_attr(self._session, agent, "stt") is not None
         if not input_off and not output_off:
             return []
@@ -448,7 +526,9 @@ class SessionCapture:
             return []
         agent_id = _safe_str(getattr_safe(agent, "id"))
         agent_name = _safe_str(getattr_safe(agent, "label"))
-        if input_off and not output_off and self._can_enable(m):
+        # the user is transcribed by the session STT when there is one
+        need_input = input_off and not has_stt
+        if need_input and not output_off and self._can_enable(m):
             if self._policy == "enforce":
                 tmodel = self._enable_input_transcription(m)
                 if tmodel is not None:
@@ -459,6 +539,7 @@ class SessionCapture:
                             at=_utc(now),
                             model=info,
                             transcription_model=tmodel,
+                            directions=["input"],
                             agent_id=agent_id,
                             agent_name=agent_name,
                         )
@@ -468,8 +549,29 @@ class SessionCapture:
                 logger.warning("auditagent: %s", msg)
                 self._findings.append(msg)
                 return [self._transcription_notice(now, msg, label, agent_id)]
+        connected = False
+        if lk.is_gemini_live(m) and self._policy == "enforce":
+            # Gemini reads these settings when its session connects, which is after attach
+            connected = lk.gemini_connected(m)
+            done = lk.enable_gemini_transcription(m, input=need_input, output=output_off)
+            if done:
+                what = " and ".join(done)
+                self._findings.append(f"{label}: {what} transcription turned on before connect")
+                self._enabled_by_us = True
+                return [
+                    TranscriptionEnabled(
+                        at=_utc(now),
+                        model=info,
+                        transcription_model=info.model or label,
+                        directions=done,
+                        agent_id=agent_id,
+                        agent_name=agent_name,
+                    )
+                ]
         what = " and ".join(x for x, off in (("input", input_off), ("output", output_off)) if off)
         msg = f"realtime model {label} has {what} audio transcription off"
+        if connected:
+            msg += " and its session is already connected, too late to turn it on"
         self._findings.append(msg)
         if self._policy == "enforce" and may_raise:
             raise TranscriptionDisabled(msg, fix=self._fix_hint(m, input_off, output_off))
@@ -497,7 +599,10 @@ class SessionCapture:
                 for n, off in (("input", input_off), ("output", output_off))
                 if off
             )
-            return f"construct it as google.realtime.RealtimeModel(..., {args})"
+            return (
+                f"attach the recorder before session.start(), or construct it as "
+                f"google.realtime.RealtimeModel(..., {args})"
+            )
         return (
             "use a realtime model with transcription on, add a session STT, "
             "or set AUDITAGENT_TRANSCRIPTION_POLICY=warn"
@@ -549,10 +654,9 @@ class SessionCapture:
         arch, m, stt, tts = self._architecture(agent)
         realtime = isinstance(m, lk_llm.RealtimeModel)
         caps = m.capabilities if realtime else None
-        opts = getattr(m, "_opts", None)
-        out_tx = getattr(opts, "output_audio_transcription", "unknown")
+        out_tx = lk.output_transcription_on(m) if realtime else None
         return Opened(
-            at=datetime.now(timezone.utc),
+            at=_utc(self._created),
             tenant=tenant,
             room=room,
             job_id=job_id,
@@ -568,7 +672,7 @@ class SessionCapture:
             transcription=TranscriptionInfo(
                 realtime=realtime,
                 user_transcription=caps.user_transcription if caps is not None else None,
-                agent_transcription=(out_tx is not None) if realtime else None,
+                agent_transcription=(out_tx is not False) if realtime else None,
                 session_stt=stt is not None,
                 enabled_by_recorder=self._enabled_by_us,
                 policy=self._policy,
@@ -604,10 +708,17 @@ class SessionCapture:
         if agent is None or agent is self._seen_agent:
             return []
         self._seen_agent = agent
+        self._remember_agent(agent)
         # after start or a handoff: the new agent may bring its own realtime model
         return self._check_model(
             _agent_attr(self._session, agent, "llm"), agent, t, may_raise=False
         )
+
+    def _remember_agent(self, agent: Any) -> None:
+        agent_id = _safe_str(getattr_safe(agent, "id"))
+        name = _agent_name(agent)
+        if agent_id and name:
+            self._agent_names[agent_id] = name
 
     def _uses_realtime(self) -> bool:
         agent = _current_agent(self._session) or self._seen_agent
@@ -616,39 +727,53 @@ class SessionCapture:
     # --- conversation items
 
     def _on_conversation_item_added(self, ev: Any, t: float) -> list[Record]:
-        audio_out = text_out = None
+        audio_out = text_out = agent = None
         if isinstance(ev, tuple):
-            ev, audio_out, text_out = ev
+            ev, audio_out, text_out, *rest = ev
+            agent = rest[0] if rest else None
         item = ev.item
         kind = getattr(item, "type", None)
         if kind == "message":
             return self._message(item, t, audio_out=audio_out, text_out=text_out, live=True)
         if kind == "agent_handoff":
+            if agent is not None:
+                self._remember_agent(agent)
             return self._handoff(item, t)
         return []
 
     def _message(
         self, msg: Any, t: float, *, audio_out: Any, text_out: Any, live: bool
     ) -> list[Record]:
+        # Everything is built before the item is marked as seen: a failure on the way leaves
+        # it for reconcile() at close instead of losing it.
         if msg.id in self._seen_items:
             return []
-        self._seen_items.add(msg.id)
         out: list[Record] = []
         metrics = dict(getattr(msg, "metrics", None) or {})
         at = _utc(t) if live else _utc(msg.created_at)
+        provenance: Provenance = "live" if live else "reconciled"
+        claimed_finals = False
         if msg.role == "user":
-            if self._claimed_by_stt_finals(_text_of(msg)):
+            text = _text_of(msg)
+            if self._claimed_by_stt_finals(text):
+                self._seen_items.add(msg.id)
                 return []
             language = speaker = None
             for tr, _ in self._pending_finals:
-                language = language or _safe_str(tr.language)
-                speaker = speaker or tr.speaker_id
-            self._pending_finals.clear()
-            started, ended = self._user_speech
+                language = language or _safe_str(getattr_safe(tr, "language"))
+                speaker = speaker or _safe_str(getattr_safe(tr, "speaker_id"))
+            spoken = self._spoken(msg, metrics)
+            if not live:
+                source: UtteranceSource = "history"
+            elif not spoken:
+                source = "text"
+            else:
+                source = "realtime" if self._uses_realtime() else "stt"
+            started, ended = self._user_speech if spoken and live else (None, None)
             out.append(
                 UserUtterance(
                     at=at,
-                    text=_text_of(msg),
+                    text=text,
                     language=language,
                     speaker_id=speaker,
                     confidence=msg.transcript_confidence,
@@ -657,9 +782,12 @@ class SessionCapture:
                     item_id=msg.id,
                     final=True,
                     interrupted=bool(msg.interrupted),
-                    source=("realtime" if self._uses_realtime() else "stt") if live else "history",
+                    source=source,
+                    input_mode="speech" if spoken else "text",
+                    provenance=provenance,
                 )
             )
+            claimed_finals = True
         elif msg.role == "assistant":
             text = _text_of(msg)
             interrupted = bool(msg.interrupted)
@@ -688,17 +816,36 @@ class SessionCapture:
                     ended_at=_dt(metrics.get("stopped_speaking_at")),
                     item_id=msg.id,
                     source="live" if live else "history",
+                    provenance=provenance,
                 )
             )
         else:
             return []
-        timing = self._message_timing(msg, metrics, at)
+        timing = self._message_timing(msg, metrics, at, provenance)
         if timing is not None:
             out.append(timing)
+        self._seen_items.add(msg.id)
+        if claimed_finals:
+            self._pending_finals.clear()
         return out
 
+    def _spoken(self, msg: Any, metrics: dict[str, Any]) -> bool:
+        """Whether a user message was speech, not typed text or ``user_input``.
+
+        LiveKit 1.8 sets ``transcript_confidence`` on every transcribed user message (1.0 when
+        the provider gives no score: "an unscored transcript is still transcribed speech") and
+        leaves it None for ``generate_reply(user_input=...)``, which text input also uses.
+        """
+        if msg.transcript_confidence is not None or self._pending_finals:
+            return True
+        if msg.id in self._transcribed_ids:
+            return True
+        return any(k in metrics for k in ("started_speaking_at", "transcription_delay"))
+
     @staticmethod
-    def _message_timing(msg: Any, m: dict[str, Any], at: datetime) -> TurnTiming | None:
+    def _message_timing(
+        msg: Any, m: dict[str, Any], at: datetime, provenance: Provenance
+    ) -> TurnTiming | None:
         keys = (
             "transcription_delay",
             "end_of_turn_delay",
@@ -715,6 +862,8 @@ class SessionCapture:
             v = m.get(k)
             return float(v) if isinstance(v, (int, float)) else None
 
+        ids = m.get("provider_request_ids")
+        request_id = ids[0] if isinstance(ids, list) and ids and isinstance(ids[0], str) else None
         return TurnTiming(
             at=at,
             item_id=msg.id,
@@ -727,26 +876,29 @@ class SessionCapture:
             e2e_latency=f("e2e_latency"),
             playback_latency=f("playback_latency"),
             source="chat_message",
+            request_id=request_id,
+            provenance=provenance,
         )
 
     def _handoff(self, item: Any, t: float, *, live: bool = True) -> list[Record]:
         if item.id in self._seen_items:
             return []
+
+        def name(agent_id: str | None) -> str | None:
+            # an agent's id is its name in LiveKit; an id never seen live names it as well
+            return None if agent_id is None else self._agent_names.get(agent_id, agent_id)
+
+        record = Handoff(
+            at=_utc(t) if live else _utc(item.created_at),
+            old_agent_id=item.old_agent_id,
+            new_agent_id=item.new_agent_id,
+            old_agent_name=name(item.old_agent_id),
+            new_agent_name=name(item.new_agent_id),
+            item_id=item.id,
+            provenance="live" if live else "reconciled",
+        )
         self._seen_items.add(item.id)
-        new_agent = _current_agent(self._session)
-        return [
-            Handoff(
-                at=_utc(t) if live else _utc(item.created_at),
-                old_agent_id=item.old_agent_id,
-                new_agent_id=item.new_agent_id,
-                new_agent_name=(
-                    _safe_str(getattr_safe(new_agent, "label"))
-                    if live and getattr_safe(new_agent, "id") == item.new_agent_id
-                    else None
-                ),
-                item_id=item.id,
-            )
-        ]
+        return [record]
 
     # --- user transcripts
 
@@ -757,6 +909,7 @@ class SessionCapture:
             return []
         if ev.item_id is not None:
             # a realtime model's own transcript: the ChatMessage with this id is canonical
+            self._transcribed_ids.add(ev.item_id)
             return []
         if self._uses_realtime():
             # session STT on a realtime model: LiveKit stores no user ChatMessage
@@ -791,13 +944,24 @@ class SessionCapture:
             item_id=ev.item_id,
             final=final,
             source="stt" if ev.item_id is None else "realtime",
+            input_mode="speech",
         )
 
     def _flush_finals(self) -> list[Record]:
         # finals that no user ChatMessage claimed (e.g. a turn LiveKit dropped) are kept as-is
-        out: list[Record] = [
-            self._transcript_record(ev, t, final=True) for ev, t in self._pending_finals
-        ]
+        out: list[Record] = []
+        for ev, t in self._pending_finals:
+            try:
+                out.append(self._transcript_record(ev, t, final=True))
+            except Exception as e:
+                # one bad transcript must not take the reply it is flushed with down too
+                out.append(
+                    Notice(
+                        at=_utc(t),
+                        code="untranslatable_event",
+                        message=f"user_input_transcribed: {type(e).__name__}",
+                    )
+                )
         self._pending_finals.clear()
         return out
 
@@ -816,20 +980,22 @@ class SessionCapture:
             p = self._tools[call_id] = _PendingTool()
         return p
 
-    def _tool_call_record(self, call: Any, t: float) -> list[Record]:
+    def _tool_call_record(
+        self, call: Any, t: float, *, provenance: Provenance = "live"
+    ) -> list[Record]:
         if call.call_id in self._seen_calls:
             return []
+        record = ToolCall(
+            at=_utc(t),
+            call_id=call.call_id,
+            name=call.name,
+            arguments=call.arguments,
+            group_id=call.group_id,
+            item_id=call.id,
+            provenance=provenance,
+        )
         self._seen_calls.add(call.call_id)
-        return [
-            ToolCall(
-                at=_utc(t),
-                call_id=call.call_id,
-                name=call.name,
-                arguments=call.arguments,
-                group_id=call.group_id,
-                item_id=call.id,
-            )
-        ]
+        return [record]
 
     def _on_tool_execution_updated(self, ev: Any, t: float) -> list[Record]:
         u = ev.update
@@ -853,13 +1019,14 @@ class SessionCapture:
             out.extend(self._maybe_result(call.call_id, t))
         return out
 
-    def _maybe_result(self, call_id: str, t: float, *, force: bool = False) -> list[Record]:
+    def _maybe_result(
+        self, call_id: str, t: float, *, force: bool = False, provenance: Provenance = "live"
+    ) -> list[Record]:
         p = self._tools.get(call_id)
         if p is None or call_id in self._seen_results:
             return []
         if not force and (p.output is None or p.status is None):
             return []
-        self._seen_results.add(call_id)
         o = p.output
         errored = p.status == "error" or bool(getattr(o, "is_error", False))
         duration = (
@@ -868,20 +1035,21 @@ class SessionCapture:
             else None
         )
         name = getattr(p.call, "name", None) or getattr(o, "name", "") or ""
-        return [
-            ToolResult(
-                at=_utc(p.ended_at or t),
-                call_id=call_id,
-                name=name,
-                output=None if p.status == "error" else p.message,
-                is_error=errored,
-                status=p.status,
-                exception=p.message if p.status == "error" else None,
-                model_told=getattr(o, "output", None),
-                duration_s=duration,
-                item_id=getattr(o, "id", None),
-            )
-        ]
+        record = ToolResult(
+            at=_utc(p.ended_at or t),
+            call_id=call_id,
+            name=name,
+            output=None if p.status == "error" else p.message,
+            is_error=errored,
+            status=p.status,
+            exception=p.message if p.status == "error" else None,
+            model_told=getattr(o, "output", None),
+            duration_s=duration,
+            item_id=getattr(o, "id", None),
+            provenance=provenance,
+        )
+        self._seen_results.add(call_id)
+        return [record]
 
     # --- metrics
 
@@ -900,6 +1068,7 @@ class SessionCapture:
                 TurnTiming(
                     **common,
                     source="llm_metrics",
+                    request_id=_safe_str(getattr(m, "request_id", None)) or None,
                     llm_ttft=m.ttft,
                     llm_duration=m.duration,
                     tokens=TokenCounts(
@@ -926,11 +1095,19 @@ class SessionCapture:
                 )
             ]
         if kind == "realtime_model_metrics":
+            reported = isinstance(m.ttft, (int, float)) and m.ttft >= 0
             return [
                 TurnTiming(
                     **common,
                     source="realtime_metrics",
-                    realtime_ttft=m.ttft if m.ttft >= 0 else None,
+                    request_id=_safe_str(getattr(m, "request_id", None)) or None,
+                    realtime_ttft=m.ttft if reported else None,
+                    # LiveKit's RealtimeModelMetrics uses -1 for "no first-audio time"
+                    not_reported=(
+                        {}
+                        if reported
+                        else {"realtime_ttft": "the provider reports no first-audio time"}
+                    ),
                     llm_duration=m.duration,
                     tokens=TokenCounts(
                         prompt=m.input_tokens, completion=m.output_tokens, total=m.total_tokens
@@ -995,15 +1172,30 @@ class SessionCapture:
         ]
 
     def _on_close(self, ev: Any, t: float) -> list[Record]:
-        out = self.reconcile()
         reason = getattr(ev.reason, "value", ev.reason)
-        err = ev.error
-        inner = getattr(err, "error", None)
+        return self.finish(t, reason=str(reason), error=ev.error)
+
+    def finish(self, t: float, *, reason: str | None = None, error: Any = None) -> list[Record]:
+        """The session's end: what only history holds, then its one ``closed`` record.
+
+        Runs on the writer after everything queued before it, so reconciliation adds only
+        what no event delivered. ``reason=None`` (the recorder closing) takes LiveKit's close
+        reason if the close hook saw one, else ``recorder_closed``. A second call adds nothing.
+        """
+        if self._closed:
+            return []
+        if reason is None:
+            if self.livekit_close is not None:
+                reason, error = self.livekit_close
+            else:
+                reason = "recorder_closed"
+        out = self.reconcile()
+        inner = getattr(error, "error", None)
         out.append(
             Closed(
                 at=_utc(t),
-                reason=str(reason),
-                error=None if err is None else (str(inner) if inner is not None else repr(err)),
+                reason=reason,
+                error=None if error is None else (str(inner) if inner is not None else repr(error)),
                 usage=self._usage_totals(),
             )
         )
@@ -1079,24 +1271,26 @@ class SessionCapture:
                 return []
             p = self._tool(item.call_id)
             p.call = p.call or item
-            return self._tool_call_record(item, item.created_at)
+            return self._tool_call_record(item, item.created_at, provenance="reconciled")
         if kind == "function_call_output":
             if item.call_id in self._seen_results:
                 return []
             p = self._tool(item.call_id)
             p.output = item
-            return self._maybe_result(item.call_id, item.created_at, force=True)
+            return self._maybe_result(
+                item.call_id, item.created_at, force=True, provenance="reconciled"
+            )
         if kind == "agent_config_update":
             if item.id in self._seen_items:
                 return []
+            record = AgentConfigUpdated(
+                at=_utc(item.created_at),
+                instructions=item.instructions,
+                tools_added=list(item.tools_added or []),
+                tools_removed=list(item.tools_removed or []),
+                item_id=item.id,
+                provenance="reconciled",
+            )
             self._seen_items.add(item.id)
-            return [
-                AgentConfigUpdated(
-                    at=_utc(item.created_at),
-                    instructions=item.instructions,
-                    tools_added=list(item.tools_added or []),
-                    tools_removed=list(item.tools_removed or []),
-                    item_id=item.id,
-                )
-            ]
+            return [record]
         return []

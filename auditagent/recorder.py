@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from . import _lkcompat as lk
 from . import crypto, records
 from .capture import RawEvent, SessionCapture
 from .envelope import Envelope, SessionSealer, dek_context
@@ -41,10 +42,15 @@ log = logging.getLogger("auditagent.recorder")
 
 _GENESIS = bytes(32)
 IDLE_DISCONNECT_S = 5.0
+# How long closing waits for LiveKit's own close of a session it is tearing down (or, at job
+# shutdown, is about to tear down), so the record carries LiveKit's close reason. A job process
+# has 10 s in all (shutdown_process_timeout) to close and flush.
+SESSION_CLOSE_WAIT_S = 5.0
 # Events with no conversation content, still recorded while a session is paused.
 _KEPT_WHILE_PAUSED = frozenset(
     {
         "__record__",
+        "__close__",
         "close",
         "agent_state_changed",
         "user_state_changed",
@@ -196,21 +202,50 @@ class SessionRecording:
         )
 
     def close(self, *, reason: str = "closed", error: str | None = None) -> None:
-        """Close a session opened with ``open_session`` (attached sessions close themselves)."""
+        """Close a session opened with ``open_session`` (attached sessions close themselves).
+
+        A session has one ``closed`` record, its last: a second close adds nothing.
+        """
         self.add(records.Closed(at=_utcnow(), reason=reason, error=error))
+
+    def _end(self) -> None:
+        """Queue the session's end as the recorder closes. Past the queue bound and a pause:
+        a session must get its ``closed`` record whatever else was dropped."""
+        self._q.append((self, ("__close__", None, time.time())))
 
     # -- writer side ---------------------------------------------------------------------
     def _records_for(self, raw: RawEvent) -> list[records.Record]:
         name, payload, t = raw
-        if name == "__record__":
-            return [payload]
-        if self.capture is None:
+        if self.closed:
+            # The closed record is the last; LiveKit emits nothing of the conversation after
+            # its close event (state changes during teardown at most).
+            log.debug("session %s: %s after close not recorded", self.session_id, name)
             return []
-        if name == "close" and self._paused:
+        if name == "__record__" and not (payload.kind == "closed" and self.capture is not None):
+            return [payload]
+        if name == "__close__" or name == "__record__":
+            # the recorder closing, or close() on an attached session: reconcile first
+            reason = None if name == "__close__" else payload.reason
+            error = None if name == "__close__" else payload.error
+            if self.capture is None:
+                out: list[records.Record] = [
+                    records.Closed(
+                        at=datetime.fromtimestamp(t, timezone.utc),
+                        reason=reason or "recorder_closed",
+                        error=error,
+                    )
+                ]
+            else:
+                out = self.capture.finish(t, reason=reason, error=error)
+        elif self.capture is None:
+            return []
+        else:
+            out = self._translate(raw)
+        if self._paused and any(r.kind == "closed" for r in out):
             # closed while paused: say how much was left out before the closing records
             self._paused = False
-            return [self._resumed_notice(t), *self._translate(raw)]
-        return self._translate(raw)
+            return [self._resumed_notice(t), *out]
+        return out
 
     def _translate(self, raw: RawEvent) -> list[records.Record]:
         name, _, t = raw
@@ -345,6 +380,7 @@ class AuditRecorder:
         self._next_db_try = 0.0
         self._last_write = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
+        self._job_callback = False
 
     @classmethod
     def from_env(cls) -> AuditRecorder:
@@ -418,6 +454,9 @@ class AuditRecorder:
             tenant=tenant, participant=participant, labels=rec.labels, room=room, job_id=job_id
         )
         rec.add(opened)
+        compat = capture.compat_notice()
+        if compat is not None:
+            rec.add(compat)
         for r in found:
             rec.add(r)
         capture.install()
@@ -475,8 +514,22 @@ class AuditRecorder:
         rec = self.attach(
             session, tenant=tenant, participant=participant, labels=labels, room=room, job_id=job_id
         )
-        ctx.add_shutdown_callback(self.aclose)
+        if not self._job_callback:
+            ctx.add_shutdown_callback(self._on_job_shutdown)
+            self._job_callback = True
         return rec
+
+    async def _on_job_shutdown(self, reason: str) -> None:
+        """The job's shutdown callback: close once the sessions have closed themselves.
+
+        LiveKit runs every shutdown callback at once, the session's own close
+        (``job_shutdown``) among them, and this one was registered first (``attach_job``
+        comes before ``session.start``). Closing at once would end the record before LiveKit's
+        close event, under ``recorder_closed``; so wait (bounded) for the sessions still
+        running to emit theirs.
+        """
+        await self._wait_for_livekit_closes(running_too=True)
+        await self.aclose()
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far has reached the database or the spool."""
@@ -489,22 +542,25 @@ class AuditRecorder:
         await asyncio.wait_for(asyncio.shield(fut), timeout)
 
     async def aclose(self) -> None:
-        """Close open sessions, drain everything, release the database. Safe to call twice."""
+        """Close open sessions, drain everything, release the database. Safe to call twice.
+
+        Each session gets exactly one ``closed`` record, its last, with LiveKit's close reason
+        when LiveKit closed it (``user_initiated``, ``participant_disconnected``,
+        ``job_shutdown``, ...), else ``recorder_closed``. The end of a session is handled by the
+        writer after everything queued before it, so ``session.history`` is reconciled only
+        once its events are in, and adds only what no event delivered.
+        """
         if self._closed or not self._started:
             self._closed = True
             return
         self._closed = True
+        # A session LiveKit is tearing down emits its close event (and its last items) soon.
+        await self._wait_for_livekit_closes(running_too=False)
         for rec in list(self._sessions.values()):
             if rec.capture is not None:
                 rec.capture.uninstall()
-            if not rec.closed and not _has_queued_close(self._queue, rec):
-                try:
-                    if rec.capture is not None and not rec.capture.closed:
-                        for r in rec.capture.reconcile():
-                            rec.add(r)
-                except Exception as exc:
-                    log.warning("reconcile at shutdown failed: %s", type(exc).__name__)
-                rec.close(reason="recorder_closed")
+            if not rec.closed:
+                rec._end()
         self._stopping = True
         self._wake_soon()
         if self._task is not None:
@@ -522,6 +578,29 @@ class AuditRecorder:
                 "%d records could neither be written nor spooled; spool dir %s",
                 lost,
                 self.settings.resolved_spool_dir,
+            )
+
+    async def _wait_for_livekit_closes(self, *, running_too: bool) -> None:
+        """Wait, at most SESSION_CLOSE_WAIT_S, for attached sessions LiveKit is closing (and,
+        with ``running_too``, those still running) to emit their close event."""
+        waits = []
+        for rec in list(self._sessions.values()):
+            cap = rec.capture
+            if cap is None or cap.close_seen.is_set():
+                continue
+            session = cap.session
+            if lk.session_closing(session) or (running_too and lk.session_started(session)):
+                waits.append(asyncio.ensure_future(cap.close_seen.wait()))
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=SESSION_CLOSE_WAIT_S)
+        for w in pending:
+            w.cancel()
+        if pending:
+            log.warning(
+                "%d session(s) did not close within %.0f s; recorded as recorder_closed",
+                len(pending),
+                SESSION_CLOSE_WAIT_S,
             )
 
     # -- writer --------------------------------------------------------------------------
@@ -777,13 +856,6 @@ class AuditRecorder:
             m.records_replayed.inc(len(batch.envelopes))
             log.info("replayed %d records from %s", len(batch.envelopes), path.name)
         m.spool_depth.set(self._spool.depth_files())
-
-
-def _has_queued_close(q: deque[tuple[SessionRecording, RawEvent]], rec: SessionRecording) -> bool:
-    return any(
-        r is rec and raw[0] == "__record__" and getattr(raw[1], "kind", None) == "closed"
-        for r, raw in q
-    )
 
 
 async def record_session(

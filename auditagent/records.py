@@ -2,7 +2,9 @@
 
 Every record carries ``kind`` and ``at`` (UTC, when it happened). Those two are the only fields
 the recorder keeps in plaintext; everything else, including the participant identity, lives only
-inside the encrypted record.
+inside the encrypted record. Every record also says how it was obtained (``provenance``): from an
+event as it happened, or reconciled from ``session.history`` at close because no event delivered it.
+Fields added after records were first written have defaults, so older records still decode.
 
 ``encode``/``decode`` are deliberately built on stdlib ``json`` over ``model_dump(mode="python")``
 rather than pydantic's JSON mode: pydantic's JSON serializer replaces lone surrogates in dict keys
@@ -16,17 +18,24 @@ import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_core import PydanticSerializationError
 
 Architecture = Literal["pipeline", "realtime", "hybrid"]
-UtteranceSource = Literal["stt", "realtime", "history"]
+UtteranceSource = Literal["stt", "realtime", "text", "history"]
+Provenance = Literal["live", "reconciled"]
+InputMode = Literal["speech", "text"]
+Direction = Literal["input", "output"]
+_INPUT_ONLY: tuple[Direction, ...] = ("input",)
 
 
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     at: datetime
+    provenance: Provenance = "live"
+    """``live``: built from an event as it happened (or by the recorder itself);
+    ``reconciled``: found in ``session.history`` at close, never delivered by an event."""
 
     @field_validator("at", mode="after")
     @classmethod
@@ -76,6 +85,13 @@ class Opened(_Base):
     transcription: TranscriptionInfo = Field(default_factory=TranscriptionInfo)
 
 
+def _history_is_reconciled(data: Any) -> Any:
+    # Utterances written before ``provenance`` existed said ``source="history"`` instead.
+    if isinstance(data, dict) and data.get("source") == "history" and "provenance" not in data:
+        return {**data, "provenance": "reconciled"}
+    return data
+
+
 class UserUtterance(_Base):
     kind: Literal["user_utterance"] = "user_utterance"
     text: str
@@ -88,6 +104,15 @@ class UserUtterance(_Base):
     final: bool = True
     interrupted: bool = False
     source: UtteranceSource
+    """Which path produced the text: ``stt``, the ``realtime`` model's own transcription,
+    ``text`` typed or passed as ``user_input`` (no speech), or ``history`` (reconciled)."""
+    input_mode: InputMode | None = None
+    """Whether the user spoke or typed; None only in records older than this field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_records(cls, data: Any) -> Any:
+        return _history_is_reconciled(data)
 
 
 class AgentUtterance(_Base):
@@ -104,6 +129,11 @@ class AgentUtterance(_Base):
     ended_at: datetime | None = None
     item_id: str | None = None
     source: Literal["live", "history"] = "live"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_records(cls, data: Any) -> Any:
+        return _history_is_reconciled(data)
 
 
 class ToolCall(_Base):
@@ -161,6 +191,11 @@ class TurnTiming(_Base):
     model: ModelInfo | None = None
     source: str
     """Which LiveKit object this came from: chat_message, stt/llm/tts/eou/realtime_metrics."""
+    request_id: str | None = None
+    """The provider's response id: on realtime/LLM metrics, and on the assistant message's
+    timing (``provider_request_ids``), which ties a realtime model's figures to its turn."""
+    not_reported: dict[str, str] = Field(default_factory=dict)
+    """Field name -> why the provider gave no value (e.g. Gemini reports no first-audio time)."""
 
 
 class Handoff(_Base):
@@ -193,6 +228,8 @@ class TranscriptionEnabled(_Base):
     kind: Literal["transcription_enabled"] = "transcription_enabled"
     model: ModelInfo
     transcription_model: str
+    directions: list[Direction] = Field(default_factory=lambda: list(_INPUT_ONLY))
+    """What the recorder turned on: the user's speech (input), the agent's (output)."""
     agent_id: str | None = None
     agent_name: str | None = None
 

@@ -143,7 +143,7 @@ def record_conversation(
             rec.add(
                 r.ErrorRecord(at=at(3.5), source="TTS", message="tts timeout", recoverable=True)
             )
-            rec.close(reason="participant_disconnected")
+            rec.add(r.Closed(at=at(4), reason="participant_disconnected"))
             await recorder.flush()
             return rec.session_id
 

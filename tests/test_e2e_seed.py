@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from auditagent_api import create_app
 from fastapi.testclient import TestClient
-from livekit.agents import AgentSession
+from livekit.agents import Agent, AgentSession, utils
 from livekit.agents import llm as lk_llm
 from livekit.agents.language import LanguageCode
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserInputTranscribedEvent
@@ -30,10 +30,11 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.simulators import script
-from auditagent.simulators.server import SimulatorServer
+from auditagent.simulators.server import SimulatorServer, gemini_live
 from auditagent.simulators.systems import SEED_SYSTEMS, run_seed_system, system_spec
 from auditagent.store import db
 from tests.api_support import auth, make_token
+from tests.helpers import read_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -224,6 +225,58 @@ def _check_timings(events: list[dict[str, Any]], system: str) -> None:
         assert any(tok["total"] for tok in tokens), tokens
 
 
+# What each transcript entry kind may carry; anything else does not apply to it.
+ENTRY_FIELDS: dict[str, set[str]] = {
+    "user": {"text", "input_mode", "interrupted", "started_at", "ended_at", "timing"},
+    "agent": {
+        "text",
+        "generated_text",
+        "heard_text_known",
+        "interrupted",
+        "started_at",
+        "ended_at",
+        "timing",
+    },
+    "tool_call": {"name", "call_id", "arguments"},
+    "tool_result": {"name", "call_id", "output", "is_error"},
+    "handoff": {"name", "text"},
+    "error": {"name", "text", "is_error"},
+    "notice": {"name", "text"},
+    "gap": {"text"},
+    "opened": {"name"},
+    "closed": {"text", "is_error"},
+    "agent_config_updated": {"text"},
+    "transcription_enabled": {"name"},
+}
+
+
+def _check_entry_shapes(entries: list[dict[str, Any]], system: str) -> None:
+    for e in entries:
+        extra = set(e) - {"seq", "at", "kind", "provenance"} - ENTRY_FIELDS[e["kind"]]
+        assert not extra, (e["kind"], extra)
+        timing = e.get("timing")
+        if timing is not None:
+            assert None not in timing.values(), timing
+    assert [(e["at"], e["seq"]) for e in entries] == sorted((e["at"], e["seq"]) for e in entries)
+    users = [e for e in entries if e["kind"] == "user"]
+    assert {u["input_mode"] for u in users} == {"speech"}
+    handoffs = [e["text"] for e in entries if e["kind"] == "handoff"]
+    assert handoffs == ["(session start) -> seed_agent"], handoffs
+    if system_spec(system).architecture != "realtime":
+        return
+    # a realtime turn carries what the model reported for it, and says what it did not
+    timed = [e["timing"] for e in entries if e["kind"] == "agent" and e.get("timing")]
+    reported = [t for t in timed if "llm_duration" in t]
+    assert len(reported) >= len(SCENARIO.agent_replies) - 1, timed
+    for t in reported:
+        assert t["tokens"]["total"] > 0, t
+        if system == "openai-realtime":
+            assert t["realtime_ttft"] > 0 and "not_reported" not in t, t
+        else:
+            assert "realtime_ttft" not in t, t
+            assert "first-audio" in t["not_reported"]["realtime_ttft"], t
+
+
 @pytest.mark.parametrize("system", SEED_SYSTEMS)
 def test_seed_system_recorded_end_to_end(
     e2e: E2E, api: tuple[TestClient, dict[str, str]], system: str
@@ -231,6 +284,7 @@ def test_seed_system_recorded_end_to_end(
     sid = _session(e2e, system)
     entries = _get(api, f"/v1/sessions/{sid}/transcript")["entries"]
     _check_transcript(entries, system, realtime=system_spec(system).architecture == "realtime")
+    _check_entry_shapes(entries, system)
     _check_detail(_get(api, f"/v1/sessions/{sid}"), system)
     events = _get(api, f"/v1/sessions/{sid}/events")["events"]
     _check_timings(events, system)
@@ -264,41 +318,75 @@ def test_openai_realtime_transcription_turned_on_by_recorder(
     assert _get(api, f"/v1/sessions/{sid}/verify")["ok"] is True
 
 
-@pytest.mark.parametrize(
-    ("input_on", "output_on", "named"),
-    [
-        (False, True, ("input_audio_transcription",)),
-        (True, False, ("output_audio_transcription",)),
-        (False, False, ("input_audio_transcription", "output_audio_transcription")),
-    ],
-)
-async def test_gemini_transcription_off_refused_at_attach(
-    settings: Settings, tenant: str, input_on: bool, output_on: bool, named: tuple[str, ...]
+# The scenario up to the tool's answer: two user lines, the tool call, three replies.
+SHORT_SCENARIO = script.Scenario(turns=SCENARIO.turns[:6])
+
+
+async def test_gemini_built_with_transcription_off_is_recorded_with_it_on(
+    settings: Settings, tenant: str
 ) -> None:
+    """Gemini reads its transcription settings when its session connects, after attach: the
+    recorder turns both on before that, with the real plugin against the Live simulator."""
     keyring = LocalKeyring.init(settings.resolved_keyring_path)
     async with (
-        SimulatorServer() as sim,
+        SimulatorServer(SHORT_SCENARIO, realtime_pace=REALTIME_PACE) as sim,
         AuditRecorder(settings, key_provider=keyring) as recorder,
     ):
-        with pytest.raises(TranscriptionDisabled) as info:
-            await asyncio.wait_for(
-                run_seed_system(
-                    "gemini-live",
-                    sim=sim,
-                    recorder=recorder,
-                    tenant=tenant,
-                    input_transcription=input_on,
-                    output_transcription=output_on,
-                ),
-                20,
-            )
-        # refused before any audio: the simulator never saw a connection
-        assert sim.gemini.sessions == 0
+        rec = await asyncio.wait_for(
+            run_seed_system(
+                "gemini-live",
+                sim=sim,
+                recorder=recorder,
+                tenant=tenant,
+                input_transcription=False,
+                output_transcription=False,
+                speed=4.0,
+            ),
+            60,
+        )
+        await recorder.flush()
+        setup = sim.gemini.setups[-1]
+    # what the model sent at connect: transcription on in both directions
+    assert "inputAudioTranscription" in setup and "outputAudioTranscription" in setup
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    opened = got[0]
+    assert isinstance(opened, r.Opened) and opened.transcription.enabled_by_recorder is True
+    assert opened.transcription.user_transcription is True
+    assert opened.transcription.agent_transcription is True
+    (enabled,) = [x for x in got if isinstance(x, r.TranscriptionEnabled)]
+    assert enabled.directions == ["input", "output"]
+    assert enabled.model.model == system_spec("gemini-live").models["realtime"][0]
+    users = [x.text for x in got if isinstance(x, r.UserUtterance)]
+    assert users == SHORT_SCENARIO.user_lines
+    agents = [x.text for x in got if isinstance(x, r.AgentUtterance)]
+    assert agents == [a.text for a in SHORT_SCENARIO.agent_replies]
+
+
+async def test_gemini_transcription_off_refused_once_its_session_is_connected(
+    settings: Settings, tenant: str
+) -> None:
+    """Too late to turn it on: the model's session has connected and read its settings."""
+    keyring = LocalKeyring.init(settings.resolved_keyring_path)
+    async with (
+        SimulatorServer(SHORT_SCENARIO, realtime_pace=REALTIME_PACE) as sim,
+        AuditRecorder(settings, key_provider=keyring) as recorder,
+        utils.http_context.open(),
+    ):
+        model = gemini_live(sim, input_transcription=False, output_transcription=False)
+        session: AgentSession[None] = AgentSession(
+            llm=model, vad=None, turn_handling={"turn_detection": "realtime_llm"}
+        )
+        await asyncio.wait_for(session.start(Agent(instructions="x")), 20)
+        try:
+            with pytest.raises(TranscriptionDisabled) as info:
+                recorder.attach(session, tenant=tenant)
+        finally:
+            await session.aclose()
     message = str(info.value)
-    assert "\n" not in message
-    for arg in named:
+    assert "\n" not in message and "already connected" in message
+    for arg in ("input_audio_transcription", "output_audio_transcription"):
         assert f"{arg}=" in message, message
-    assert "RealtimeModel(" in message
+    assert "before session.start()" in message
 
 
 async def test_barge_in_final_before_interrupted_reply_is_one_utterance() -> None:

@@ -41,6 +41,35 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+def _once_per_measurement(
+    timings: list[records.TurnTiming],
+) -> tuple[int, dict[str, list[float]]]:
+    """A session's values per metric, each measurement counted once.
+
+    A pipeline turn's end of utterance, transcription delay, LLM and TTS first token are
+    reported twice by LiveKit: in ``metrics_collected`` (deprecated) and in the turn's
+    ``ChatMessage.metrics``, and both are recorded. The chat message is LiveKit's per-turn
+    figure, so for each metric a session's chat-message values are used when it has any, and
+    the metrics events' values only otherwise. Returns how many timing records contributed
+    (the turns measured) and the values.
+    """
+    from_chat: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    from_events: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for i, r in enumerate(timings):
+        into = from_chat if r.source == "chat_message" else from_events
+        for m in METRICS:
+            v = getattr(r, m)
+            if v is not None and math.isfinite(v):
+                into[m].append((i, float(v)))
+    used: set[int] = set()
+    out: dict[str, list[float]] = {}
+    for m in METRICS:
+        chosen = from_chat.get(m) or from_events.get(m) or []
+        used.update(i for i, _ in chosen)
+        out[m] = [v for _, v in chosen]
+    return len(used), out
+
+
 def _utc(v: datetime | None) -> datetime | None:
     if v is None:
         return None
@@ -91,15 +120,12 @@ def latency(
                 continue
             scanned += 1
             session_count[key] += 1
-            for o in opened:
-                r = o.record
-                if not isinstance(r, records.TurnTiming):
-                    continue
-                turns[key] += 1
-                for m in METRICS:
-                    v = getattr(r, m)
-                    if v is not None and math.isfinite(v):
-                        values[key][m].append(float(v))
+            counted, session_values = _once_per_measurement(
+                [o.record for o in opened if isinstance(o.record, records.TurnTiming)]
+            )
+            turns[key] += counted
+            for m, vs in session_values.items():
+                values[key][m].extend(vs)
     groups = []
     for key in sorted(session_count, key=lambda k: (k is None, k or "")):
         stats = {}

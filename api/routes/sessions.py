@@ -217,10 +217,17 @@ def _opened(conn: Connection, keys: KeysDep, session: Any) -> list[review.Opened
     return list(review.open_records(sealer, reader.iter_events(conn, session.id)))
 
 
-@router.get("/{session_id}/transcript", response_model=Transcript, responses=_DECRYPT_ERRORS)
+@router.get(
+    "/{session_id}/transcript",
+    response_model=Transcript,
+    # an entry carries only the fields that apply to its kind (see TranscriptEntry)
+    response_model_exclude_unset=True,
+    responses=_DECRYPT_ERRORS,
+)
 def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Transcript:
-    """The conversation, decrypted on read: utterances, tool calls and results, handoffs,
-    errors, notices, with each turn's latencies folded in."""
+    """The conversation, decrypted on read, in the order things happened (time, then seq):
+    utterances, tool calls and results, handoffs, errors, notices, each turn with the
+    latencies measured for it. An entry carries only the fields that apply to its kind."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
     conn = access.conn
