@@ -70,3 +70,23 @@ def assert_no_plaintext(url: str, spool_dir: Path | None, *canaries: str) -> Non
 
 def by_kind(recs: list[records.Record], kind: str) -> list[records.Record]:
     return [r for r in recs if r.kind == kind]
+
+
+def text_values(record: records.Record) -> list[str]:
+    """Every string field of a record, nested ones included (never numbers or times): where
+    a canary word is looked for, so a latency float cannot match it by chance."""
+    out: list[str] = []
+
+    def walk(v: object) -> None:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(record.model_dump(mode="python"))
+    return out
