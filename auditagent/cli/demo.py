@@ -10,14 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import AuditagentError
 from ..keys import ensure_keyring
 from ..settings import Settings
 from ..store import db
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger("auditagent.demo")
 
@@ -71,10 +76,63 @@ async def record_seed_systems(settings: Settings, *, tenant: str) -> list[System
     return results
 
 
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from ..store.admin import create_principal
+DEMO_KEY_NAME = "demo-admin"
 
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before half a minute of recording, not after it, when the port is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise AuditagentError(
+            f"cannot bind the review API to {host}: {exc.strerror}",
+            fix="pass --host with a local address (or set AUDITAGENT_API_HOST)",
+        ) from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        # as uvicorn binds: a port in TIME_WAIT is free, one with a listener is not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError:
+            raise AuditagentError(
+                f"port {port} on {host} is already in use",
+                fix="pass --port N (or set AUDITAGENT_API_PORT), or --no-serve",
+            ) from None
+
+
+def _fresh_admin_key(engine: Engine) -> tuple[str, int]:
+    """A new demo admin token; the previous demo runs' keys are revoked, so running the demo
+    again leaves one working demo key rather than a pile of them."""
+    from ..store.admin import create_principal, list_principals, revoke_principal
+
+    old = [p for p in list_principals(engine) if p.name == DEMO_KEY_NAME and p.revoked_at is None]
+    for p in old:
+        revoke_principal(engine, p.id)
+    _, token = create_principal(engine, role="admin", tenant=None, name=DEMO_KEY_NAME)
+    return token, len(old)
+
+
+def _next_steps(*, host: str, port: int, serve: bool, revoked: int) -> list[str]:
+    """What to do with the records; a URL only when something will be listening there."""
+    out = []
+    if revoked:
+        out.append(f"revoked {revoked} earlier demo admin key(s); the token below replaces them")
+    if not serve:
+        out.append("not serving (--no-serve): review them with `auditagent serve` and the token")
+        return out
+    base = f"http://{host}:{port}"
+    out.append(f"review API: {base}/docs  (sessions: {base}/v1/sessions)")
+    out.append(f'try: curl -H "Authorization: Bearer $TOKEN" {base}/v1/sessions')
+    return out
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.monotonic()
+    host = args.host or settings.api_host
+    port = args.port if args.port is not None else settings.api_port
+    if not args.no_serve:
+        _check_port_free(host, port)
     url = db.resolve_database_url(settings)
     where = (
         f"embedded Postgres in {settings.data_dir / 'pg'}"
@@ -95,18 +153,15 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"recorded {r.system:<18} {status}  in {r.seconds:.1f}s", flush=True)
     engine = db.make_engine(settings, url=url)
     try:
-        _, token = create_principal(engine, role="admin", tenant=None, name="demo-admin")
+        token, revoked = _fresh_admin_key(engine)
     finally:
         engine.dispose()
-    host = args.host or settings.api_host
-    port = args.port if args.port is not None else settings.api_port
-    base = f"http://{host}:{port}"
     print(
         f"recorded {len(results) - len(failed)}/{len(results)} seed systems in "
         f"{time.monotonic() - t0:.1f}s"
     )
-    print(f"review API: {base}/docs  (sessions: {base}/v1/sessions)")
-    print(f'try: curl -H "Authorization: Bearer $TOKEN" {base}/v1/sessions')
+    for line in _next_steps(host=host, port=port, serve=not args.no_serve, revoked=revoked):
+        print(line)
     print("admin token (shown once):")
     print(token, flush=True)
     if failed:
