@@ -4,8 +4,9 @@
     auditagent keys init && auditagent db upgrade    # once
     python examples/gemini_live_agent.py dev
 
-Gemini Live cannot switch transcription on after construction, so the recorder refuses a model
-built with input or output transcription off; keep both on (the plugin's default), as here.
+Gemini Live reads its transcription settings when its session connects. A model built with
+input or output transcription off has it turned on by the recorder before that (and the record
+says so); passing both explicitly, as here, keeps them on whatever the plugin's defaults become.
 """
 
 from __future__ import annotations

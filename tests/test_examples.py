@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*_agent.py"))
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*_agent.py"))
 
 
 def test_one_example_per_seed_system() -> None:
@@ -40,3 +44,21 @@ def test_example_imports_and_attaches_in_three_lines(path: Path) -> None:
     # The promise to users: the recorder is attached in at most three lines of their code.
     assert 2 <= len(lines) <= 3, sorted(lines)
     assert "record_session(ctx, session" in source
+
+
+def test_readme_snippets_define_every_name_they_use(tmp_path: Path) -> None:
+    """A user pastes the README's code: every name in it is imported or defined there (the
+    blocks read in order, as one module, the long form reusing the first block's imports)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 2
+    source = "\n\n".join(blocks)
+    compile(source, "README.md", "exec")
+    snippet = tmp_path / "readme_snippet.py"
+    snippet.write_text(source)
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F821", str(snippet)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
