@@ -162,10 +162,11 @@ class LatencyStat(_Out):
 class LatencyGroup(_Out):
     key: str | None
     sessions: int
-    turns: int
+    turns: int = Field(description="turn_timing records counted (each measurement once)")
     metrics: dict[str, LatencyStat] = Field(
         description="transcription_delay, end_of_utterance_delay, llm_ttft, tts_ttfb, "
-        "realtime_ttft, e2e_latency; seconds"
+        "realtime_ttft, e2e_latency; seconds. A measurement LiveKit reports twice (metrics "
+        "event and the turn's chat message) is counted once, from the chat message."
     )
 
 

@@ -200,9 +200,30 @@ async def test_item_is_not_marked_seen_before_its_record_is_built(
 
     monkeypatch.setattr(capture_mod, "AgentUtterance", failing_once)
     live = cap.translate(
-        ("conversation_item_added", (ConversationItemAddedEvent(item=msg), None, None, None), 1.0)
+        ("conversation_item_added", (ConversationItemAddedEvent(item=msg), None, None), 1.0)
     )
     assert [x.kind for x in live] == ["notice"]  # untranslatable_event, type name only
     late = [x for x in cap.reconcile() if isinstance(x, r.AgentUtterance)]
     assert [(x.text, x.provenance) for x in late] == [("the last words", "reconciled")]
     assert cap.reconcile() == []  # and only once
+
+
+async def test_attach_records_when_livekit_lacks_an_attribute_the_recorder_reads(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """The private LiveKit attributes the recorder reads (auditagent/_lkcompat.py) are checked
+    at attach; one a LiveKit upgrade removed is named in the record, not silently missed."""
+    async with AuditRecorder(settings, key_provider=keyring) as recorder:
+        intact: AgentSession[None] = AgentSession(llm=_script(), vad=None)
+        ok = recorder.attach(intact, tenant=tenant)
+        changed: AgentSession[None] = AgentSession(llm=_script(), vad=None)
+        del changed._closing_task  # as if a LiveKit release had renamed it
+        degraded = recorder.attach(changed, tenant=tenant)
+    good = read_records(settings.database_url or "", ok.session_id, keyring)
+    assert not [x for x in good if isinstance(x, r.Notice)]
+    notes = [
+        x
+        for x in read_records(settings.database_url or "", degraded.session_id, keyring)
+        if isinstance(x, r.Notice) and x.code == "livekit_internals_missing"
+    ]
+    assert [n.details["missing"] for n in notes] == [["AgentSession._closing_task"]]
