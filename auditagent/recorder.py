@@ -50,7 +50,6 @@ SESSION_CLOSE_WAIT_S = 5.0
 _KEPT_WHILE_PAUSED = frozenset(
     {
         "__record__",
-        "__close__",
         "close",
         "agent_state_changed",
         "user_state_changed",
