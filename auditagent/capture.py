@@ -27,7 +27,11 @@ Known limitations (documented, not guessed around):
 * Without a synchronizer an interrupted reply's stored text is the full generated text: the
   record says ``heard_text_known=False`` rather than pretending it was all heard.
 * ``AgentConfigUpdate`` items (and tool items whose events were missed) have no event; they
-  are recorded by ``reconcile()`` at close with ``at`` = the item's own ``created_at``.
+  are recorded by ``reconcile()`` at close with ``at`` = the item's own ``created_at`` and
+  ``provenance="reconciled"``. ``finish()`` (LiveKit's close event, or the recorder closing)
+  runs in the writer after everything queued before it, so reconciliation sees the events'
+  records first and adds only what none delivered; then the one ``closed`` record.
+* Private LiveKit attributes are read only through ``_lkcompat`` (checked at attach).
 """
 
 from __future__ import annotations
