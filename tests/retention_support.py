@@ -60,24 +60,44 @@ def record_sessions(
     *,
     utterances: int = 3,
     close: bool = True,
+    ended_days_ago: float = 0,
 ) -> list[Recorded]:
-    """Record one short conversation per (tenant, participant, agent) and return them."""
+    """Record one short conversation per (tenant, participant, agent) and return them.
+
+    ``ended_days_ago`` injects the recorder's clock: every record, the close included, is
+    stamped that long ago, so the session ended then as far as its chain (and ``ended_at``)
+    says — the way tests age sessions now that a run never uses a clock ahead of the
+    database's and ``ended_at`` is written once."""
 
     async def go() -> list[uuid.UUID]:
         ids = []
         async with AuditRecorder(settings, key_provider=keyring) as recorder:
             for tenant, participant, agent in specs:
-                rec = recorder.open_session(
-                    tenant=tenant, participant=participant, labels={"agent": agent}
+                t0 = datetime.now(timezone.utc) - timedelta(
+                    days=ended_days_ago, seconds=utterances + 2 if ended_days_ago else 0
                 )
-                t0 = datetime.now(timezone.utc)
+                labels = {"agent": agent}
+                rec = recorder.open_session(
+                    tenant=tenant,
+                    participant=participant,
+                    labels=labels,
+                    opened=r.Opened(
+                        at=t0,
+                        tenant=tenant,
+                        participant=participant,
+                        architecture="pipeline",
+                        labels=labels,
+                    ),
+                )
                 for i in range(utterances):
                     rec.add(
                         r.UserUtterance(
                             at=t0 + timedelta(seconds=i), text=f"utterance {i}", source="stt"
                         )
                     )
-                if close:
+                if close and ended_days_ago:
+                    rec.add(r.Closed(at=t0 + timedelta(seconds=utterances + 1), reason="done"))
+                elif close:
                     rec.close(reason="done")
                 ids.append(rec.session_id)
             await recorder.flush()
@@ -100,10 +120,30 @@ def ended_at(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, dateti
     return {i: e for i, e in rows}
 
 
-def set_ended(settings: Settings, session_id: uuid.UUID, when: datetime) -> None:
+def superuser_sql(
+    settings: Settings, *statements: tuple[str, tuple[object, ...]], disable: tuple[str, ...] = ()
+) -> None:
+    """What a database superuser can do: switch guard triggers off (``table.trigger``), run
+    SQL, switch them back on."""
     assert settings.database_url
     with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
-        conn.execute("UPDATE sessions SET ended_at = %s WHERE id = %s", (when, session_id))
+        for t in disable:
+            table, trigger = t.split(".")
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        for t in disable:
+            table, trigger = t.split(".")
+            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+
+
+def set_ended(settings: Settings, session_id: uuid.UUID, when: datetime) -> None:
+    """A superuser rewriting a session's end time (the guard allows it only once)."""
+    superuser_sql(
+        settings,
+        ("UPDATE sessions SET ended_at = %s WHERE id = %s", (when, session_id)),
+        disable=("sessions.sessions_guard",),
+    )
 
 
 def state(settings: Settings, session_id: uuid.UUID) -> tuple[str, int, bool]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from auditagent_api import create_app
@@ -26,11 +25,6 @@ fresh_settings = rs.fresh_settings
 keyring = rs.keyring
 
 
-def _expire_all(settings: Settings, sessions: list[rs.Recorded]) -> None:
-    for s in sessions:
-        rs.set_ended(settings, s.session_id, s.ended_at - timedelta(days=400))
-
-
 @pytest.mark.parametrize("scope", ["session", "participant", "tenant"])
 def test_hold_at_each_scope_survives_retention_until_released(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine, scope: str
@@ -39,8 +33,8 @@ def test_hold_at_each_scope_survives_retention_until_released(
         fresh_settings,
         keyring,
         [("acme", "alice", "x"), ("beta", "alice", "x"), ("acme", "bob", "x")],
+        ended_days_ago=400,
     )
-    _expire_all(fresh_settings, [held, other_tenant, same_tenant])
     hold = retention.create_hold(
         engine,
         keyring,
@@ -60,12 +54,19 @@ def test_hold_at_each_scope_survives_retention_until_released(
 
     # Released (recorded with who, when, why): the next run deletes what it kept.
     released = retention.release_hold(
-        engine, hold.id, released_by="counsel", reason="matter closed", tenant=None
+        engine,
+        hold.id,
+        released_by="counsel",
+        reason="matter closed",
+        tenant=None,
+        key_provider=keyring,
     )
     assert released.released_by == "counsel" and released.release_reason == "matter closed"
     assert released.released_at is not None
     with pytest.raises(retention.Conflict, match="already released"):
-        retention.release_hold(engine, hold.id, released_by="x", reason="again", tenant=None)
+        retention.release_hold(
+            engine, hold.id, released_by="x", reason="again", tenant=None, key_provider=keyring
+        )
     again = retention.run_retention(engine, fresh_settings)
     assert again.sessions_deleted == len(kept) and again.sessions_skipped_held == 0
     assert [h.id for h in store.list_holds(engine, include_released=True)] == [hold.id]
@@ -88,6 +89,7 @@ def test_erasure_shreds_and_purges_every_session_of_the_participant(
     report = retention.erase_participant(
         engine,
         keyring,
+        settings=fresh_settings,
         tenant="acme",
         participant="alice",
         reason="DSR-881",
@@ -106,18 +108,28 @@ def test_erasure_shreds_and_purges_every_session_of_the_participant(
     run = store.get_run(engine, report.run_id)  # type: ignore[arg-type]
     assert run is not None
     assert (run.trigger, run.reason, run.requested_by) == ("erasure", "DSR-881", "dpo")
-    # Erasing again is a no-op, not an error.
-    assert (
+    # Erasing again matches nothing: an error, unless the operator says that is expected.
+    with pytest.raises(retention.MatchesNothing, match="matches no session"):
         retention.erase_participant(
             engine,
             keyring,
+            settings=fresh_settings,
             tenant="acme",
             participant="alice",
             reason="DSR-881",
             requested_by="dpo",
-        ).candidates
-        == []
+        )
+    again = retention.erase_participant(
+        engine,
+        keyring,
+        settings=fresh_settings,
+        tenant="acme",
+        participant="alice",
+        reason="DSR-881",
+        requested_by="dpo",
+        allow_empty=True,
     )
+    assert again.candidates == [] and again.ok
 
 
 def test_erasure_is_blocked_by_a_hold_naming_it(
@@ -137,7 +149,13 @@ def test_erasure_is_blocked_by_a_hold_naming_it(
     )
     with pytest.raises(retention.ErasureBlocked, match=f"legal hold {hold.id}"):
         retention.erase_participant(
-            engine, keyring, tenant="acme", participant="alice", reason="DSR", requested_by="dpo"
+            engine,
+            keyring,
+            settings=fresh_settings,
+            tenant="acme",
+            participant="alice",
+            reason="DSR",
+            requested_by="dpo",
         )
     # Nothing at all was erased: not even the session the hold does not name.
     for s in (a1, a2):
@@ -272,8 +290,8 @@ def test_api_holds_erasure_409_and_erased_session_410_with_deletion_record(
 def test_api_retention_run_dry_then_real(
     client: TestClient, fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
-    old, new = record_sessions(fresh_settings, keyring, [("acme", "a", "x"), ("acme", "b", "x")])
-    rs.set_ended(fresh_settings, old.session_id, old.ended_at - timedelta(days=31))
+    (old,) = record_sessions(fresh_settings, keyring, [("acme", "a", "x")], ended_days_ago=31)
+    (new,) = record_sessions(fresh_settings, keyring, [("acme", "b", "x")])
     admin = _auth(engine, "admin", "acme")
     dry = client.post("/v1/retention/runs", headers=admin).json()
     assert dry["dry_run"] and dry["sessions_planned"] == 1 and dry["run_id"] is None

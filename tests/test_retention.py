@@ -79,7 +79,14 @@ def test_agent_policy_beats_tenant_policy_beats_default(
     )
     assert expired(20) == {intake, other, billing} - {other}
     assert len(store.list_policies(engine, tenant="acme")) == 2
-    retention.remove_policy(engine, tenant="acme", agent="intake")
+    retention.remove_policy(
+        engine,
+        fresh_settings,
+        tenant="acme",
+        agent="intake",
+        removed_by="test",
+        key_provider=keyring,
+    )
     assert expired(10) == set()
 
 
@@ -96,11 +103,9 @@ def test_policy_below_floor_is_refused_naming_the_floor(
 def test_run_shreds_deletes_and_records_each_session(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
-    old, young = record_sessions(
-        fresh_settings, keyring, [("acme", "a", "intake"), ("acme", "b", "intake")]
-    )
-    set_ended(fresh_settings, old.session_id, old.ended_at - timedelta(days=31))
-    report = retention.run_retention(engine, fresh_settings, now=young.ended_at + US, batch_size=2)
+    (old,) = record_sessions(fresh_settings, keyring, [("acme", "a", "intake")], ended_days_ago=31)
+    (young,) = record_sessions(fresh_settings, keyring, [("acme", "b", "intake")])
+    report = retention.run_retention(engine, fresh_settings, batch_size=2)
     assert report.ok and report.sessions_deleted == 1 and report.events_deleted == 5
     assert state(fresh_settings, old.session_id) == ("purged", 0, False)
     assert state(fresh_settings, young.session_id) == ("closed", 5, True)
@@ -114,16 +119,17 @@ def test_run_shreds_deletes_and_records_each_session(
     run = store.get_run(engine, report.run_id)  # type: ignore[arg-type]
     assert run is not None and run.status == "complete" and run.events_deleted == 5
     # Rerunning finds nothing more to do.
-    again = retention.run_retention(engine, fresh_settings, now=young.ended_at + US)
+    again = retention.run_retention(engine, fresh_settings)
     assert again.candidates == [] and len(deletion_rows(fresh_settings)) == 1
 
 
 def test_interrupted_run_resumes_without_a_second_deletion_record(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
-    a, b = record_sessions(fresh_settings, keyring, [("acme", "a", "x"), ("acme", "b", "x")])
-    now = max(a.ended_at, b.ended_at) + timedelta(days=31)
-    first = retention.run_retention(engine, fresh_settings, now=now, batch_size=2, max_batches=2)
+    a, b = record_sessions(
+        fresh_settings, keyring, [("acme", "a", "x"), ("acme", "b", "x")], ended_days_ago=31
+    )
+    first = retention.run_retention(engine, fresh_settings, batch_size=2, max_batches=2)
     assert not first.complete and not first.ok
     assert "interrupted" in first.summary()
     # The first session was shredded before any row went: unreadable already, rows half gone.
@@ -137,9 +143,9 @@ def test_interrupted_run_resumes_without_a_second_deletion_record(
             raise retention.RunInterrupted()
 
     with pytest.raises(retention.RunInterrupted):
-        retention.run_retention(engine, fresh_settings, now=now, batch_size=2, progress=crash)
+        retention.run_retention(engine, fresh_settings, batch_size=2, progress=crash)
 
-    final = retention.run_retention(engine, fresh_settings, now=now, batch_size=2)
+    final = retention.run_retention(engine, fresh_settings, batch_size=2)
     assert final.ok
     assert state(fresh_settings, a.session_id) == ("purged", 0, False)
     assert state(fresh_settings, b.session_id) == ("purged", 0, False)
@@ -167,8 +173,10 @@ def test_deleting_events_needs_a_shredded_session(
 def test_deletion_record_chain_detects_an_edited_record(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
-    _, b = record_sessions(fresh_settings, keyring, [("acme", "a", "x"), ("acme", "b", "x")])
-    retention.run_retention(engine, fresh_settings, now=b.ended_at + timedelta(days=31))
+    record_sessions(
+        fresh_settings, keyring, [("acme", "a", "x"), ("acme", "b", "x")], ended_days_ago=31
+    )
+    retention.run_retention(engine, fresh_settings)
     assert retention.verify_deletion_chain(engine).ok
     assert fresh_settings.database_url
     with psycopg.connect(db.libpq_url(fresh_settings.database_url)) as conn:
@@ -194,26 +202,27 @@ def cli_env(
 def test_cli_run_prints_one_line_and_refuses_without_yes(
     cli_env: Settings, keyring: LocalKeyring, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (s,) = record_sessions(cli_env, keyring, [("acme", "a", "x")])
-    now = (s.ended_at + timedelta(days=31)).isoformat()
+    (s,) = record_sessions(cli_env, keyring, [("acme", "a", "x")], ended_days_ago=31)
 
-    assert main(["retention", "run", "--dry-run", "--now", now]) == 0
+    assert main(["retention", "run", "--dry-run"]) == 0
     out, _ = capsys.readouterr()
     assert out.splitlines() == [
         "retention dry run: would delete 1 sessions (5 events), 0 held sessions kept"
     ]
 
     # Not a terminal and no --yes: says what it would do, refuses, changes nothing.
-    assert main(["retention", "run", "--now", now]) == 2
+    assert main(["retention", "run"]) == 2
     out, err = capsys.readouterr()
     assert "would delete 1 sessions" in out
     assert "pass --yes" in err and len(err.strip().splitlines()) == 1
     assert state(cli_env, s.session_id)[0] == "closed"
 
-    assert main(["retention", "run", "--yes", "--now", now, "--batch-size", "2"]) == 0
+    assert main(["retention", "run", "--yes", "--batch-size", "2"]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert len(lines) == 1 and "complete: deleted 1 sessions (5 events)" in lines[0]
+    assert len(lines) == 1
+    assert "complete: 1 sessions matched, deleted 1 sessions (5 events)" in lines[0]
+    assert lines[0].endswith("checkpoint written")
     assert err == ""  # no progress bar without a terminal
     assert state(cli_env, s.session_id) == ("purged", 0, False)
 
@@ -221,9 +230,8 @@ def test_cli_run_prints_one_line_and_refuses_without_yes(
 def test_cli_interrupted_run_exits_non_zero(
     cli_env: Settings, keyring: LocalKeyring, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (s,) = record_sessions(cli_env, keyring, [("acme", "a", "x")])
-    now = (s.ended_at + timedelta(days=31)).isoformat()
-    args = ["retention", "run", "--yes", "--now", now, "--batch-size", "1"]
+    (s,) = record_sessions(cli_env, keyring, [("acme", "a", "x")], ended_days_ago=31)
+    args = ["retention", "run", "--yes", "--batch-size", "1"]
     assert main([*args, "--max-batches", "1"]) == 1
     assert "interrupted" in capsys.readouterr().out
     assert main(args) == 0
