@@ -168,3 +168,49 @@ def deletion_rows(settings: Settings) -> list[tuple[object, ...]]:
             "SELECT seq, session_id, policy, reason, event_count, final_hash, run_id "
             "FROM deletion_records ORDER BY seq"
         ).fetchall()
+
+
+@pytest.fixture
+def cli_env(
+    fresh_settings: Settings, keyring: LocalKeyring, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The CLI sees the same database, data directory (keyring, checkpoints) and periods."""
+    assert fresh_settings.database_url
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", fresh_settings.database_url)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(fresh_settings.data_dir))
+    monkeypatch.setenv("AUDITAGENT_RETENTION_DEFAULT_DAYS", "30")
+    monkeypatch.setenv("AUDITAGENT_RETENTION_FLOOR_DAYS", "7")
+    return fresh_settings
+
+
+def verify_all(settings: Settings, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`auditagent verify --all --checkpoints DIR` on the product's own checkpoint directory
+    (what retention runs, erasures, policy/hold changes and `checkpoint write` fill)."""
+    from auditagent.cli import main
+
+    capsys.readouterr()
+    code = main(["verify", "--all", "--checkpoints", str(settings.resolved_checkpoint_dir)])
+    out, _ = capsys.readouterr()
+    return code, out
+
+
+def checkpoint_write(capsys: pytest.CaptureFixture[str]) -> None:
+    """What cron does: `auditagent checkpoint write`."""
+    from auditagent.cli import main
+
+    assert main(["checkpoint", "write"]) == 0
+    capsys.readouterr()
+
+
+def sql_rows(
+    settings: Settings, sql: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def os_user() -> str:
+    import getpass
+
+    return getpass.getuser()
