@@ -204,9 +204,12 @@ def test_api_policies_floor_and_admin_only(client: TestClient, engine: Engine) -
     res = client.put(
         "/v1/retention/policies", json={"tenant": "acme", "keep_days": 3}, headers=admin
     )
-    assert res.status_code == 422
+    assert res.status_code == 409
     assert res.headers["content-type"].startswith("application/problem+json")
     assert "floor of 7 days" in res.json()["detail"]
+    assert res.json()["type"].endswith("/below-retention-floor")
+    res = client.put("/v1/retention/policies", json={"tenant": "acme"}, headers=admin)
+    assert res.status_code == 422 and "at least a day" in res.json()["detail"]
     res = client.put(
         "/v1/retention/policies",
         json={"tenant": "acme", "agent": "intake", "keep_days": 90},

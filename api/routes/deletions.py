@@ -176,5 +176,9 @@ def deletion_certificate(
         generated_by=access.principal.name,
         change_log_problems=scope is None,
     )
-    name = f"auditagent-deletions-{scope or 'all'}.json"
+    # Only plain characters in a header: a tenant name may be any text.
+    label = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in scope or "all"
+    )
+    name = f"auditagent-deletions-{label[:64]}.json"
     return JSONResponse(doc, headers={"Content-Disposition": f'attachment; filename="{name}"'})

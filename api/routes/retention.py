@@ -100,15 +100,26 @@ class RetentionPolicies(_Model):
     items: list[RetentionPolicy]
 
 
-class PolicyIn(_Model):
+class PolicyIn(BaseModel):
+    """A period of at least one day, in calendar terms; under the server's floor is 409."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"minimum": 1}}}
+                for name in ("keep_years", "keep_months", "keep_days")
+            ]
+        },
+    )
+
     tenant: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
     agent: str | None = Field(default=None, min_length=1, max_length=256, pattern=SAFE_TEXT)
     keep_days: int = Field(
         default=0,
         ge=0,
         le=36_500,
-        description="Days kept after a session ends (added to years and months); the served "
-        "schema's minimum is the configured floor when the floor is in days",
+        description="Days kept after a session ends (added to years and months)",
     )
     keep_months: int = Field(default=0, ge=0, le=1_200, description="Calendar months")
     keep_years: int = Field(default=0, ge=0, le=100, description="Calendar years")
@@ -202,7 +213,17 @@ def _policy_out(p: store.Policy) -> RetentionPolicy:
 
 
 def _floor_problem(exc: retention.PolicyBelowFloor) -> ProblemError:
-    return ProblemError(422, str(exc), type_="below-retention-floor")
+    # 409, not 422: the request is well formed; it conflicts with the server's floor setting.
+    return ProblemError(409, str(exc), type_="below-retention-floor")
+
+
+_PUT_POLICY_ERRORS = {
+    **problem_responses(400, 401, 403, 409, 422, 503),
+    409: {
+        **problem_responses(409)[409],
+        "description": "The period is under the configured retention floor",
+    },
+}
 
 
 @router.get(
@@ -232,7 +253,7 @@ def list_policies(
 @router.put(
     "/v1/retention/policies",
     response_model=RetentionPolicy,
-    responses=problem_responses(400, 401, 403, 422, 503),
+    responses=_PUT_POLICY_ERRORS,
 )
 def put_policy(
     body: PolicyIn,
@@ -244,11 +265,17 @@ def put_policy(
     sink: SinkDep,
 ) -> RetentionPolicy:
     """Write a new version of the policy for (tenant, agent), in calendar terms (years, months,
-    days). A period under the configured floor is refused with 422 naming the floor."""
+    days). A period under the configured floor (`GET` shows it) is refused with **409** naming
+    the floor; the floor holds for every start date (365 days do not cover one year)."""
     tenant = required_tenant(admin, body.tenant)
     period = RetentionPeriod(body.keep_years, body.keep_months, body.keep_days)
     if period.empty:
-        raise ProblemError(422, "a policy must keep records for at least a day", type_="validation")
+        raise ProblemError(
+            422,
+            "a policy must keep records for at least a day: set keep_years, keep_months or "
+            "keep_days",
+            type_="validation",
+        )
     if not period.covers(settings.retention_floor):
         raise _floor_problem(retention.PolicyBelowFloor(period, settings.retention_floor))
     access.record(
@@ -485,23 +512,8 @@ def erased_verify_report(
 
 def install(app: FastAPI, settings: Settings) -> None:
     """An erased session answers 410 with its deletion record (``deletion_record``: null when
-    the key was destroyed some other way); the served schema states the retention floor as
-    the minimum ``keep_days`` when the floor is in days; a separate retention engine is built
-    when ``AUDITAGENT_RETENTION_DATABASE_URL`` is set."""
-    previous = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = previous()
-        props = (
-            schema.get("components", {}).get("schemas", {}).get("PolicyIn", {}).get("properties")
-        )
-        floor = settings.retention_floor
-        if props and "keep_days" in props and floor.total_months == 0:
-            props["keep_days"]["minimum"] = max(1, floor.days)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
+    the key was destroyed some other way); a separate retention engine is built when
+    ``AUDITAGENT_RETENTION_DATABASE_URL`` is set."""
     previous_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
