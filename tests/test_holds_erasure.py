@@ -595,3 +595,45 @@ def test_deletions_api_report_and_signed_certificate(
     # Reading deletions is access-logged like any read.
     actions = [e.entry.action for e in store_admin.list_access_log(engine, limit=50)]
     assert actions.count("deletions.list") == 2 and "deletions.certificate" in actions
+
+
+def test_erased_session_is_410_and_verifies_only_with_its_deletion_record(
+    client: TestClient, fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
+) -> None:
+    silent, erased = record_sessions(
+        fresh_settings, keyring, [("acme", "alice", "x"), ("acme", "bob", "x")]
+    )
+    # A superuser destroys a key with no deletion record (the guard trigger forbids it).
+    rs.superuser_sql(
+        fresh_settings,
+        (
+            "UPDATE data_keys SET wrapped = NULL, shredded_at = now() WHERE session_id = %s",
+            (silent.session_id,),
+        ),
+        disable=("data_keys.data_keys_guard",),
+    )
+    retention.erase_participant(
+        engine,
+        keyring,
+        settings=fresh_settings,
+        tenant="acme",
+        participant="bob",
+        reason="DSR-1",
+        requested_by="dpo",
+    )
+    h = _auth(engine, "auditor", "acme")
+    for rec in (silent, erased):
+        for suffix in ("/transcript", "/events", "/export"):
+            res = client.get(f"/v1/sessions/{rec.session_id}{suffix}", headers=h)
+            assert res.status_code == 410
+            assert res.json()["type"].endswith("/erased")
+    bad = client.get(f"/v1/sessions/{silent.session_id}/verify", headers=h).json()
+    assert bad["ok"] is False and bad["erased"] is True and bad["deletion_record"] is None
+    assert "without a deletion record" in bad["reason"]
+    # Legitimately erased and purged: erased, with its record — not "chain truncated".
+    good = client.get(f"/v1/sessions/{erased.session_id}/verify", headers=h).json()
+    assert good["ok"] is True and good["erased"] is True, good
+    assert good["deletion_record"]["reason"] == "erasure" and good["deletion_record"]["valid"]
+    assert good["events"] == 5
+    detail = client.get(f"/v1/sessions/{erased.session_id}", headers=h).json()
+    assert detail["integrity"]["ok"] is True and detail["integrity"]["erased"] is True

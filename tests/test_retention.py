@@ -685,3 +685,44 @@ def test_run_killed_with_sigkill_is_marked_interrupted_by_the_next_run(
     assert "1 earlier runs marked interrupted" in line
     assert _run_status(cli_env) == ["interrupted", "complete"]
     assert state(cli_env, s.session_id) == ("purged", 0, False)
+
+
+def test_deleted_hold_is_caught_and_its_sessions_kept(
+    cli_env: Settings,
+    keyring: LocalKeyring,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (held,) = record_sessions(cli_env, keyring, [("acme", "alice", "x")], ended_days_ago=31)
+    (other,) = record_sessions(cli_env, keyring, [("beta", "bob", "x")], ended_days_ago=31)
+    args = ["holds", "add", "--tenant", "acme", "--whole-tenant", "--reason", "matter 7"]
+    assert main(args) == 0
+    hold_id = capsys.readouterr().out.split()[1]
+    assert rs.verify_all(cli_env, capsys)[0] == 0  # the hold wrote its own signed note
+    # Nobody may delete a hold, or release it behind the log's back...
+    for sql in ("DELETE FROM legal_holds", "UPDATE legal_holds SET reason = 'x'"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="legal_holds"):
+            rs.superuser_sql(cli_env, (sql, ()))
+    # ...but a superuser can, with the guard off.
+    rs.superuser_sql(
+        cli_env,
+        ("DELETE FROM legal_holds WHERE id = %s", (uuid.UUID(hold_id),)),
+        disable=("legal_holds.legal_holds_guard",),
+    )
+    code, out = rs.verify_all(cli_env, capsys)
+    assert code == 1
+    assert f"legal hold {hold_id} (tenant, tenant acme, placed by cli:" in out
+    assert "missing from legal_holds (deleted)" in out
+    # The run keeps what the deleted hold protected, and does the rest.
+    assert main(["retention", "run", "--yes"]) == 1
+    assert "1 sessions of tenant acme refused" in capsys.readouterr().out
+    assert state(cli_env, held.session_id) == ("closed", 5, True)
+    assert state(cli_env, other.session_id) == ("purged", 0, False)
+    # Removing the hold's log entry too is caught by the note it signed outside the database.
+    rs.superuser_sql(
+        cli_env,
+        ("DELETE FROM retention_changes", ()),
+        disable=("retention_changes.retention_changes_append_only",),
+    )
+    code, out = rs.verify_all(cli_env, capsys)
+    assert code == 1 and "committed to 1 entries, the database has 0" in out

@@ -148,9 +148,7 @@ def upgrade() -> None:
         sa.Column("signature", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_retention_changes")),
     )
-    op.create_index(
-        "ix_retention_changes_subject", "retention_changes", ["subject"], unique=False
-    )
+    op.create_index("ix_retention_changes_subject", "retention_changes", ["subject"], unique=False)
 
     op.add_column(
         "retention_policies",
@@ -246,9 +244,7 @@ def upgrade() -> None:
             f"retention_runs, deletion_records FROM {quoted}"
         )
         op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON sessions, data_keys FROM {quoted}")
-        op.execute(
-            f"GRANT UPDATE ({', '.join(RECORDER_SESSION_COLUMNS)}) ON sessions TO {quoted}"
-        )
+        op.execute(f"GRANT UPDATE ({', '.join(RECORDER_SESSION_COLUMNS)}) ON sessions TO {quoted}")
         op.execute(f"GRANT SELECT ON retention_changes TO {quoted}")
 
 
@@ -304,10 +300,11 @@ def downgrade() -> None:
     )
     # Calendar periods become a day count that is never shorter.
     op.execute(
-        "UPDATE retention_policies "
-        "SET keep_days = keep_days + 366 * keep_years + 31 * keep_months"
+        "UPDATE retention_policies SET keep_days = keep_days + 366 * keep_years + 31 * keep_months"
     )
-    op.drop_constraint(op.f("ck_retention_policies_keep_valid"), "retention_policies", type_="check")
+    op.drop_constraint(
+        op.f("ck_retention_policies_keep_valid"), "retention_policies", type_="check"
+    )
     op.create_check_constraint(
         op.f("ck_retention_policies_keep_days_positive"), "retention_policies", "keep_days > 0"
     )
