@@ -250,7 +250,15 @@ def test_api_holds_erasure_409_and_erased_session_410_with_deletion_record(
     )
     assert res.status_code == 201, res.text
     hold = res.json()
-    assert hold["active"] and hold["scope"] == "participant"
+    assert hold["active"] and hold["scope"] == "participant" and hold["sessions_covered"] == 1
+    nobody = {"scope": "participant", "tenant": "acme", "participant": "nobody", "reason": "M-2"}
+    res = client.post("/v1/holds", json=nobody, headers=admin)
+    assert res.status_code == 404 and "would cover no session" in res.json()["detail"]
+    res = client.post("/v1/holds", json={**nobody, "allow_empty": True}, headers=admin)
+    assert res.status_code == 201 and res.json()["sessions_covered"] == 0
+    client.post(f"/v1/holds/{res.json()['id']}/release", json={"reason": "x"}, headers=admin)
+    unknown = {"scope": "tenant", "tenant": "no-such", "reason": "M-3", "allow_empty": True}
+    assert client.post("/v1/holds", json=unknown, headers=admin).status_code == 404
     assert "alice" not in res.text  # the identity is stored only as its blind index
     assert (
         client.post("/v1/holds", json={"scope": "tenant", "reason": "x"}, headers=admin).status_code
@@ -278,7 +286,7 @@ def test_api_holds_erasure_409_and_erased_session_410_with_deletion_record(
     res = client.post(f"/v1/holds/{hold['id']}/release", json={"reason": "settled"}, headers=admin)
     assert res.status_code == 200 and res.json()["released_by"].startswith("admin-all")
     assert client.get("/v1/holds", headers=admin).json()["items"] == []
-    assert len(client.get("/v1/holds?include_released=true", headers=admin).json()["items"]) == 1
+    assert len(client.get("/v1/holds?include_released=true", headers=admin).json()["items"]) == 2
     assert (
         client.post(
             f"/v1/holds/{hold['id']}/release", json={"reason": "x"}, headers=admin

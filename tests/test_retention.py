@@ -220,6 +220,10 @@ def test_cli_run_prints_one_line_and_refuses_without_yes(
     assert lines[0].endswith("checkpoint written")
     assert err == ""  # no progress bar without a terminal
     assert state(cli_env, s.session_id) == ("purged", 0, False)
+    # Nothing left: no confirmation needed, and the (empty) run is still recorded and signed.
+    assert main(["retention", "run"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "complete: 0 sessions matched" in line and line.endswith("checkpoint written")
 
 
 def test_cli_interrupted_run_exits_non_zero(

@@ -279,7 +279,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "events_planned": plan.events_planned,
             "now": now.isoformat() if now else None,
         }
-        if args.dry_run or not plan.candidates:
+        if args.dry_run:
             log_action(
                 engine,
                 op,
@@ -288,12 +288,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 tenant=args.tenant,
                 detail=detail,
             )
-            if args.dry_run:
-                print(plan.summary())
-            else:
-                print(plan.summary().replace("dry run: would delete", "run: nothing to delete;", 1))
+            print(plan.summary())
             return 0
-        if not args.yes:
+        # Nothing to delete needs no confirmation; the run is still recorded and checkpointed.
+        if not args.yes and plan.candidates:
             if not (sys.stdin.isatty() and sys.stderr.isatty()):
                 print(plan.summary())
                 raise AuditagentError(

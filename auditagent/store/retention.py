@@ -1186,10 +1186,16 @@ def shred_session(
             return None
         if s.held:
             raise SessionHeld(str(session_id))
-        closed_at = conn.execute(
-            text("SELECT min(at) FROM events WHERE session_id = :id AND kind = 'closed'"),
+        # One pass over the session's rows for both: how many, and when the chain says it closed.
+        stats = conn.execute(
+            text(
+                "SELECT count(*) AS n, min(at) FILTER (WHERE kind = 'closed') AS closed_at "
+                "FROM events WHERE session_id = :id"
+            ),
             {"id": session_id},
-        ).scalar()
+        ).one()
+        closed_at = stats.closed_at
+        count = int(stats.n)
         if reason == "retention":
             if s.status != "closed" or s.ended_at is None:
                 raise NotDue("not closed")
@@ -1208,11 +1214,6 @@ def shred_session(
             text("SELECT seq, hash FROM events WHERE session_id = :id ORDER BY seq DESC LIMIT 1"),
             {"id": session_id},
         ).first()
-        count = int(
-            conn.execute(
-                text("SELECT count(*) FROM events WHERE session_id = :id"), {"id": session_id}
-            ).scalar_one()
-        )
         final_hash = bytes(last.hash) if last is not None else None
         deleted_at: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
         changes_n, changes_h = changes_head(conn)
