@@ -302,16 +302,25 @@ def test_forged_deletion_record_is_caught_by_the_products_own_checkpoints(
     cli_env: Settings, keyring: LocalKeyring, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (old,) = record_sessions(cli_env, keyring, [("acme", "a", "x")], ended_days_ago=31)
-    (young,) = record_sessions(cli_env, keyring, [("acme", "b", "x")])
+    young, gone = record_sessions(cli_env, keyring, [("acme", "b", "x"), ("acme", "d", "x")])
     # The product deletes the old session and signs a checkpoint by itself at the end.
     assert main(["retention", "run", "--yes"]) == 0
     assert state(cli_env, old.session_id) == ("purged", 0, False)
     code, out = rs.verify_all(cli_env, capsys)
     assert code == 0, out
     _forge_deletion(cli_env, young.session_id)
+    # And another session simply disappears after that checkpoint.
+    rs.superuser_sql(
+        cli_env,
+        ("DELETE FROM events WHERE session_id = %s", (gone.session_id,)),
+        ("DELETE FROM data_keys WHERE session_id = %s", (gone.session_id,)),
+        ("DELETE FROM sessions WHERE id = %s", (gone.session_id,)),
+        disable=("events.events_append_only",),
+    )
     code, out = rs.verify_all(cli_env, capsys)
     assert code == 1
     assert "deletion record not signed by the checkpoint key" in out
+    assert f"session {gone.session_id}: missing from the database" in out
     # The product refuses to build on a forged record: nothing more is deleted.
     (later,) = record_sessions(cli_env, keyring, [("acme", "c", "x")], ended_days_ago=31)
     assert main(["retention", "run", "--yes"]) == 2
