@@ -78,10 +78,15 @@ def verify_deletion_chain(
     engine: Engine, *, keep: set[int] | None = None, public_key: bytes | None = None
 ) -> DeletionChainResult:
     """Recompute every deletion record's hash and link and, given the checkpoint
-    ``public_key``, check its signature; ``keep`` names seqs whose hash to return (the
-    checkpoint verifier compares them with signed heads)."""
+    ``public_key``, check its signature (records written before signed retention pass when an
+    operator adopted them: ``auditagent retention adopt``); ``keep`` names seqs whose hash to
+    return (the checkpoint verifier compares them with signed heads)."""
+    adopted = None
+    if public_key is not None:
+        with engine.connect() as conn:
+            adopted = store.adopted_deletions(conn, public_key)
     return check_deletion_chain(
-        store.iter_deletion_records(engine), keep=keep, public_key=public_key
+        store.iter_deletion_records(engine), keep=keep, public_key=public_key, adopted=adopted
     )
 
 
@@ -90,6 +95,7 @@ def check_deletion_chain(
     *,
     keep: set[int] | None = None,
     public_key: bytes | None = None,
+    adopted: tuple[int, bytes] | None = None,
 ) -> DeletionChainResult:
     prev = GENESIS
     expected_seq = 0
@@ -106,7 +112,10 @@ def check_deletion_chain(
         digest = r.recomputed_hash()
         if digest != r.hash:
             return bad(r.seq, "deletion record altered (hash mismatch)")
-        if public_key is not None and not r.signed_by(public_key):
+        if adopted is not None and r.seq == adopted[0] - 1 and digest != adopted[1]:
+            return bad(r.seq, "deletion record differs from what was adopted")
+        legacy = adopted is not None and r.seq < adopted[0] and r.signature is None
+        if public_key is not None and not legacy and not r.signed_by(public_key):
             return bad(
                 r.seq,
                 "deletion record not signed by the checkpoint key (forged, or written "
@@ -145,14 +154,27 @@ class ChangeLogResult:
 
     def policy_versions(self) -> dict[uuid.UUID, dict[str, Any]]:
         return {
-            c.subject: c.body for c in self.changes if c.action in ("policy.set", "policy.delete")
+            c.subject: c.body
+            for c in self.changes
+            if c.action in ("policy.set", "policy.delete", "policy.adopt")
         }
+
+    @property
+    def adopted_deletions(self) -> tuple[int, bytes] | None:
+        """The unsigned (pre-0017) deletion records an operator vouched for, if any."""
+        for c in reversed(self.changes):
+            if c.action == store.ADOPT_DELETIONS:
+                try:
+                    return int(c.body["count"]), bytes.fromhex(str(c.body["head"]))
+                except (KeyError, TypeError, ValueError):
+                    return None
+        return None
 
     def holds_at(self, position: int) -> dict[uuid.UUID, dict[str, Any]]:
         """Holds placed and not released among the first ``position`` entries."""
         active: dict[uuid.UUID, dict[str, Any]] = {}
         for c in self.changes[:position]:
-            if c.action == "hold.create":
+            if c.action in ("hold.create", "hold.adopt"):
                 active[c.subject] = c.body
             elif c.action == "hold.release":
                 active.pop(c.subject, None)
@@ -263,7 +285,7 @@ def _hold_table_problems(engine: Engine, log: ChangeLogResult) -> list[tuple[str
     created: dict[uuid.UUID, dict[str, Any]] = {}
     released: dict[uuid.UUID, dict[str, Any]] = {}
     for c in log.changes:
-        if c.action == "hold.create":
+        if c.action in ("hold.create", "hold.adopt"):
             created[c.subject] = c.body
         elif c.action == "hold.release":
             released[c.subject] = c.body
@@ -320,7 +342,9 @@ def basis_problems(record: DeletionRecord, log: ChangeLogResult) -> list[str]:
     """What is wrong with why this record says its session was due (signed records only)."""
     b = record.basis
     if b is None:
-        return ["has no basis (written before signed retention)"]
+        if record.signature is None:
+            return []  # adopted from before signed retention (the chain check says so)
+        return ["has no basis"]
     out: list[str] = []
     try:
         ended = parse_ts(b["ended_at"]) if b.get("ended_at") else None
@@ -455,7 +479,9 @@ def record_problems(record: DeletionRecord, log: ChangeLogResult, public_key: by
     """One record on its own: hash, signature and basis (not its link to the previous)."""
     if record.recomputed_hash() != record.hash:
         return ["altered (hash mismatch)"]
-    if not record.signed_by(public_key):
+    adopted = log.adopted_deletions
+    legacy = adopted is not None and record.seq < adopted[0] and record.signature is None
+    if not legacy and not record.signed_by(public_key):
         return ["not signed by the checkpoint key"]
     return basis_problems(record, log)
 

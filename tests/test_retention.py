@@ -739,3 +739,47 @@ def test_deleted_hold_is_caught_and_its_sessions_kept(
     )
     code, out = rs.verify_all(cli_env, capsys)
     assert code == 1 and "committed to 1 entries, the database has 0" in out
+
+
+def test_upgrade_adopts_what_predates_signed_retention(
+    cli_env: Settings, keyring: LocalKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a database upgraded to 0017 holds: a policy, a hold and deletion records that
+    # nobody signed (written by the previous version, here by SQL).
+    (legacy,) = record_sessions(cli_env, keyring, [("acme", "a", "x")], ended_days_ago=400)
+    _forge_deletion(cli_env, legacy.session_id)
+    rs.superuser_sql(
+        cli_env,
+        (
+            "INSERT INTO retention_policies (id, tenant, agent, keep_days, created_by) "
+            "VALUES (%s, 'acme', NULL, 60, 'ops')",
+            (uuid.uuid4(),),
+        ),
+        (
+            "INSERT INTO legal_holds (id, scope, tenant, reason, created_by) "
+            "VALUES (%s, 'tenant', 'beta', 'M-0', 'counsel')",
+            (uuid.uuid4(),),
+        ),
+    )
+    (due,) = record_sessions(cli_env, keyring, [("acme", "b", "x")], ended_days_ago=61)
+    (held,) = record_sessions(cli_env, keyring, [("beta", "c", "x")], ended_days_ago=400)
+    rs.checkpoint_write(capsys)
+    code, out = rs.verify_all(cli_env, capsys)
+    assert code == 1 and "not in the signed change log" in out and "not signed" in out
+    # Listed first, adopted only with --yes.
+    assert main(["retention", "adopt"]) == 0
+    out = capsys.readouterr().out
+    assert "would adopt 1 policies, 1 holds, 1 deletion records" in out
+    assert "policy tenant=acme agent=* keep_days=60 version 1 by ops" in out
+    assert main(["retention", "adopt", "--yes", "--as", "ops lead"]) == 0
+    assert "adopted 1 policies, 1 holds, 1 deletion records" in capsys.readouterr().out
+    code, out = rs.verify_all(cli_env, capsys)
+    assert code == 0, out
+    # Runs go on from there: the adopted policy applies, the adopted hold holds, and the next
+    # signed record chains onto the adopted ones.
+    assert main(["retention", "run", "--yes"]) == 0
+    assert state(cli_env, due.session_id) == ("purged", 0, False)
+    assert state(cli_env, held.session_id) == ("closed", 5, True)
+    assert rs.verify_all(cli_env, capsys)[0] == 0
+    assert main(["retention", "adopt"]) == 0
+    assert "would adopt 0 policies, 0 holds, 0 deletion records" in capsys.readouterr().out

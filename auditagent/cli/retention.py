@@ -78,6 +78,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_operator(rep)
     rep.set_defaults(func=_report)
 
+    adopt = rsub.add_parser(
+        "adopt",
+        help="once, after upgrading to signed retention: sign the existing policies, holds and "
+        "deletion records into the change log (lists them; --yes to do it)",
+    )
+    adopt.add_argument("--yes", action="store_true", help="adopt what is listed")
+    add_operator(adopt)
+    adopt.set_defaults(func=_adopt)
+
     pol = rsub.add_parser("policy", help="retention policies")
     psub = pol.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     pset = psub.add_parser("set", help="write a new version of a policy (calendar terms)")
@@ -489,4 +498,39 @@ def _policy_delete(args: argparse.Namespace, settings: Settings) -> int:
             sink=checkpoint_sink(settings),
         )
     print(f"removed policy tenant={p.tenant} agent={p.agent or '*'} ({p.period})")
+    return 0
+
+
+def _adopt(args: argparse.Namespace, settings: Settings) -> int:
+    op = operator(args)
+    with engine_for(settings) as engine:
+        log_action(
+            engine,
+            op,
+            "retention.adopt",
+            command="retention adopt",
+            detail={"dry_run": not args.yes},
+        )
+        found = retention.adopt_legacy(
+            engine,
+            settings,
+            adopted_by=op.name,
+            dry_run=not args.yes,
+            sink=checkpoint_sink(settings),
+        )
+    for p in found.policies:
+        print(
+            f"policy tenant={p.tenant} agent={p.agent or '*'} {p.period} version {p.version} "
+            f"by {p.created_by} at {p.created_at.isoformat()}"
+        )
+    for h in found.holds:
+        print(f"hold {h.id} {h.scope} tenant={h.tenant} by {h.created_by} reason={h.reason!r}")
+    if found.deletion_records:
+        print(f"deletion records 0..{found.deletion_records - 1} (unsigned, chain verified)")
+    verb = "adopted" if args.yes else "would adopt"
+    print(
+        f"retention adopt: {verb} {len(found.policies)} policies, {len(found.holds)} holds, "
+        f"{found.deletion_records} deletion records"
+        + ("" if args.yes or found.empty else "; pass --yes to sign them into the change log")
+    )
     return 0

@@ -262,6 +262,67 @@ def _append_change(
     return _change(row)
 
 
+def append_change(
+    engine: Engine,
+    signer: Signer,
+    *,
+    action: str,
+    tenant: str,
+    subject: uuid.UUID,
+    actor: str,
+    body: Mapping[str, Any],
+) -> Change:
+    """One signed change-log entry in its own transaction (adoption of pre-0017 rows)."""
+    with engine.begin() as conn:
+        return _append_change(
+            conn, signer, action=action, tenant=tenant, subject=subject, actor=actor, body=body
+        )
+
+
+ADOPT_DELETIONS = "deletions.adopt"
+
+
+def adopted_deletions(conn: Connection, public_key: bytes) -> tuple[int, bytes] | None:
+    """(count, head) of the unsigned deletion records (written before signed retention) an
+    operator vouched for with ``auditagent retention adopt``; None when none were."""
+    row = conn.execute(
+        text(
+            f"SELECT {_CHANGE_COLS} FROM retention_changes WHERE action = :a "
+            "ORDER BY seq DESC LIMIT 1"
+        ),
+        {"a": ADOPT_DELETIONS},
+    ).first()
+    if row is None:
+        return None
+    c = _change(row)
+    if not signature_valid(public_key, CHANGE_SIGNATURE_LABEL, c.hash, c.signature):
+        return None
+    try:
+        return int(c.body["count"]), bytes.fromhex(str(c.body["head"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def unsigned_deletion_prefix(engine: Engine) -> tuple[int, bytes] | None:
+    """(count, head) of the deletion records before the first signed one, when every unsigned
+    record comes before every signed one (what a database upgraded to 0017 has)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE signature IS NULL) AS unsigned, "
+                "min(seq) FILTER (WHERE signature IS NOT NULL) AS first_signed "
+                "FROM deletion_records"
+            )
+        ).one()
+        n = int(row.unsigned)
+        if n == 0 or (row.first_signed is not None and int(row.first_signed) != n):
+            return None
+        head = conn.execute(
+            text("SELECT hash FROM deletion_records WHERE seq = :s"), {"s": n - 1}
+        ).scalar()
+    return (n, bytes(head)) if head is not None else None
+
+
 def iter_changes(engine: Engine) -> Iterator[Change]:
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=1000).execute(
@@ -1299,8 +1360,19 @@ def _append_deletion(
         text(f"SELECT {_DR_COLS} FROM deletion_records ORDER BY seq DESC LIMIT 1")
     ).first()
     last = _deletion(last_row) if last_row is not None else None
+    adopted = (
+        adopted_deletions(conn, signer.public)
+        if last is not None and last.signature is None
+        else None
+    )
+    vouched = (
+        adopted is not None
+        and last is not None
+        and last.seq == adopted[0] - 1
+        and last.hash == adopted[1]
+    )
     if last is not None and (
-        last.recomputed_hash() != last.hash or not last.signed_by(signer.public)
+        last.recomputed_hash() != last.hash or not (last.signed_by(signer.public) or vouched)
     ):
         raise ChainTailInvalid(
             f"deletion record {last.seq} does not verify (altered, or not signed by this "
