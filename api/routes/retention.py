@@ -10,6 +10,7 @@ application role, which may not change what decides expiry).
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -177,8 +178,6 @@ def required_tenant(principal: Principal, requested: str | None) -> str:
 
 
 def deletion_out(r: store.DeletionRecord, problems: list[str] | None = None) -> DeletionRecordOut:
-    import base64
-
     return DeletionRecordOut(
         seq=r.seq,
         run_id=r.run_id,
