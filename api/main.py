@@ -18,7 +18,7 @@ from auditagent.store.db import ensure_schema_current, make_engine
 
 from .docs import install_docs
 from .problems import install_openapi, install_problem_handlers
-from .routes import access_log, admin, analytics, health, holds, retention, sessions
+from .routes import access_log, admin, analytics, deletions, health, holds, retention, sessions
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -100,6 +100,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(retention.router)
     app.include_router(holds.router)
+    app.include_router(deletions.router)
     retention.install(app, settings)  # 410 with the deletion record; floor in the schema
     install_openapi(app)
     install_docs(app)

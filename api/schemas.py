@@ -29,6 +29,7 @@ __all__ = [
     "ApiKeyList",
     "BundleSession",
     "ChainRow",
+    "DeletionRecordOut",
     "EventItem",
     "EventList",
     "EvidenceBundle",
@@ -85,6 +86,33 @@ class LegalHold(_Out):
     created_at: datetime
 
 
+class DeletionRecordOut(_Out):
+    """A deletion record: proof that a session was erased or expired, signed with the
+    checkpoint key (`auditagent keys public`)."""
+
+    seq: int
+    run_id: uuid.UUID | None
+    session_id: uuid.UUID
+    tenant: str
+    policy: str
+    reason: str
+    event_count: int
+    final_hash: str | None = Field(description="Hex hash of the session's last record")
+    deleted_at: datetime = Field(description="The real time of deletion (database clock)")
+    hash: str = Field(description="Hex hash of this record in the deletion chain")
+    prev_hash: str | None = None
+    basis: dict[str, Any] | None = Field(
+        default=None,
+        description="Why it was due: end time and chained close time, policy version and "
+        "keep period, default, floor, expiry, the run's clock, the hold check",
+    )
+    signature: str | None = Field(default=None, description="Base64 Ed25519 signature")
+    valid: bool | None = Field(
+        default=None, description="Hash, signature and basis verified (null: not checked)"
+    )
+    problems: list[str] = Field(default_factory=list)
+
+
 class VerifyReport(_Out):
     session_id: uuid.UUID
     ok: bool
@@ -92,6 +120,12 @@ class VerifyReport(_Out):
     first_bad_seq: int | None
     reason: str | None
     head_hash: str = Field(description="Hex hash of the last verified record")
+    erased: bool = Field(
+        default=False,
+        description="The session was erased or expired: its data key is destroyed and its "
+        "records deleted; `ok` then says whether a valid signed deletion record accounts for it",
+    )
+    deletion_record: DeletionRecordOut | None = None
 
 
 class SessionDetail(SessionSummary):

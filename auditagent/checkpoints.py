@@ -15,9 +15,12 @@ The global checkpoint (``auditagent/global``) commits to every session at once: 
 the number of sessions, its hash is ``SHA-256("auditagent/checkpoint-manifest/v1\\0" ||
 manifest)`` where the manifest (written next to it as ``<name>.manifest``) has one line
 ``<session uuid> <count> <base64 head or ->`` per session in uuid order; its extension lines
-carry the deletion-record chain (``deletions <count> <base64 head>``) and the hash of the
+carry the deletion-record chain (``deletions <count> <base64 head>``), the retention change
+log (``changes <count> <base64 head>``: policy and legal-hold changes) and the hash of the
 previous global checkpoint (``prev <base64>``), so a removed or reordered global checkpoint is
-caught too, as CloudTrail's digest files chain to each other.
+caught too, as CloudTrail's digest files chain to each other. Retention runs and erasures write
+one when they finish; each policy or hold change writes a small ``auditagent/retention-changes``
+note (size = entries, hash = head of the change log).
 
 The key id is ``SHA-256(name || "\\n" || 0x01 || public key)[:4]`` as in C2SP signed notes.
 Checkpoints go to a :class:`CheckpointSink`; :class:`DirectorySink` writes one file per
@@ -44,7 +47,8 @@ from sqlalchemy import Engine
 from . import chain, crypto
 from .errors import AuditagentError
 from .keys import KeyProvider
-from .retention import verify_deletion_chain
+from .period import RetentionPeriod
+from .retention_proof import verify_retention
 from .settings import Settings
 from .store import retention as store
 
@@ -68,6 +72,7 @@ log = logging.getLogger("auditagent.checkpoints")
 
 KEY_NAME = "auditagent"
 GLOBAL_ORIGIN = "auditagent/global"
+CHANGES_ORIGIN = "auditagent/retention-changes"
 SESSION_ORIGIN_PREFIX = "auditagent/session/"
 _MANIFEST_LABEL = b"auditagent/checkpoint-manifest/v1\0"
 _SIG_PREFIX = "\u2014 "  # em dash and space, as in signed notes
@@ -318,6 +323,9 @@ def write_global_checkpoint(
     the signed note (a note never points at a manifest that is not there)."""
     now = now or datetime.now(timezone.utc)
     heads, del_count, del_head = store.snapshot_heads(engine)
+    with engine.connect() as conn:
+        # Read after the snapshot: the log is append-only, so this commits to no less.
+        chg_count, chg_head = store.changes_head(conn)
     manifest = manifest_lines(heads)
     previous = _latest_global(sink)
     prev = base64.b64encode(hashlib.sha256(previous).digest()).decode() if previous else "-"
@@ -328,6 +336,7 @@ def write_global_checkpoint(
         time=now,
         extensions=(
             f"deletions {del_count} {base64.b64encode(del_head).decode('ascii')}",
+            f"changes {chg_count} {base64.b64encode(chg_head).decode('ascii')}",
             f"prev {prev}",
         ),
     )
@@ -335,6 +344,23 @@ def write_global_checkpoint(
     sink.append(stem + MANIFEST_SUFFIX, manifest)
     where = sink.append(stem + NOTE_SUFFIX, encode_note(cp, key_provider.signing_key()))
     return where, cp
+
+
+def write_changes_checkpoint(
+    engine: Engine,
+    key_provider: KeyProvider,
+    sink: CheckpointSink,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """A small signed note on the head of the retention change log, written after each policy
+    or hold change, so that removing the newest changes (and the hold they placed) shows."""
+    now = now or datetime.now(timezone.utc)
+    with engine.connect() as conn:
+        count, head = store.changes_head(conn)
+    cp = Checkpoint(origin=CHANGES_ORIGIN, size=count, root=head, time=now)
+    note = encode_note(cp, key_provider.signing_key())
+    return sink.append(f"changes-{_stamp(now)}-{uuid.uuid4().hex[:8]}{NOTE_SUFFIX}", note)
 
 
 # --- verifying --------------------------------------------------------------------------------
@@ -367,19 +393,29 @@ class VerifyReport:
         return out
 
 
-def verify_checkpoints(engine: Engine, sink: CheckpointSink, *, public_key: bytes) -> VerifyReport:
+def verify_checkpoints(
+    engine: Engine,
+    sink: CheckpointSink,
+    *,
+    public_key: bytes,
+    floor: RetentionPeriod | None = None,
+) -> VerifyReport:
     """Hold the database to every checkpoint in ``sink``.
 
     Each session named by a checkpoint must either still verify as a chain with at least the
     committed count and exactly the committed head at that count, or have a deletion record
     accounting for at least that many events (with the same final hash when counts match).
-    The deletion chain must verify and contain every committed deletion head. Global
-    checkpoints must chain to each other and match their manifests."""
+    The deletion chain and the retention change log must verify — links, hashes and each
+    entry's signature — and contain every committed head; each deletion's basis, the policy
+    and hold tables and the sessions' keys and end times must agree with them (see
+    ``retention_proof``). Global checkpoints must chain to each other and match their
+    manifests."""
     report = VerifyReport()
     files = dict(sink.items())
     # session -> (count, head) of the largest count any checkpoint committed to
     committed: dict[uuid.UUID, tuple[int, bytes | None, str]] = {}
     deletion_heads: list[tuple[int, bytes, str]] = []
+    change_heads: list[tuple[int, bytes, str]] = []
     prev_global: bytes | None = None
 
     def commit(sid: uuid.UUID, count: int, head: bytes | None, where: str) -> None:
@@ -398,10 +434,14 @@ def verify_checkpoints(engine: Engine, sink: CheckpointSink, *, public_key: byte
             report.problems.append(f"checkpoint {name}: {exc.message}")
             continue
         if cp.origin == GLOBAL_ORIGIN:
-            if not _check_global(cp, name, files, prev_global, report, commit, deletion_heads):
+            if not _check_global(
+                cp, name, files, prev_global, report, commit, deletion_heads, change_heads
+            ):
                 prev_global = data
                 continue
             prev_global = data
+        elif cp.origin == CHANGES_ORIGIN:
+            change_heads.append((cp.size, cp.root, name))
         elif cp.session_id is not None:
             commit(cp.session_id, cp.size, cp.root if cp.size else None, name)
         else:
@@ -409,16 +449,32 @@ def verify_checkpoints(engine: Engine, sink: CheckpointSink, *, public_key: byte
             continue
         report.checkpoints_valid += 1
 
-    # The deletion chain, and the heads checkpoints committed to.
-    chain_result = verify_deletion_chain(
-        engine, keep={n - 1 for n, _, _ in deletion_heads if n > 0}
+    # The deletion chain and the change log (signed), the heads checkpoints committed to,
+    # and what retention's proof says about the tables and sessions.
+    proof = verify_retention(
+        engine,
+        public_key=public_key,
+        floor=floor,
+        deletion_keep={n - 1 for n, _, _ in deletion_heads if n > 0},
+        changes_keep={n - 1 for n, _, _ in change_heads if n > 0},
     )
+    chain_result = proof.chain
     report.deletion_records = chain_result.count
     if not chain_result.ok:
         report.deletion_chain_ok = False
-        report.problems.append(
-            f"deletion records: {chain_result.reason} at seq {chain_result.first_bad_seq}"
-        )
+    report.problems.extend(proof.problems)
+    for n, head, where in change_heads:
+        if n == 0:
+            continue
+        got = proof.changes.hashes.get(n - 1)
+        if got is None:
+            if proof.changes.count < n:
+                report.problems.append(
+                    f"change log: {where} committed to {n} entries, the database has "
+                    f"{proof.changes.count} (policy or hold changes removed)"
+                )
+        elif got != head:
+            report.problems.append(f"change log: entry {n - 1} differs from {where} (rewritten)")
     for n, head, where in deletion_heads:
         if n == 0:
             continue
@@ -462,6 +518,7 @@ def _check_global(
     report: VerifyReport,
     commit: Callable[[uuid.UUID, int, bytes | None, str], None],
     deletion_heads: list[tuple[int, bytes, str]],
+    change_heads: list[tuple[int, bytes, str]],
 ) -> bool:
     prev = cp.extension("prev")
     want_prev = (
@@ -486,6 +543,12 @@ def _check_global(
         if dels is None or len(dels) != 2:
             raise ValueError("no deletions line")
         del_count, del_head = int(dels[0]), base64.b64decode(dels[1], validate=True)
+        chg = cp.extension("changes")
+        if chg is not None and len(chg) != 2:
+            raise ValueError("malformed changes line")
+        changes = (
+            (int(chg[0]), base64.b64decode(chg[1], validate=True)) if chg is not None else None
+        )
     except (ValueError, binascii.Error, UnicodeDecodeError):
         report.problems.append(f"checkpoint {name}: malformed manifest or extension")
         return False
@@ -495,6 +558,8 @@ def _check_global(
     for sid, count, head in entries:
         commit(sid, count, head, name)
     deletion_heads.append((del_count, del_head, name))
+    if changes is not None:
+        change_heads.append((changes[0], changes[1], name))
     return True
 
 

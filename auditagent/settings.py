@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .period import RetentionPeriod
+
 TranscriptionPolicy = Literal["enforce", "warn", "off"]
+
+
+def _period(data: dict[str, Any], prefix: str, fallback: RetentionPeriod) -> RetentionPeriod:
+    parts = {k: data.get(f"{prefix}_{k}") for k in ("years", "months", "days")}
+    if all(v is None for v in parts.values()):
+        return fallback
+    return RetentionPeriod.of(**parts)
+
+
+def _floor_period(data: dict[str, Any], days: int | None) -> RetentionPeriod:
+    return _period({**data, "retention_floor_days": days}, "retention_floor", RetentionPeriod(1))
 
 
 def _default_data_dir() -> Path:
@@ -62,12 +75,54 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    retention_default_days: int = Field(default=2190, ge=1, description="Default policy: 6 years.")
-    retention_floor_days: int = Field(
-        default=365, ge=0, description="No policy may keep records for fewer days."
+    # Retention in calendar terms. The default (where no policy matches) is the sum of the
+    # parts given, 6 calendar years when none is; the floor (no policy, and not the default,
+    # may keep records for less) is 1 calendar year when no part is given.
+    retention_default_days: int | None = Field(
+        default=None, ge=0, description="Default retention, days part (with no part: 6 years)."
+    )
+    retention_default_months: int | None = Field(
+        default=None, ge=0, description="Default retention, months part."
+    )
+    retention_default_years: int | None = Field(
+        default=None, ge=0, description="Default retention, years part."
+    )
+    retention_floor_months: int | None = Field(
+        default=None, ge=0, description="Retention floor, months part."
+    )
+    retention_floor_years: int | None = Field(
+        default=None, ge=0, description="Retention floor, years part."
+    )
+    retention_floor_days: int | None = Field(
+        default=None,
+        ge=0,
+        validate_default=True,
+        description="Retention floor, days part (with no part: 1 year). No policy may keep "
+        "records for less, and a default under it is refused at start.",
+    )
+    retention_database_url: str | None = Field(
+        default=None,
+        description="Postgres URL for retention, holds and erasure (the owner role) when the "
+        "recorder and API run as AUDITAGENT_DB_APP_ROLE. Default: database_url.",
     )
 
-    @field_validator("database_url")
+    @field_validator("retention_floor_days")
+    @classmethod
+    def _default_not_under_floor(cls, v: int | None, info: ValidationInfo) -> int | None:
+        data = info.data
+        default = _period(data, "retention_default", RetentionPeriod(years=6))
+        floor = _floor_period(data, v)
+        if default.empty:
+            raise ValueError("the default retention is zero; set AUDITAGENT_RETENTION_DEFAULT_*")
+        if not default.covers(floor):
+            raise ValueError(
+                f"the default retention ({default.describe()}) is shorter than the retention "
+                f"floor ({floor.describe()}): raise AUDITAGENT_RETENTION_DEFAULT_DAYS "
+                "(or _MONTHS / _YEARS) or lower the floor"
+            )
+        return v
+
+    @field_validator("database_url", "retention_database_url")
     @classmethod
     def _normalise_url(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
@@ -94,3 +149,17 @@ class Settings(BaseSettings):
     @property
     def resolved_checkpoint_dir(self) -> Path:
         return self.checkpoint_dir or self.data_dir / "checkpoints"
+
+    @property
+    def retention_default(self) -> RetentionPeriod:
+        """Where no policy matches (6 calendar years unless set)."""
+        return _period(self.__dict__, "retention_default", RetentionPeriod(years=6))
+
+    @property
+    def retention_floor(self) -> RetentionPeriod:
+        """No policy, and not the default, keeps records for less (1 calendar year unless set)."""
+        return _floor_period(self.__dict__, self.retention_floor_days)
+
+    @property
+    def resolved_retention_url(self) -> str | None:
+        return self.retention_database_url or self.database_url

@@ -4,9 +4,11 @@
         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Creates a scratch database, migrates it, inserts synthetic sealed-looking rows with SQL
-generate_series (sessions closed a year ago, so the 30-day default expires them all), times
-``auditagent.retention.run_retention`` — shred every key, delete in batches, mark purged, one
-chained deletion record per session — checks nothing is left, then drops the database.
+generate_series (sessions closed a year ago, each ending with a ``closed`` record, so the 30-day
+default expires them all), times ``auditagent.retention.run_retention`` — check each basis,
+shred every key, delete in batches, mark purged, one chained and signed deletion record per
+session, a signed checkpoint at the end — checks nothing is left, times the verification of the
+signed proof (``retention_proof.verify_retention``), then drops the database.
 Target: 1M events in <= 30 s on a 2-core box.
 """
 
@@ -15,13 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
 
-from auditagent import retention
+from auditagent import retention, retention_proof
+from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
 
@@ -44,13 +48,15 @@ def main() -> int:
     with psycopg.connect(args.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = db.sqlalchemy_url(f"{base}/{name}")
+    tmp = tempfile.TemporaryDirectory()
     try:
         settings = Settings(
             database_url=url,
-            data_dir=Path("/nonexistent"),
+            data_dir=Path(tmp.name),
             retention_default_days=30,
             retention_floor_days=1,
         )
+        keys = LocalKeyring.init(settings.resolved_keyring_path)
         db.upgrade(settings, url=url)
         t0 = time.perf_counter()
         with psycopg.connect(db.libpq_url(url)) as conn:
@@ -68,12 +74,13 @@ def main() -> int:
             conn.execute(
                 "INSERT INTO events (session_id, seq, tenant, kind, at, key_id, nonce, "
                 "ciphertext, prev_hash, hash) "
-                "SELECT md5('s' || s)::uuid, q, 'bench', 'user_utterance', "
+                "SELECT md5('s' || s)::uuid, q, 'bench', "
+                "CASE WHEN q = %s THEN 'closed' ELSE 'user_utterance' END, "
                 "now() - interval '400 days', 'k', substr(sha256(q::text::bytea), 1, 12), "
                 "sha256(s::text::bytea) || sha256(q::text::bytea) || sha256((s+q)::text::bytea), "
                 "sha256(('p' || q)::bytea), sha256(('h' || q)::bytea) "
                 "FROM generate_series(1, %s) s, generate_series(0, %s) q",
-                (args.sessions, per - 1),
+                (per - 1, args.sessions, per - 1),
             )
             conn.execute("ANALYZE")
         load_s = time.perf_counter() - t0
@@ -82,10 +89,17 @@ def main() -> int:
         try:
             t1 = time.perf_counter()
             report = retention.run_retention(
-                engine, settings, batch_size=args.batch_size, requested_by="bench"
+                engine,
+                settings,
+                key_provider=keys,
+                batch_size=args.batch_size,
+                requested_by="bench",
             )
             purge_s = time.perf_counter() - t1
-            ok = retention.verify_deletion_chain(engine).ok
+            t2 = time.perf_counter()
+            proof = retention_proof.verify_retention(engine, public_key=keys.signing_public_key())
+            verify_s = time.perf_counter() - t2
+            ok = proof.ok
         finally:
             engine.dispose()
         with psycopg.connect(db.libpq_url(url)) as conn:
@@ -95,13 +109,14 @@ def main() -> int:
             f"purge: {total} events in {args.sessions} sessions loaded in {load_s:.1f} s; "
             f"retention run {purge_s:.1f} s ({total / purge_s:,.0f} events/s, batch "
             f"{args.batch_size}); deleted {report.sessions_deleted} sessions / "
-            f"{report.events_deleted} events, {left[0]} left, deletion chain "
-            f"{'valid' if ok else 'BROKEN'}; cpus={os.cpu_count()}"
+            f"{report.events_deleted} events, {left[0]} left; signed proof "
+            f"{'valid' if ok else 'BROKEN'}, verified in {verify_s:.2f} s; cpus={os.cpu_count()}"
         )
         return 0 if report.ok and left[0] == 0 and ok else 1
     finally:
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

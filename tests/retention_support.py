@@ -60,24 +60,44 @@ def record_sessions(
     *,
     utterances: int = 3,
     close: bool = True,
+    ended_days_ago: float = 0,
 ) -> list[Recorded]:
-    """Record one short conversation per (tenant, participant, agent) and return them."""
+    """Record one short conversation per (tenant, participant, agent) and return them.
+
+    ``ended_days_ago`` injects the recorder's clock: every record, the close included, is
+    stamped that long ago, so the session ended then as far as its chain (and ``ended_at``)
+    says — the way tests age sessions now that a run never uses a clock ahead of the
+    database's and ``ended_at`` is written once."""
 
     async def go() -> list[uuid.UUID]:
         ids = []
         async with AuditRecorder(settings, key_provider=keyring) as recorder:
             for tenant, participant, agent in specs:
-                rec = recorder.open_session(
-                    tenant=tenant, participant=participant, labels={"agent": agent}
+                t0 = datetime.now(timezone.utc) - timedelta(
+                    days=ended_days_ago, seconds=utterances + 2 if ended_days_ago else 0
                 )
-                t0 = datetime.now(timezone.utc)
+                labels = {"agent": agent}
+                rec = recorder.open_session(
+                    tenant=tenant,
+                    participant=participant,
+                    labels=labels,
+                    opened=r.Opened(
+                        at=t0,
+                        tenant=tenant,
+                        participant=participant,
+                        architecture="pipeline",
+                        labels=labels,
+                    ),
+                )
                 for i in range(utterances):
                     rec.add(
                         r.UserUtterance(
                             at=t0 + timedelta(seconds=i), text=f"utterance {i}", source="stt"
                         )
                     )
-                if close:
+                if close and ended_days_ago:
+                    rec.add(r.Closed(at=t0 + timedelta(seconds=utterances + 1), reason="done"))
+                elif close:
                     rec.close(reason="done")
                 ids.append(rec.session_id)
             await recorder.flush()
@@ -100,10 +120,30 @@ def ended_at(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, dateti
     return {i: e for i, e in rows}
 
 
-def set_ended(settings: Settings, session_id: uuid.UUID, when: datetime) -> None:
+def superuser_sql(
+    settings: Settings, *statements: tuple[str, tuple[object, ...]], disable: tuple[str, ...] = ()
+) -> None:
+    """What a database superuser can do: switch guard triggers off (``table.trigger``), run
+    SQL, switch them back on."""
     assert settings.database_url
     with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
-        conn.execute("UPDATE sessions SET ended_at = %s WHERE id = %s", (when, session_id))
+        for t in disable:
+            table, trigger = t.split(".")
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        for t in disable:
+            table, trigger = t.split(".")
+            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+
+
+def set_ended(settings: Settings, session_id: uuid.UUID, when: datetime) -> None:
+    """A superuser rewriting a session's end time (the guard allows it only once)."""
+    superuser_sql(
+        settings,
+        ("UPDATE sessions SET ended_at = %s WHERE id = %s", (when, session_id)),
+        disable=("sessions.sessions_guard",),
+    )
 
 
 def state(settings: Settings, session_id: uuid.UUID) -> tuple[str, int, bool]:
@@ -128,3 +168,49 @@ def deletion_rows(settings: Settings) -> list[tuple[object, ...]]:
             "SELECT seq, session_id, policy, reason, event_count, final_hash, run_id "
             "FROM deletion_records ORDER BY seq"
         ).fetchall()
+
+
+@pytest.fixture
+def cli_env(
+    fresh_settings: Settings, keyring: LocalKeyring, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The CLI sees the same database, data directory (keyring, checkpoints) and periods."""
+    assert fresh_settings.database_url
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", fresh_settings.database_url)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(fresh_settings.data_dir))
+    monkeypatch.setenv("AUDITAGENT_RETENTION_DEFAULT_DAYS", "30")
+    monkeypatch.setenv("AUDITAGENT_RETENTION_FLOOR_DAYS", "7")
+    return fresh_settings
+
+
+def verify_all(settings: Settings, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`auditagent verify --all --checkpoints DIR` on the product's own checkpoint directory
+    (what retention runs, erasures, policy/hold changes and `checkpoint write` fill)."""
+    from auditagent.cli import main
+
+    capsys.readouterr()
+    code = main(["verify", "--all", "--checkpoints", str(settings.resolved_checkpoint_dir)])
+    out, _ = capsys.readouterr()
+    return code, out
+
+
+def checkpoint_write(capsys: pytest.CaptureFixture[str]) -> None:
+    """What cron does: `auditagent checkpoint write`."""
+    from auditagent.cli import main
+
+    assert main(["checkpoint", "write"]) == 0
+    capsys.readouterr()
+
+
+def sql_rows(
+    settings: Settings, sql: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def os_user() -> str:
+    import getpass
+
+    return getpass.getuser()

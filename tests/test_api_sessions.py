@@ -317,27 +317,6 @@ def test_access_log_failure_refuses_the_read(
     assert c.get(f"/v1/sessions/{rec.session_id}/transcript", headers=h).status_code == 200
 
 
-def test_shredded_session_is_410_but_still_verifies(
-    client: TestClient,  # noqa: F811
-    settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
-    tenant: str,
-) -> None:
-    rec = record_conversation(settings, keyring, tenant=tenant)
-    _sql(
-        settings.database_url or "",
-        "UPDATE data_keys SET wrapped = NULL, shredded_at = now() WHERE session_id = %s",
-        (rec.session_id,),
-    )
-    h = auth(make_token(engine, "auditor", tenant))
-    for suffix in ("/transcript", "/events", "/export"):
-        res = client.get(f"/v1/sessions/{rec.session_id}{suffix}", headers=h)
-        assert res.status_code == 410
-        assert res.json()["type"].endswith("/erased")
-    assert client.get(f"/v1/sessions/{rec.session_id}/verify", headers=h).json()["ok"] is True
-
-
 def test_latency_analytics_per_architecture(
     client: TestClient,  # noqa: F811
     settings: Settings,

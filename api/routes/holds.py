@@ -2,7 +2,9 @@
 
 A hold covers one session, one participant (matched through the keyed blind index, so the
 identity itself is never stored) or a whole tenant. Held sessions survive retention runs and
-erasure; placing and releasing are recorded with who, when and why.
+erasure; placing and releasing are recorded with who, when and why, as signed entries of the
+retention change log. Placing and releasing say how many sessions the hold covers; a hold that
+would cover none is 404 unless ``allow_empty``, and so is one on a tenant that does not exist.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from auditagent.store import retention as store
 from ..deps import AccessDep, AdminDep, KeysDep, scope_tenant
 from ..problems import problem_responses
 from ..schemas import SAFE_TEXT
-from .retention import actor, required_tenant
+from .retention import RetentionDbDep, SinkDep, actor, required_tenant
 
 router = APIRouter(prefix="/v1/holds", tags=["holds"])
 
@@ -32,6 +34,10 @@ class _Model(BaseModel):
 class _HoldBase(_Model):
     tenant: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
     reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
+    allow_empty: bool = Field(
+        default=False,
+        description="Place it even if it covers no session yet (otherwise 404)",
+    )
 
 
 class SessionHoldIn(_HoldBase):
@@ -72,6 +78,10 @@ class HoldOut(_Model):
     released_at: datetime | None
     released_by: str | None
     release_reason: str | None
+    sessions_covered: int | None = Field(
+        default=None,
+        description="Sessions (not purged) it covers: when placed, or when released",
+    )
 
 
 class HoldList(_Model):
@@ -98,6 +108,7 @@ def _out(h: store.Hold) -> HoldOut:
         released_at=h.released_at,
         released_by=h.released_by,
         release_reason=h.release_reason,
+        sessions_covered=h.sessions_covered,
     )
 
 
@@ -107,16 +118,26 @@ def _out(h: store.Hold) -> HoldOut:
     response_model=HoldOut,
     responses=problem_responses(400, 401, 403, 404, 422, 503),
 )
-def create_hold(body: HoldIn, admin: AdminDep, access: AccessDep, keys: KeysDep) -> HoldOut:
-    """Place a legal hold."""
+def create_hold(
+    body: HoldIn,
+    admin: AdminDep,
+    access: AccessDep,
+    keys: KeysDep,
+    engine: RetentionDbDep,
+    sink: SinkDep,
+) -> HoldOut:
+    """Place a legal hold; `sessions_covered` says how many sessions it covers."""
     tenant = required_tenant(admin, body.tenant)
     session_id = body.session_id if isinstance(body, SessionHoldIn) else None
     participant = body.participant if isinstance(body, ParticipantHoldIn) else None
     access.record(
-        "holds.create", tenant=tenant, session_id=session_id, detail={"scope": body.scope}
+        "holds.create",
+        tenant=tenant,
+        session_id=session_id,
+        detail={"scope": body.scope, "allow_empty": body.allow_empty},
     )
     hold = retention.create_hold(
-        access.engine,
+        engine,
         keys,
         scope=body.scope,
         tenant=tenant,
@@ -124,6 +145,8 @@ def create_hold(body: HoldIn, admin: AdminDep, access: AccessDep, keys: KeysDep)
         created_by=actor(admin),
         session_id=session_id,
         participant=participant,
+        allow_empty=body.allow_empty,
+        sink=sink,
     )
     return _out(hold)
 
@@ -148,11 +171,24 @@ def list_holds(
     responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
 )
 def release_hold(
-    hold_id: uuid.UUID, body: ReleaseIn, admin: AdminDep, access: AccessDep
+    hold_id: uuid.UUID,
+    body: ReleaseIn,
+    admin: AdminDep,
+    access: AccessDep,
+    keys: KeysDep,
+    engine: RetentionDbDep,
+    sink: SinkDep,
 ) -> HoldOut:
-    """Release a hold; 409 if it was already released. Another tenant's hold is 404."""
+    """Release a hold; 409 if it was already released. Another tenant's hold is 404.
+    `sessions_covered` says how many sessions it covered."""
     access.record("holds.release", tenant=admin.tenant, detail={"hold_id": str(hold_id)})
     hold = retention.release_hold(
-        access.engine, hold_id, released_by=actor(admin), reason=body.reason, tenant=admin.tenant
+        engine,
+        hold_id,
+        released_by=actor(admin),
+        reason=body.reason,
+        tenant=admin.tenant,
+        key_provider=keys,
+        sink=sink,
     )
     return _out(hold)

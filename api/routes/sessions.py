@@ -36,6 +36,7 @@ from ..schemas import (
     TranscriptIntegrity,
     VerifyReport,
 )
+from .retention import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -186,19 +187,21 @@ def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=_READ_ERRORS)
-def get_session(session_id: uuid.UUID, access: AccessDep) -> SessionDetail:
+def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> SessionDetail:
     """Metadata, record counts by kind, chain integrity and unreleased legal holds."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.get", tenant=session.tenant, session_id=session_id)
     conn = access.conn
     counts = reader.event_counts(conn, session_id)
-    result = reader.verify_session(conn, session)
+    integrity = erased_verify_report(access.engine, conn, keys, session) or _verify_report(
+        session_id, reader.verify_session(conn, session)
+    )
     holds = reader.holds_for_session(conn, session)
     return SessionDetail(
         **_summary(session).model_dump(),
         head_hash=bytes(session.head_hash).hex() if session.head_hash is not None else None,
         counts=counts,
-        integrity=_verify_report(session_id, result),
+        integrity=integrity,
         legal_holds=[
             LegalHold(
                 id=h.id,
@@ -264,11 +267,16 @@ def get_events(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Event
 
 
 @router.get("/{session_id}/verify", response_model=VerifyReport, responses=_READ_ERRORS)
-def verify_session(session_id: uuid.UUID, access: AccessDep) -> VerifyReport:
+def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> VerifyReport:
     """Recompute the session's hash chain (no key needed) and compare it with the count and
-    head hash stored for the session, which catches a deleted last record."""
+    head hash stored for the session, which catches a deleted last record. An erased session
+    reports `erased: true` with its signed deletion record; it is ok when that record
+    verifies and accounts for the session."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.verify", tenant=session.tenant, session_id=session_id)
+    erased = erased_verify_report(access.engine, access.conn, keys, session)
+    if erased is not None:
+        return erased
     result = reader.verify_session(access.conn, session)
     return _verify_report(session_id, result)
 

@@ -1,8 +1,10 @@
 """`auditagent checkpoint write | verify` (registered by cli/retention.py).
 
-`write` signs a global checkpoint over every session head and the deletion-record chain into
-the checkpoint directory (run it from cron); `verify` holds the database to every checkpoint
-found there (also available as `auditagent verify --all --checkpoints DIR`).
+`write` signs a global checkpoint over every session head, the deletion-record chain and the
+retention change log into the checkpoint directory (retention runs and erasures write one
+when they finish; run it from cron too); `verify` holds the database to every checkpoint found
+there and checks retention's signed proof (also available as
+`auditagent verify --all --checkpoints DIR`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def run_verify(settings: Settings, directory: Path | None, public_key: str | Non
     key = checkpoints.load_public_key(public_key, lambda: load_key_provider(settings))
     sink = checkpoints.DirectorySink(directory or settings.resolved_checkpoint_dir)
     with engine_for(settings) as engine:
-        report = checkpoints.verify_checkpoints(engine, sink, public_key=key)
+        report = checkpoints.verify_checkpoints(
+            engine, sink, public_key=key, floor=settings.retention_floor
+        )
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1

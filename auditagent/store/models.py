@@ -183,7 +183,9 @@ class LegalHoldRow(Base):
 
 
 class RetentionPolicyRow(Base):
-    """Keep sessions of a tenant (optionally with one agent label) N days after they ended."""
+    """Keep sessions of a tenant (optionally with one agent label) a calendar period after they
+    ended. Versioned and insert-only: a change is a new version, a removal a ``deleted`` one;
+    each version is also an entry of the signed ``retention_changes`` log."""
 
     __tablename__ = "retention_policies"
 
@@ -193,18 +195,49 @@ class RetentionPolicyRow(Base):
     keep_days: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    keep_months: Mapped[int] = mapped_column(Integer, server_default="0")
+    keep_years: Mapped[int] = mapped_column(Integer, server_default="0")
+    deleted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
-        CheckConstraint("keep_days > 0", name="keep_days_positive"),
-        Index("uq_retention_policies_tenant_agent", "tenant", "agent", unique=True),
-        # NULLs are distinct in the index above: one tenant-wide (agent IS NULL) policy only.
+        CheckConstraint(
+            "keep_days >= 0 AND keep_months >= 0 AND keep_years >= 0 "
+            "AND (deleted OR keep_days + keep_months + keep_years > 0)",
+            name="keep_valid",
+        ),
         Index(
-            "uq_retention_policies_tenant_default",
+            "uq_retention_policies_tenant_agent_version", "tenant", "agent", "version", unique=True
+        ),
+        # NULLs are distinct in the index above: one tenant-wide (agent IS NULL) row per version.
+        Index(
+            "uq_retention_policies_tenant_default_version",
             "tenant",
+            "version",
             unique=True,
             postgresql_where=text("agent IS NULL"),
         ),
     )
+
+
+class RetentionChangeRow(Base):
+    """Every policy and legal-hold change, hash-chained and signed (Ed25519, the checkpoint
+    key): removing, editing or inserting a policy or hold outside auditagent shows."""
+
+    __tablename__ = "retention_changes"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(TZ)
+    action: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    actor: Mapped[str] = mapped_column(String(256))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_retention_changes_subject", "subject"),)
 
 
 class RetentionRunRow(Base):
@@ -221,6 +254,7 @@ class RetentionRunRow(Base):
     events_deleted: Mapped[int] = mapped_column(BigInteger, server_default="0")
     sessions_skipped_held: Mapped[int] = mapped_column(Integer, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, server_default="0")
+    sessions_matched: Mapped[int] = mapped_column(Integer, server_default="0")
     # Who asked (CLI user or API key) and why (erasure request reference); never personal data.
     requested_by: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -244,9 +278,19 @@ class DeletionRecordRow(Base):
     deleted_at: Mapped[datetime] = mapped_column(TZ)
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
     hash: Mapped[bytes] = mapped_column(LargeBinary)
+    # Why it was due (end time, policy version, floor, hold check, run clock), hashed with the
+    # record; and the Ed25519 signature over the hash, so the database alone cannot forge one.
+    basis: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_deletion_records_session", "session_id"),)
 
 
 # Tables whose rows may never change outside the retention path (see migrations).
-APPEND_ONLY_TABLES = ("events", "access_log", "deletion_records")
+APPEND_ONLY_TABLES = (
+    "events",
+    "access_log",
+    "deletion_records",
+    "retention_changes",
+    "retention_policies",
+)
