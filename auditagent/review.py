@@ -149,6 +149,9 @@ def read_verified(
     sealer: crypto.Sealer,
     session: Any,
     rows: Iterable[tuple[Any, ...]],
+    *,
+    checkpoint: tuple[int, bytes] | None = None,
+    problem: str | None = None,
 ) -> tuple[list[OpenedRecord], chain.VerifyResult]:
     """Decrypt every record of ``session`` and recompute its hash chain in the same pass.
 
@@ -157,7 +160,8 @@ def read_verified(
     (``RecordUnreadable`` on the first record that does not open or decode); the chain result
     is what ``reader.verify_session`` would report for the same rows: the same checks, the
     session row's ``(event_count, head_hash)`` as checkpoint, and verification stops at the
-    first bad record while decryption carries on.
+    first bad record while decryption carries on. ``checkpoint`` / ``problem`` are the
+    session's signed checkpoint, as for ``reader.verify_session``.
     """
     session_id: uuid.UUID = session.id
     expected_count = int(session.event_count or 0)
@@ -185,6 +189,8 @@ def read_verified(
     prev = chain.GENESIS
     count = 0
     head_at_expected: bytes | None = chain.GENESIS if exp_count == 0 else None
+    cp_count = checkpoint[0] if checkpoint is not None else -1
+    head_at_cp: bytes | None = None
     tenant0: str | None = None
     failure: chain.VerifyResult | None = None
 
@@ -246,6 +252,8 @@ def read_verified(
         count += 1
         if exp_count is not None and count == exp_count:
             head_at_expected = computed
+        if count == cp_count:
+            head_at_cp = computed
 
     if failure is not None:
         return opened, failure
@@ -254,8 +262,15 @@ def read_verified(
             return opened, bad(count, f"chain truncated: {count} events, expected {exp_count}")
         if exp_head is not None and head_at_expected != exp_head:
             return opened, bad(None, "head hash mismatch at checkpoint")
-    return opened, chain.VerifyResult(
+    result = chain.VerifyResult(
         ok=True, events=count, first_bad_seq=None, reason=None, head_hash=prev
+    )
+    return opened, chain.hold_to_commitments(
+        result,
+        status=getattr(session, "status", None),
+        checkpoint=checkpoint,
+        head_at_checkpoint=head_at_cp,
+        problem=problem,
     )
 
 

@@ -159,8 +159,12 @@ async def write_batch(
     envelopes: Sequence[Envelope] = (),
     updates: Sequence[SessionUpdate] = (),
     idempotent: bool = False,
+    copy_data: bytes | None = None,
 ) -> None:
-    """Write one batch in one transaction."""
+    """Write one batch in one transaction.
+
+    ``copy_data`` is ``envelopes`` already encoded with :func:`encode_copy_binary` (the
+    recorder encodes on its loop in slices); without it the envelopes are encoded here."""
     from psycopg.types.json import Jsonb
 
     async with conn.transaction(), conn.cursor() as cur:
@@ -185,11 +189,12 @@ async def write_batch(
                 _INSERT_KEY,
                 [(o.session_id, o.key_id, o.tenant, o.master_key_id, o.wrapped) for o in opens],
             )
-        if envelopes:
+        if envelopes or copy_data is not None:
+            data = copy_data if copy_data is not None else encode_copy_binary(envelopes)
             if idempotent:
-                await _copy_idempotent(cur, envelopes)
+                await _copy_idempotent(cur, data)
             else:
-                await _copy(cur, "events", envelopes)
+                await _copy(cur, "events", data)
         if updates:
             updates = _merge_updates(updates)
             rows = [
@@ -244,7 +249,17 @@ def encode_copy_binary(envelopes: Sequence[Envelope]) -> bytes:
     Encoding the stream by hand costs a fraction of psycopg's per-row ``write_row`` (which
     dispatches a dumper per value); the layout is the documented COPY BINARY file format.
     """
-    buf = bytearray(_PGCOPY_HEADER)
+    return COPY_HEADER + encode_copy_rows(envelopes) + COPY_TRAILER
+
+
+COPY_HEADER = _PGCOPY_HEADER
+COPY_TRAILER = _PGCOPY_TRAILER
+
+
+def encode_copy_rows(envelopes: Sequence[Envelope]) -> bytes:
+    """The tuples of a binary COPY stream, without header and trailer: a caller that must not
+    hold its event loop for long encodes a large batch in slices and joins them."""
+    buf = bytearray()
     i4 = _I4.pack
     for e in envelopes:
         tenant = e.tenant.encode()
@@ -263,24 +278,23 @@ def encode_copy_binary(envelopes: Sequence[Envelope]) -> bytes:
         for b in (e.nonce, e.ciphertext, e.prev_hash, e.hash):
             buf += i4(len(b))
             buf += b
-    buf += _PGCOPY_TRAILER
     return bytes(buf)
 
 
-async def _copy(cur: psycopg.AsyncCursor[Any], table: str, envelopes: Sequence[Envelope]) -> None:
+async def _copy(cur: psycopg.AsyncCursor[Any], table: str, data: bytes) -> None:
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
     )
     async with cur.copy(stmt) as cp:
-        await cp.write(encode_copy_binary(envelopes))
+        await cp.write(data)
 
 
-async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], envelopes: Sequence[Envelope]) -> None:
+async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], data: bytes) -> None:
     await cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS events_stage"
         " (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    await _copy(cur, "events_stage", envelopes)
+    await _copy(cur, "events_stage", data)
     cols = ", ".join(EVENT_COLUMNS)
     await cur.execute(
         f"INSERT INTO events ({cols}) SELECT {cols} FROM events_stage"
