@@ -7,6 +7,7 @@ the spool, which may repeat rows already committed, goes through a staging table
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -234,6 +235,7 @@ def _merge_updates(updates: Sequence[SessionUpdate]) -> list[SessionUpdate]:
     return list(merged.values())
 
 
+COPY_CHUNK_BYTES = 64 * 1024
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _PGCOPY_TRAILER = struct.pack(">h", -1)
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
@@ -286,7 +288,13 @@ async def _copy(cur: psycopg.AsyncCursor[Any], table: str, data: bytes) -> None:
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
     )
     async with cur.copy(stmt) as cp:
-        await cp.write(data)
+        # In pieces, giving the event loop back in between: psycopg hands a buffer the socket
+        # accepts to libpq without yielding, however large it is.
+        view = memoryview(data)
+        for i in range(0, len(view), COPY_CHUNK_BYTES):
+            if i:
+                await asyncio.sleep(0)
+            await cp.write(view[i : i + COPY_CHUNK_BYTES])
 
 
 async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], data: bytes) -> None:
