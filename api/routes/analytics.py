@@ -79,15 +79,21 @@ def latency(
     values: dict[str | None, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     session_count: dict[str | None, int] = defaultdict(int)
     turns: dict[str | None, int] = defaultdict(int)
-    scanned = 0
+    scanned = unreadable = erased = 0
     with access.engine.connect() as conn:
         for s in sessions:
             key = s.architecture if group_by == "architecture" else s.agent_name
+            # A keyring that cannot unwrap a data key (DataKeyUnavailable) is not skipped:
+            # statistics silently over a subset would mislead, so it is a 503 naming the key.
             try:
                 sealer = review.session_sealer(keys, reader.get_data_key(conn, s.id), s)
                 opened = list(review.open_records(sealer, reader.timing_events(conn, s.id)))
-            except (review.KeyShredded, review.RecordUnreadable):
-                # Erased or damaged sessions are left out of statistics, not fatal to them.
+            except review.KeyShredded:
+                erased += 1
+                continue
+            except review.RecordUnreadable:
+                # A damaged session is left out, and counted, so the report says so.
+                unreadable += 1
                 continue
             scanned += 1
             session_count[key] += 1
@@ -110,5 +116,10 @@ def latency(
             LatencyGroup(key=key, sessions=session_count[key], turns=turns[key], metrics=stats)
         )
     return LatencyReport(
-        group_by=group_by, sessions_scanned=scanned, truncated=truncated, groups=groups
+        group_by=group_by,
+        sessions_scanned=scanned,
+        sessions_unreadable=unreadable,
+        sessions_erased=erased,
+        truncated=truncated,
+        groups=groups,
     )

@@ -33,6 +33,7 @@ __all__ = [
     "holds_for_session",
     "iter_events",
     "list_sessions",
+    "newest_data_key",
     "sessions_for_analytics",
     "timing_events",
     "verify_session",
@@ -228,6 +229,16 @@ def event_tuples(
 def get_data_key(conn: Connection, session_id: uuid.UUID) -> Any | None:
     return conn.execute(
         select(DataKeyRow.__table__).where(DataKeyRow.session_id == session_id)
+    ).first()
+
+
+def newest_data_key(conn: Connection) -> Any | None:
+    """The most recently created data key that still exists (not shredded), or None."""
+    return conn.execute(
+        select(DataKeyRow.__table__)
+        .where(DataKeyRow.wrapped.is_not(None), DataKeyRow.shredded_at.is_(None))
+        .order_by(DataKeyRow.created_at.desc())
+        .limit(1)
     ).first()
 
 
