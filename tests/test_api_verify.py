@@ -119,6 +119,13 @@ def test_tampering_is_reported(
     assert reason in v["reason"]
     detail = client.get(f"/v1/sessions/{rec.session_id}", headers=h).json()
     assert detail["integrity"]["ok"] is False
+    # /events reports integrity exactly as /transcript does: a flagged 200 or the same problem
+    t = client.get(f"/v1/sessions/{rec.session_id}/transcript", headers=h)
+    e = client.get(f"/v1/sessions/{rec.session_id}/events", headers=h)
+    assert (t.status_code, e.status_code) in ((200, 200), (409, 409))
+    if t.status_code == 200:
+        assert e.json()["integrity"] == t.json()["integrity"]
+        assert e.json()["integrity"]["ok"] is False
     # The untouched session is still fine.
     assert client.get(f"/v1/sessions/{other.session_id}/verify", headers=h).json()["ok"]
 
