@@ -175,14 +175,20 @@ class LatencyGroup(_Out):
 
 
 class LatencyReport(_Out):
-    """Over the sessions in scope. A session whose data key this service's keyring cannot
-    unwrap makes the whole report a 503 problem naming the missing key id; a session whose
-    records fail their integrity check is left out and counted in `sessions_unreadable`."""
+    """Over the sessions in scope. Sessions that could not be read are left out of the figures
+    and counted, never silently: `sessions_unreadable` (and the master keys this service's
+    keyring lacks in `unreadable_master_keys`), `sessions_erased`."""
 
     group_by: str
     sessions_scanned: int = Field(description="Sessions whose timings are in the figures")
     sessions_unreadable: int = Field(
-        default=0, description="Sessions left out: a sealed record failed its integrity check"
+        default=0,
+        description="Sessions left out: their data key does not unwrap with this keyring, or "
+        "a sealed record failed its integrity check",
+    )
+    unreadable_master_keys: list[str] = Field(
+        default_factory=list,
+        description="Master key ids that wrapped data keys this keyring could not unwrap",
     )
     sessions_erased: int = Field(
         default=0, description="Sessions left out: erased (data key destroyed) meanwhile"

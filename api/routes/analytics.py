@@ -80,19 +80,23 @@ def latency(
     session_count: dict[str | None, int] = defaultdict(int)
     turns: dict[str | None, int] = defaultdict(int)
     scanned = unreadable = erased = 0
+    missing_keys: set[str] = set()
     with access.engine.connect() as conn:
         for s in sessions:
             key = s.architecture if group_by == "architecture" else s.agent_name
-            # A keyring that cannot unwrap a data key (DataKeyUnavailable) is not skipped:
-            # statistics silently over a subset would mislead, so it is a 503 naming the key.
+            # Sessions that cannot be read are left out of the figures but never silently:
+            # the report counts them and names the master keys this keyring lacks.
             try:
                 sealer = review.session_sealer(keys, reader.get_data_key(conn, s.id), s)
                 opened = list(review.open_records(sealer, reader.timing_events(conn, s.id)))
             except review.KeyShredded:
                 erased += 1
                 continue
+            except review.DataKeyUnavailable as exc:
+                unreadable += 1
+                missing_keys.add(exc.master_key_id)
+                continue
             except review.RecordUnreadable:
-                # A damaged session is left out, and counted, so the report says so.
                 unreadable += 1
                 continue
             scanned += 1
@@ -119,6 +123,7 @@ def latency(
         group_by=group_by,
         sessions_scanned=scanned,
         sessions_unreadable=unreadable,
+        unreadable_master_keys=sorted(missing_keys),
         sessions_erased=erased,
         truncated=truncated,
         groups=groups,
