@@ -862,10 +862,12 @@ class AuditRecorder:
         assert self._spool is not None
         if self._db_down_since is None:
             # Whatever sent this batch here, later batches must queue behind it.
-            self._mark_down(RuntimeError("batch spooled"))
-        data = await self._spool_bytes(batch)
+            self._db_down_since = time.monotonic()
+        # Busy from the first slice of encoding: a replay must not decide the spool is empty
+        # (and hand writing back to the database) while this batch is on its way into it.
         self._spool_busy += 1
         try:
+            data = await self._spool_bytes(batch)
             await asyncio.to_thread(self._spool.append_encoded, data)
         except OSError as exc:
             log.error("spool write failed (%s); keeping the batch in memory", type(exc).__name__)
