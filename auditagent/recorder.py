@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("auditagent.recorder")
 
-_GENESIS = bytes(32)
-IDLE_DISCONNECT_S = 5.0
 LOOP_SLICE_S = 0.0005
 """The writer gives the voice loop back after this much work (sealing, encoding); a step is
 this plus one record's work, so it stays well under ~2 ms even with a GC pass inside."""
@@ -58,6 +56,9 @@ SPOOL_MARGIN_S = 0.2
 """Kept out of a direct write's time budget: encoding and fsyncing the batch to the spool."""
 MIN_WRITE_S = 0.1
 REPLAY_CHUNK = 2000
+
+_GENESIS = bytes(32)
+IDLE_DISCONNECT_S = 5.0
 # Events with no conversation content, still recorded while a session is paused.
 _KEPT_WHILE_PAUSED = frozenset(
     {
@@ -73,6 +74,38 @@ _KEPT_WHILE_PAUSED = frozenset(
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def _write_on(
+    conn: psycopg.AsyncConnection[Any], batch: _Batch, *, idempotent: bool, copy_data: bytes
+) -> None:
+    try:
+        await write_batch(
+            conn,
+            opens=batch.opens,
+            envelopes=batch.envelopes,
+            updates=batch.updates,
+            idempotent=idempotent,
+            copy_data=copy_data,
+        )
+    except BaseException:
+        # After an error or a cancel the connection's state is unknown: start over.
+        await _close_quietly(conn)
+        raise
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(conn.close(), 1.0)
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    # Type and place only: exception messages can quote record content.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("%s: %s at %s", what, type(exc).__name__, where)
 
 
 class SessionRecording:
@@ -376,14 +409,14 @@ class AuditRecorder:
         self._spool: Spool | None = None
         self._pending: list[_Batch] = []  # kept in memory only if even the spool failed
         self._db_down_since: float | None = None  # set: batches go to the spool
-        self._next_db_try = 0.0
-        self._last_write = 0.0
-        self._flush_waiters: list[asyncio.Future[None]] = []
         self._inflight: _InFlight | None = None
         self._replayer: asyncio.Task[None] | None = None
         self._orphans: set[asyncio.Task[Any]] = set()
         self._checkpoint_tasks: set[asyncio.Task[None]] = set()
         self._spool_busy = 0
+        self._next_db_try = 0.0
+        self._last_write = 0.0
+        self._flush_waiters: list[asyncio.Future[None]] = []
 
     @classmethod
     def from_env(cls) -> AuditRecorder:
@@ -996,38 +1029,6 @@ class AuditRecorder:
         metrics().records_replayed.inc(len(batch.envelopes))
         self._notify_closed(batch)
         return True
-
-
-async def _write_on(
-    conn: psycopg.AsyncConnection[Any], batch: _Batch, *, idempotent: bool, copy_data: bytes
-) -> None:
-    try:
-        await write_batch(
-            conn,
-            opens=batch.opens,
-            envelopes=batch.envelopes,
-            updates=batch.updates,
-            idempotent=idempotent,
-            copy_data=copy_data,
-        )
-    except BaseException:
-        # After an error or a cancel the connection's state is unknown: start over.
-        await _close_quietly(conn)
-        raise
-
-
-async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(conn.close(), 1.0)
-
-
-def _log_failure(what: str, exc: BaseException) -> None:
-    # Type and place only: exception messages can quote record content.
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-    log.error("%s: %s at %s", what, type(exc).__name__, where)
 
 
 def _has_queued_close(q: deque[tuple[SessionRecording, RawEvent]], rec: SessionRecording) -> bool:
