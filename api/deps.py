@@ -170,6 +170,8 @@ class AccessContext:
     correlation_id: str
     db: RequestConnection | None = None
     """The request's connection: the row is committed on it (in a transaction of its own)."""
+    settings: Settings | None = None
+    """The service's settings (where its checkpoints are, for instance)."""
 
     @property
     def conn(self) -> Connection:
@@ -223,6 +225,7 @@ def get_access(
         route=f"{request.method} {path}"[:256],
         correlation_id=correlation_id(request),
         db=db,
+        settings=getattr(request.app.state, "settings", None),
     )
 
 

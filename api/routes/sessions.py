@@ -18,11 +18,10 @@ from sqlalchemy import Connection
 
 from auditagent import chain, checkpoints, review
 from auditagent.keys import KeyProvider
-from auditagent.settings import Settings
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
-from ..deps import AccessContext, AccessDep, KeysDep, SettingsDep, can_see, scope_tenant
+from ..deps import AccessContext, AccessDep, KeysDep, can_see, scope_tenant
 from ..problems import ProblemError, problem_responses
 from ..schemas import (
     SAFE_TEXT,
@@ -85,10 +84,13 @@ def _verify_report(session_id: uuid.UUID, result: chain.VerifyResult) -> VerifyR
 
 
 def _commitment(
-    settings: Settings, keys: KeyProvider, session_id: uuid.UUID
+    access: AccessContext, keys: KeyProvider, session_id: uuid.UUID
 ) -> checkpoints.SessionCommitment | None:
     """The session's signed close checkpoint(s) in the checkpoint directory, if any: the
     chain is held to them as well as to the sessions row, which a superuser could rewrite."""
+    settings = access.settings
+    if settings is None:
+        return None
     try:
         return checkpoints.session_commitment(
             checkpoints.default_sink(settings), session_id, public_key=keys.signing_public_key()
@@ -214,15 +216,13 @@ def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=_READ_ERRORS)
-def get_session(
-    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, settings: SettingsDep
-) -> SessionDetail:
+def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> SessionDetail:
     """Metadata, record counts by kind, chain integrity and unreleased legal holds."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.get", tenant=session.tenant, session_id=session_id)
     conn = access.conn
     counts = reader.event_counts(conn, session_id)
-    result = _verify(conn, session, _commitment(settings, keys, session_id))
+    result = _verify(conn, session, _commitment(access, keys, session_id))
     holds = reader.holds_for_session(conn, session)
     return SessionDetail(
         **_summary(session).model_dump(),
@@ -243,12 +243,13 @@ def get_session(
 
 
 def _read_verified(
-    conn: Connection, keys: KeyProvider, settings: Settings, session: Any
+    access: AccessContext, keys: KeyProvider, session: Any
 ) -> tuple[list[review.OpenedRecord], chain.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
     to the session's signed checkpoint: what `/transcript` and `/events` both report."""
+    conn = access.conn
     sealer = review.session_sealer(keys, reader.get_data_key(conn, session.id), session)
-    c = _commitment(settings, keys, session.id)
+    c = _commitment(access, keys, session.id)
     return review.read_verified(
         sealer,
         session,
@@ -265,18 +266,18 @@ def _integrity(result: chain.VerifyResult) -> TranscriptIntegrity:
 
 
 @router.get("/{session_id}/transcript", response_model=Transcript, responses=_DECRYPT_ERRORS)
-def get_transcript(
-    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, settings: SettingsDep
-) -> Transcript:
+def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Transcript:
     """The conversation, decrypted on read: utterances, tool calls and results, handoffs,
     errors, notices, with each turn's latencies folded in."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
-    opened, result = _read_verified(access.conn, keys, settings, session)
+    opened, result = _read_verified(access, keys, session)
     return Transcript(
         session_id=session_id,
         entries=review.transcript_entries(opened),
-        integrity=_integrity(result),
+        integrity=TranscriptIntegrity(
+            ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
+        ),
     )
 
 
@@ -293,29 +294,25 @@ def _event_items(opened: list[review.OpenedRecord]) -> list[EventItem]:
 
 
 @router.get("/{session_id}/events", response_model=EventList, responses=_DECRYPT_ERRORS)
-def get_events(
-    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, settings: SettingsDep
-) -> EventList:
+def get_events(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> EventList:
     """Every record of the session, decrypted, in seq order, with the chain's integrity checked
     in the same pass exactly as `/transcript` reports it."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.events", tenant=session.tenant, session_id=session_id)
-    opened, result = _read_verified(access.conn, keys, settings, session)
+    opened, result = _read_verified(access, keys, session)
     return EventList(
         session_id=session_id, events=_event_items(opened), integrity=_integrity(result)
     )
 
 
 @router.get("/{session_id}/verify", response_model=VerifyReport, responses=_READ_ERRORS)
-def verify_session(
-    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, settings: SettingsDep
-) -> VerifyReport:
+def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> VerifyReport:
     """Recompute the session's hash chain (no key needed) and compare it with the count and
     head hash stored for the session, which catches a deleted last record, and with the
     session's signed checkpoint outside the database when it has one."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.verify", tenant=session.tenant, session_id=session_id)
-    result = _verify(access.conn, session, _commitment(settings, keys, session_id))
+    result = _verify(access.conn, session, _commitment(access, keys, session_id))
     return _verify_report(session_id, result)
 
 
@@ -324,9 +321,7 @@ def verify_session(
     response_model=EvidenceBundle,
     responses=_DECRYPT_ERRORS,
 )
-def export_session(
-    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, settings: SettingsDep
-) -> Response:
+def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Response:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
     hex and the verification result, signed as a whole with the service's Ed25519 key (the
     key `auditagent keys public` prints). `auditagent verify --bundle FILE --public-key K`
@@ -336,7 +331,7 @@ def export_session(
     access.record("sessions.export", tenant=session.tenant, session_id=session_id)
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
-    c = _commitment(settings, keys, session_id)
+    c = _commitment(access, keys, session_id)
     seen: dict[int, bytes] = {}
     if c is not None and c.count > 0:
         seen = {r.seq: bytes(r.hash) for r in rows if r.seq == c.count - 1}
