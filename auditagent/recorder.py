@@ -55,7 +55,8 @@ SLICE_ITEMS = 64
 SPOOL_MARGIN_S = 0.2
 """Kept out of a direct write's time budget: encoding and fsyncing the batch to the spool."""
 MIN_WRITE_S = 0.1
-REPLAY_CHUNK = 2000
+REPLAY_CHUNK = 500
+"""Records per replay transaction; also bounds what one step of the loop allocates and frees."""
 
 _GENESIS = bytes(32)
 IDLE_DISCONNECT_S = 5.0
