@@ -74,9 +74,13 @@ class Spool:
             # Names sort by creation time, so a replay keeps the order records were spooled in.
             name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
             path = self.directory / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            # Locked under a name no replayer looks at, then renamed: a file that can be
+            # claimed is never one whose writer has not taken its lock yet.
+            creating = path.with_name(name + ".new")
+            fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             f = os.fdopen(fd, "ab")
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(creating, path)
             self._active, self._active_path = f, path
             _fsync_dir(self.directory)
         return self._active
