@@ -79,9 +79,9 @@ def _utcnow() -> datetime:
 
 async def _write_on(
     conn: psycopg.AsyncConnection[Any], batch: _Batch, *, idempotent: bool, copy_data: bytes
-) -> None:
+) -> set[uuid.UUID]:
     try:
-        await write_batch(
+        return await write_batch(
             conn,
             opens=batch.opens,
             envelopes=batch.envelopes,
@@ -371,7 +371,7 @@ class _InFlight:
     batch: _Batch
     deadline: float
     started: float
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[set[uuid.UUID]] | None = None
     conn: psycopg.AsyncConnection[Any] | None = None
     abandoned: bool = False
 
@@ -390,10 +390,11 @@ class AuditRecorder:
         on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None,
     ) -> None:
         """``on_sessions_closed`` is called (in a worker thread, errors logged and swallowed)
-        once a batch that closed sessions is durable (committed or spooled), with each one's
-        final count and head. By default it is ``checkpoints.on_close_writer(settings,
-        key_provider)``, which signs a checkpoint for each into ``AUDITAGENT_CHECKPOINT_DIR``:
-        a commitment outside the database that `auditagent verify` holds the database to."""
+        once a batch that closed sessions is committed (directly or by a spool replay), with
+        the final count and head of each whose row took the close. By default it is
+        ``checkpoints.on_close_writer(settings, key_provider)``, which signs a checkpoint for
+        each into ``AUDITAGENT_CHECKPOINT_DIR``: a commitment outside the database that
+        `auditagent verify` holds the database to."""
         self.settings = settings or Settings()
         self._on_sessions_closed = on_sessions_closed
         self._default_checkpoints = on_sessions_closed is None
@@ -768,7 +769,7 @@ class AuditRecorder:
                 self._last_write = time.monotonic()
                 m.flush_seconds.observe(time.perf_counter() - inflight.started)
                 m.records_written.inc(len(inflight.batch.envelopes))
-                self._notify_closed(inflight.batch)
+                self._notify_closed(inflight.batch, task.result())
                 return
             self._conn = None  # closed by the failed write
             self._mark_down(exc)
@@ -793,16 +794,17 @@ class AuditRecorder:
 
         task.add_done_callback(done)
 
-    async def _write(self, flight: _InFlight, copy_data: bytes) -> None:
+    async def _write(self, flight: _InFlight, copy_data: bytes) -> set[uuid.UUID]:
         """One direct write (its own task). Uses the writer's connection, or a new one that
         the writer adopts on success; an abandoned write closes whatever it holds."""
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connect()
         flight.conn = conn
-        await _write_on(conn, flight.batch, idempotent=False, copy_data=copy_data)
+        closed = await _write_on(conn, flight.batch, idempotent=False, copy_data=copy_data)
         if flight.abandoned:
             await _close_quietly(conn)
+        return closed
 
     async def _copy_bytes(self, envelopes: list[Envelope]) -> bytes:
         """The batch's binary COPY stream, encoded in slices between which the loop runs."""
@@ -828,19 +830,23 @@ class AuditRecorder:
             parts.append(encode_frames(frames))
         return b"".join(parts)
 
-    def _notify_closed(self, batch: _Batch) -> None:
-        """Sign a checkpoint for every session this (now durable) batch closed, in a worker
-        thread; ``flush()`` and close wait for it."""
+    def _notify_closed(self, batch: _Batch, closed: set[uuid.UUID]) -> None:
+        """Sign a checkpoint for every session whose close this batch committed, in a worker
+        thread; ``flush()`` and close wait for it.
+
+        Only on commit, and only for sessions whose row took the close: a session erased while
+        its call went on keeps the count its deletion record proves, and records that arrive
+        under its destroyed key are cleared by the next retention run, not checkpointed."""
         from .checkpoints import ClosedSessionHead
 
         callback = self._on_sessions_closed
-        if callback is None:
+        if callback is None or not closed:
             return
-        heads = [
-            ClosedSessionHead(u.session_id, u.event_count, u.head_hash)
-            for u in batch.updates
-            if u.ended_at is not None
-        ]
+        last: dict[uuid.UUID, SessionUpdate] = {}
+        for u in batch.updates:
+            if u.session_id in closed and u.event_count >= last.get(u.session_id, u).event_count:
+                last[u.session_id] = u
+        heads = [ClosedSessionHead(u.session_id, u.event_count, u.head_hash) for u in last.values()]
         if not heads:
             return
 
@@ -910,7 +916,6 @@ class AuditRecorder:
         finally:
             self._spool_busy -= 1
         metrics().records_spooled.inc(len(batch.envelopes))
-        self._notify_closed(batch)
 
     async def _retry_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -1028,7 +1033,7 @@ class AuditRecorder:
             self._mark_down(exc)
             return False
         metrics().records_replayed.inc(len(batch.envelopes))
-        self._notify_closed(batch)
+        self._notify_closed(batch, task.result())
         return True
 
 

@@ -211,3 +211,42 @@ def test_a_forged_session_checkpoint_fails_the_session(
     monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(settings.data_dir))
     assert main(["verify", str(rec.session_id)]) == 1
     assert "does not verify" in capsys.readouterr().out
+
+
+async def test_a_session_erased_during_its_call_gets_no_close_checkpoint(
+    settings: Settings,
+    keyring: LocalKeyring,  # noqa: F811
+    engine: Engine,  # noqa: F811
+    tenant: str,
+) -> None:
+    """Its deletion record proves what was erased; records arriving afterwards under the
+    destroyed key are not committed to by a checkpoint (retention clears them)."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from auditagent import records as r
+    from auditagent import retention
+    from auditagent.recorder import AuditRecorder
+
+    async with AuditRecorder(settings, key_provider=keyring) as recorder:
+        rec = recorder.open_session(tenant=tenant, participant="alice-zanzibarquokka")
+        rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="first", source="stt"))
+        await recorder.flush()
+        report = await asyncio.to_thread(
+            retention.erase_participant,
+            engine,
+            keyring,
+            tenant=tenant,
+            participant="alice-zanzibarquokka",
+            reason="DSR-1",
+            requested_by="dpo",
+        )
+        assert report.sessions_deleted == 1
+        rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="after", source="stt"))
+        rec.close(reason="done")
+        other = recorder.open_session(tenant=tenant)
+        other.close(reason="done")
+        await recorder.flush()
+    ckpts = settings.resolved_checkpoint_dir
+    assert not (ckpts / f"session-{rec.session_id}.ckpt").exists()
+    assert (ckpts / f"session-{other.session_id}.ckpt").is_file()

@@ -150,6 +150,7 @@ FROM jsonb_to_recordset(%s::jsonb) AS u(
   id uuid, count int, head text, tools text[], ended_at timestamptz, reason text,
   architecture text, agent_name text, models jsonb)
 WHERE s.id = u.id AND s.status IN ('open', 'closed')
+RETURNING s.id, u.ended_at IS NOT NULL
 """
 
 
@@ -161,11 +162,12 @@ async def write_batch(
     updates: Sequence[SessionUpdate] = (),
     idempotent: bool = False,
     copy_data: bytes | None = None,
-) -> None:
-    """Write one batch in one transaction.
+) -> set[uuid.UUID]:
+    """Write one batch in one transaction; returns the sessions whose close it applied.
 
     ``copy_data`` is ``envelopes`` already encoded with :func:`encode_copy_binary` (the
-    recorder encodes on its loop in slices); without it the envelopes are encoded here."""
+    recorder encodes on its loop in slices); without it the envelopes are encoded here. A
+    session erased meanwhile (shredded or purged) takes no update, so it is not returned."""
     from psycopg.types.json import Jsonb
 
     async with conn.transaction(), conn.cursor() as cur:
@@ -213,6 +215,8 @@ async def write_batch(
                 for u in updates
             ]
             await cur.execute(_UPDATE_SESSIONS, (Jsonb(rows),))
+            return {sid for sid, closing in await cur.fetchall() if closing}
+    return set()
 
 
 def _merge_updates(updates: Sequence[SessionUpdate]) -> list[SessionUpdate]:
