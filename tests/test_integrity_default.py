@@ -222,6 +222,7 @@ async def test_a_session_erased_during_its_call_gets_no_close_checkpoint(
     """Its deletion record proves what was erased; records arriving afterwards under the
     destroyed key are not committed to by a checkpoint (retention clears them)."""
     import asyncio
+    import inspect
     from datetime import datetime, timezone
 
     from auditagent import records as r
@@ -232,6 +233,12 @@ async def test_a_session_erased_during_its_call_gets_no_close_checkpoint(
         rec = recorder.open_session(tenant=tenant, participant="alice-zanzibarquokka")
         rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="first", source="stt"))
         await recorder.flush()
+        # Signed retention takes the settings too; older code has no such parameter.
+        extra = (
+            {"settings": settings}
+            if "settings" in inspect.signature(retention.erase_participant).parameters
+            else {}
+        )
         report = await asyncio.to_thread(
             retention.erase_participant,
             engine,
@@ -240,6 +247,7 @@ async def test_a_session_erased_during_its_call_gets_no_close_checkpoint(
             participant="alice-zanzibarquokka",
             reason="DSR-1",
             requested_by="dpo",
+            **extra,
         )
         assert report.sessions_deleted == 1
         rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="after", source="stt"))
