@@ -21,7 +21,7 @@ from auditagent.settings import Settings
 from auditagent.store import admin as store_admin
 from auditagent.store.admin import AccessEntry, LoggedAccess, Principal
 
-from .problems import ProblemError
+from .problems import ProblemError, correlation_id
 from .schemas import SAFE_TEXT
 
 _bearer = HTTPBearer(
@@ -170,6 +170,8 @@ class AccessContext:
     correlation_id: str
     db: RequestConnection | None = None
     """The request's connection: the row is committed on it (in a transaction of its own)."""
+    settings: Settings | None = None
+    """The service's settings (where its checkpoints are, for instance)."""
 
     @property
     def conn(self) -> Connection:
@@ -216,16 +218,14 @@ def get_access(
 ) -> AccessContext:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path
-    # A client-chosen id is kept only if it is plain printable ASCII; it goes into the log.
-    given = request.headers.get("x-request-id", "")
-    correlation = given if given.isascii() and given.isprintable() and given else uuid.uuid4().hex
     return AccessContext(
         engine=engine,
         principal=principal,
         reason=reason or None,
         route=f"{request.method} {path}"[:256],
-        correlation_id=correlation[:64],
+        correlation_id=correlation_id(request),
         db=db,
+        settings=getattr(request.app.state, "settings", None),
     )
 
 

@@ -138,10 +138,19 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def correlation_id(request: Request) -> str:
+    """The caller's ``X-Request-ID`` when it is plain printable ASCII (it goes into the access
+    log), else a new one; at most 64 characters."""
+    given = request.headers.get("x-request-id", "")
+    ok = given and given.isascii() and given.isprintable()
+    return (given if ok else uuid.uuid4().hex)[:64]
+
+
 def log_denial(request: Request, exc: ProblemError) -> None:
-    """Access-log a refused attempt by an authenticated principal (who tried what, and why it
-    was refused). Best effort: the answer is a refusal either way, so a failing write must not
-    turn it into a 503."""
+    """Access-log a refused attempt by an authenticated principal: the data owner's tenant sees
+    that it happened, only admins see who made it (``store.admin.append_refusal``). Best
+    effort: the answer is a refusal either way, so a failing write must not turn it into a
+    503."""
     from auditagent.store import admin as store_admin
 
     principal = getattr(request.state, "principal", None)
@@ -152,7 +161,7 @@ def log_denial(request: Request, exc: ProblemError) -> None:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path
     try:
-        store_admin.append_access(
+        store_admin.append_refusal(
             engine,
             store_admin.AccessEntry(
                 action=str(audit.get("action", "denied")),
@@ -163,9 +172,10 @@ def log_denial(request: Request, exc: ProblemError) -> None:
                 session_id=audit.get("session_id"),
                 route=f"{request.method} {path}"[:256],
                 reason=request.headers.get("x-audit-reason") or None,
-                correlation_id=uuid.uuid4().hex,
+                correlation_id=correlation_id(request),
                 detail={"denied": True, "status": exc.status, "why": exc.detail or ""},
             ),
+            caller_tenant=principal.tenant,
         )
     except Exception as err:  # the refusal stands; say so without request content
         logging.getLogger("auditagent.api").warning(

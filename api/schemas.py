@@ -28,6 +28,7 @@ __all__ = [
     "ApiKey",
     "ApiKeyList",
     "BundleSession",
+    "BundleSignature",
     "ChainRow",
     "DeletionRecordOut",
     "EventItem",
@@ -164,6 +165,10 @@ class EventItem(_Out):
 class EventList(_Out):
     session_id: uuid.UUID
     events: list[EventItem]
+    integrity: TranscriptIntegrity = Field(
+        description="The chain checked in the same pass as the read, exactly as `/transcript`"
+        " reports it"
+    )
 
 
 class AccessLogEntry(_Out):
@@ -205,8 +210,24 @@ class LatencyGroup(_Out):
 
 
 class LatencyReport(_Out):
+    """Over the sessions in scope. Sessions that could not be read are left out of the figures
+    and counted, never silently: `sessions_unreadable` (and the master keys this service's
+    keyring lacks in `unreadable_master_keys`), `sessions_erased`."""
+
     group_by: str
-    sessions_scanned: int
+    sessions_scanned: int = Field(description="Sessions whose timings are in the figures")
+    sessions_unreadable: int = Field(
+        default=0,
+        description="Sessions left out: their data key does not unwrap with this keyring, or "
+        "a sealed record failed its integrity check",
+    )
+    unreadable_master_keys: list[str] = Field(
+        default_factory=list,
+        description="Master key ids that wrapped data keys this keyring could not unwrap",
+    )
+    sessions_erased: int = Field(
+        default=0, description="Sessions left out: erased (data key destroyed) meanwhile"
+    )
     truncated: bool = Field(description="True when max_sessions cut the scan short")
     groups: list[LatencyGroup]
 
@@ -248,8 +269,25 @@ class BundleSession(SessionSummary):
     head_hash: str | None
 
 
+class BundleSignature(_Out):
+    """The service's Ed25519 signature over the whole bundle (every member but this one)."""
+
+    algorithm: Literal["Ed25519"]
+    public_key: str = Field(description="Raw 32-byte Ed25519 public key, base64")
+    key_id: str = Field(description="C2SP signed-note key id (hex), as in checkpoints")
+    canonicalization: str = Field(description="How the signed bytes are made from the bundle")
+    canonical_sha256: str = Field(description="SHA-256 (hex) of the signed bytes")
+    value: str = Field(description="Ed25519 signature over the canonical bytes, base64")
+    parts: dict[str, Any] = Field(
+        description="Short SHA-256 of each part, so a verifier can name what changed"
+    )
+    parts_value: str = Field(description="Ed25519 signature over the canonical `parts`, base64")
+    how_to_check: str = Field(description="What a recipient can check without auditagent")
+
+
 class EvidenceBundle(_Out):
-    """Self-contained export; `auditagent verify --bundle FILE` checks it without any key."""
+    """Self-contained, signed export; `auditagent verify --bundle FILE --public-key K` checks it
+    without any data key, and without auditagent (see `signature.how_to_check`)."""
 
     format: Literal["auditagent-evidence-bundle"]
     version: int
@@ -259,3 +297,4 @@ class EvidenceBundle(_Out):
     records: list[EventItem]
     chain: list[ChainRow]
     verification: VerifyReport
+    signature: BundleSignature

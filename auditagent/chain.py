@@ -225,3 +225,50 @@ def link_fast(
             )
         )
     ).digest()
+
+
+def hold_to_commitments(
+    result: VerifyResult,
+    *,
+    status: str | None,
+    checkpoint: tuple[int, bytes] | None = None,
+    head_at_checkpoint: bytes | None = None,
+    problem: str | None = None,
+) -> VerifyResult:
+    """Hold a session's verified chain to what is known about it from outside its rows.
+
+    * A session still ``open`` or ``closed`` (not erased by retention) always has records:
+      every recording starts with ``opened``, so an empty chain means its events were deleted.
+    * ``checkpoint`` is ``(count, head)`` from the session's signed checkpoint (kept outside
+      the database): the chain must have at least ``count`` records and ``head_at_checkpoint``
+      (the hash of record ``count - 1``, collected while verifying) must equal ``head``.
+    * ``problem`` is a reason to fail already found (e.g. a checkpoint that does not verify).
+
+    The first failure of ``result`` itself is kept as it is.
+    """
+    if not result.ok:
+        return result
+
+    def bad(seq: int | None, reason: str) -> VerifyResult:
+        return VerifyResult(
+            ok=False,
+            events=result.events,
+            first_bad_seq=seq,
+            reason=reason,
+            head_hash=result.head_hash,
+        )
+
+    if problem is not None:
+        return bad(None, problem)
+    if result.events == 0 and status in ("open", "closed"):
+        return bad(0, "no records: every session starts with an `opened` record (deleted?)")
+    if checkpoint is not None:
+        count, head = checkpoint
+        if result.events < count:
+            return bad(
+                result.events,
+                f"chain truncated: {result.events} events, its signed checkpoint has {count}",
+            )
+        if count > 0 and head_at_checkpoint != head:
+            return bad(None, "head hash differs from its signed checkpoint (chain rewritten)")
+    return result

@@ -58,11 +58,15 @@ __all__ = [
     "CheckpointSink",
     "ClosedSessionHead",
     "DirectorySink",
+    "SessionCommitment",
     "VerifyReport",
     "encode_note",
     "manifest_root",
     "on_close_writer",
     "parse_note",
+    "session_checkpoint_name",
+    "session_commitment",
+    "session_commitments",
     "verify_checkpoints",
     "write_global_checkpoint",
     "write_session_checkpoint",
@@ -248,6 +252,15 @@ class DirectorySink(CheckpointSink):
             if path.is_file() and not path.name.startswith("."):
                 yield path.name, path.read_bytes()
 
+    def get(self, name: str) -> bytes | None:
+        """The data stored under ``name``, or None (one file open, no directory listing)."""
+        if "/" in name or name.startswith("."):
+            return None
+        try:
+            return (self.directory / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
 
 def default_sink(settings: Settings) -> DirectorySink:
     return DirectorySink(settings.resolved_checkpoint_dir)
@@ -267,6 +280,25 @@ class ClosedSessionHead:
     head_hash: bytes
 
 
+_MAX_SESSION_NOTES = 64
+
+
+def session_checkpoint_name(session_id: uuid.UUID, n: int = 0) -> str:
+    """``session-<uuid>.ckpt``, then ``session-<uuid>.<n>.ckpt`` for later ones (a session
+    that recorded more after a close): a reader finds a session's checkpoints by name,
+    without listing the directory."""
+    suffix = f".{n}" if n else ""
+    return f"session-{session_id}{suffix}{NOTE_SUFFIX}"
+
+
+def _sink_get(sink: CheckpointSink, name: str) -> bytes | None:
+    get = getattr(sink, "get", None)
+    if get is not None:
+        data: bytes | None = get(name)
+        return data
+    return dict(sink.items()).get(name)
+
+
 def write_session_checkpoint(
     sink: CheckpointSink,
     key_provider: KeyProvider,
@@ -274,6 +306,8 @@ def write_session_checkpoint(
     *,
     now: datetime | None = None,
 ) -> str:
+    """Sign ``head`` into the sink under the session's next free name; a checkpoint already
+    committing to the same count and head (a replayed close) is not written twice."""
     now = now or datetime.now(timezone.utc)
     cp = Checkpoint(
         origin=f"{SESSION_ORIGIN_PREFIX}{head.session_id}",
@@ -281,8 +315,114 @@ def write_session_checkpoint(
         root=head.head_hash,
         time=now,
     )
+    public = key_provider.signing_public_key()
     note = encode_note(cp, key_provider.signing_key())
-    return sink.append(f"session-{_stamp(now)}-{head.session_id}{NOTE_SUFFIX}", note)
+    for n in range(_MAX_SESSION_NOTES):
+        name = session_checkpoint_name(head.session_id, n)
+        existing = _sink_get(sink, name)
+        if existing is None:
+            try:
+                return sink.append(name, note)
+            except FileExistsError:
+                existing = _sink_get(sink, name)  # another process got there first
+                if existing is None:
+                    continue
+        with contextlib.suppress(CheckpointInvalid):
+            old = parse_note(existing, public)
+            if (old.size, old.root) == (cp.size, cp.root):
+                return name
+    raise AuditagentError(
+        f"session {head.session_id} already has {_MAX_SESSION_NOTES} checkpoints",
+        fix="check the checkpoint directory",
+    )
+
+
+@dataclass(frozen=True)
+class SessionCommitment:
+    """What the signed checkpoints of one session commit to: the largest count and its head,
+    where that came from, and any checkpoint named for the session that does not verify."""
+
+    session_id: uuid.UUID
+    count: int
+    head: bytes
+    where: str
+    problems: tuple[str, ...] = ()
+
+    @property
+    def expected(self) -> tuple[int, bytes]:
+        return self.count, self.head
+
+    @property
+    def problem(self) -> str | None:
+        return self.problems[0] if self.problems else None
+
+
+def _commitment_of(
+    session_id: uuid.UUID, notes: Iterable[tuple[str, bytes]], public_key: bytes
+) -> SessionCommitment | None:
+    best: Checkpoint | None = None
+    where = ""
+    problems: list[str] = []
+    for name, data in notes:
+        try:
+            cp = parse_note(data, public_key)
+        except CheckpointInvalid as exc:
+            problems.append(f"checkpoint {name} does not verify ({exc.message})")
+            continue
+        if cp.session_id != session_id:
+            problems.append(f"checkpoint {name} names another session")
+            continue
+        if best is None or cp.size > best.size:
+            best, where = cp, name
+    if best is None:
+        if not problems:
+            return None
+        return SessionCommitment(session_id, 0, b"", "", tuple(problems))
+    return SessionCommitment(session_id, best.size, best.root, where, tuple(problems))
+
+
+def session_commitment(
+    sink: CheckpointSink, session_id: uuid.UUID, *, public_key: bytes
+) -> SessionCommitment | None:
+    """The signed close checkpoints of one session, found by name; None if it has none."""
+    notes: list[tuple[str, bytes]] = []
+    for n in range(_MAX_SESSION_NOTES):
+        name = session_checkpoint_name(session_id, n)
+        data = _sink_get(sink, name)
+        if data is None:
+            break
+        notes.append((name, data))
+    if not notes:
+        return None
+    return _commitment_of(session_id, notes, public_key)
+
+
+def session_commitments(
+    sink: CheckpointSink, *, public_key: bytes
+) -> tuple[dict[uuid.UUID, SessionCommitment], list[str]]:
+    """Every session checkpoint in the sink, by session; plus problems with notes that do not
+    parse, verify or name a session."""
+    by_session: dict[uuid.UUID, list[tuple[str, bytes]]] = {}
+    problems: list[str] = []
+    for name, data in sink.items():
+        if not (name.startswith("session-") and name.endswith(NOTE_SUFFIX)):
+            continue
+        try:
+            cp = parse_note(data, public_key)
+        except CheckpointInvalid as exc:
+            problems.append(f"checkpoint {name}: {exc.message}")
+            continue
+        sid = cp.session_id
+        if sid is None:
+            problems.append(f"checkpoint {name}: unknown origin {cp.origin!r}")
+            continue
+        by_session.setdefault(sid, []).append((name, data))
+    out: dict[uuid.UUID, SessionCommitment] = {}
+    for sid, notes in by_session.items():
+        c = _commitment_of(sid, notes, public_key)
+        if c is not None:
+            out[sid] = c
+    return out, problems
 
 
 def on_close_writer(

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,9 +30,16 @@ from .errors import AuditagentError, DatabaseUnavailable
 from .keys import KeyProvider, load_key_provider
 from .metrics import metrics
 from .settings import Settings
-from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, Spool
+from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, FrameReader, Spool, encode_frames
 from .store import db
-from .store.ingest import SessionOpen, SessionUpdate, write_batch
+from .store.ingest import (
+    COPY_HEADER,
+    COPY_TRAILER,
+    SessionOpen,
+    SessionUpdate,
+    encode_copy_rows,
+    write_batch,
+)
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
@@ -39,6 +47,17 @@ if TYPE_CHECKING:
     from .checkpoints import ClosedSessionHead
 
 log = logging.getLogger("auditagent.recorder")
+
+LOOP_SLICE_S = 0.0005
+"""The writer gives the voice loop back after this much work (sealing, encoding); a step is
+this plus one record's work, so it stays well under ~2 ms even with a GC pass inside."""
+SLICE_ITEMS = 64
+"""Rows encoded (COPY stream, spool frames) between two yields to the loop: ~0.2 ms."""
+SPOOL_MARGIN_S = 0.2
+"""Kept out of a direct write's time budget: encoding and fsyncing the batch to the spool."""
+MIN_WRITE_S = 0.1
+REPLAY_CHUNK = 500
+"""Records per replay transaction; also bounds what one step of the loop allocates and frees."""
 
 _GENESIS = bytes(32)
 IDLE_DISCONNECT_S = 5.0
@@ -61,6 +80,38 @@ _KEPT_WHILE_PAUSED = frozenset(
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def _write_on(
+    conn: psycopg.AsyncConnection[Any], batch: _Batch, *, idempotent: bool, copy_data: bytes
+) -> set[uuid.UUID]:
+    try:
+        return await write_batch(
+            conn,
+            opens=batch.opens,
+            envelopes=batch.envelopes,
+            updates=batch.updates,
+            idempotent=idempotent,
+            copy_data=copy_data,
+        )
+    except BaseException:
+        # After an error or a cancel the connection's state is unknown: start over.
+        await _close_quietly(conn)
+        raise
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(conn.close(), 1.0)
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    # Type and place only: exception messages can quote record content.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("%s: %s at %s", what, type(exc).__name__, where)
 
 
 class SessionRecording:
@@ -334,6 +385,8 @@ class _Batch:
     opens: list[SessionOpen] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     updates: list[SessionUpdate] = field(default_factory=list)
+    oldest: float | None = None
+    """``time.time()`` when its oldest record was handed to the recorder."""
 
     def __bool__(self) -> bool:
         return bool(self.opens or self.envelopes or self.updates)
@@ -343,6 +396,18 @@ class _Batch:
         out += [(TAG_ENVELOPE, e.to_bytes()) for e in self.envelopes]
         out += [(TAG_UPDATE, u.to_bytes()) for u in self.updates]
         return out
+
+
+@dataclass
+class _InFlight:
+    """The direct write in flight: its batch, task, connection and deadline (loop time)."""
+
+    batch: _Batch
+    deadline: float
+    started: float
+    task: asyncio.Task[set[uuid.UUID]] | None = None
+    conn: psycopg.AsyncConnection[Any] | None = None
+    abandoned: bool = False
 
 
 class AuditRecorder:
@@ -359,10 +424,14 @@ class AuditRecorder:
         on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None,
     ) -> None:
         """``on_sessions_closed`` is called (in a worker thread, errors logged and swallowed)
-        after a batch that closed sessions is committed, with each one's final count and head:
-        ``checkpoints.on_close_writer(settings, key_provider)`` signs a checkpoint for each."""
+        once a batch that closed sessions is committed (directly or by a spool replay), with
+        the final count and head of each whose row took the close. By default it is
+        ``checkpoints.on_close_writer(settings, key_provider)``, which signs a checkpoint for
+        each into ``AUDITAGENT_CHECKPOINT_DIR``: a commitment outside the database that
+        `auditagent verify` holds the database to."""
         self.settings = settings or Settings()
         self._on_sessions_closed = on_sessions_closed
+        self._default_checkpoints = on_sessions_closed is None
         self._key_provider = key_provider
         self._queue: deque[tuple[SessionRecording, RawEvent]] = deque()
         self._sessions: dict[uuid.UUID, SessionRecording] = {}
@@ -375,7 +444,12 @@ class AuditRecorder:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._spool: Spool | None = None
         self._pending: list[_Batch] = []  # kept in memory only if even the spool failed
-        self._db_down_since: float | None = None
+        self._db_down_since: float | None = None  # set: batches go to the spool
+        self._inflight: _InFlight | None = None
+        self._replayer: asyncio.Task[None] | None = None
+        self._orphans: set[asyncio.Task[Any]] = set()
+        self._checkpoint_tasks: set[asyncio.Task[None]] = set()
+        self._spool_busy = 0
         self._next_db_try = 0.0
         self._last_write = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
@@ -396,6 +470,10 @@ class AuditRecorder:
         if self._started:
             return self
         _ = self.key_provider  # a missing or loose keyring fails here, loudly, before any call
+        if self._default_checkpoints:
+            from .checkpoints import on_close_writer
+
+            self._on_sessions_closed = on_close_writer(self.settings, self.key_provider)
         self._spool = Spool(self.settings.resolved_spool_dir)
         self._url = db.libpq_url(await asyncio.to_thread(db.resolve_database_url, self.settings))
         try:
@@ -617,37 +695,64 @@ class AuditRecorder:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        interval = self.settings.flush_interval
-        await self._replay_spool()
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
-            stopping = self._stopping
-            waiters, self._flush_waiters = self._flush_waiters, []
-            try:
-                await self._drain()
-            except Exception as exc:  # the writer must outlive any single bad batch
-                # Type and place only: exception messages can quote record content.
-                tb = exc.__traceback__
-                while tb is not None and tb.tb_next is not None:
-                    tb = tb.tb_next
-                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-                log.error("writer batch failed: %s at %s", type(exc).__name__, where)
-            for w in waiters:
-                if not w.done():
-                    w.set_result(None)
-            if stopping and not self._queue:
-                break
-            await asyncio.sleep(0)
+        # Wake at least four times per durability window: a record must not sit in memory
+        # longer than a fraction of it, whatever flush_interval says.
+        interval = min(self.settings.flush_interval, self.settings.durable_within / 4)
+        # Spool files left by crashed processes replay in the background (their sessions are
+        # not ours, so nothing orders them against what this writer stores meanwhile).
+        self._start_replay()
+        try:
+            while True:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), interval)
+                self._wake.clear()
+                stopping = self._stopping
+                waiters, self._flush_waiters = self._flush_waiters, []
+                try:
+                    await self._drain()
+                    if waiters and self._checkpoint_tasks:
+                        await asyncio.wait(set(self._checkpoint_tasks))
+                except Exception as exc:  # the writer must outlive any single bad batch
+                    _log_failure("writer batch failed", exc)
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
+                if stopping and not self._queue:
+                    break
+                await asyncio.sleep(0)
+        finally:
+            await self._finish()
 
-    def _build_batch(self, limit: int) -> _Batch:
+    async def _finish(self) -> None:
+        """At close: settle the write in flight, let a running replay end (bounded), wait for
+        checkpoint writes, and stop abandoned writes."""
+        with contextlib.suppress(Exception):
+            await self._settle()
+        if self._replayer is not None and not self._replayer.done():
+            done, _ = await asyncio.wait({self._replayer}, timeout=self.settings.db_timeout)
+            if not done:
+                self._replayer.cancel()
+        if self._checkpoint_tasks:
+            await asyncio.wait(set(self._checkpoint_tasks))
+        for task in list(self._orphans):
+            task.cancel()
+        if self._orphans:
+            await asyncio.wait(set(self._orphans), timeout=1.0)
+
+    async def _build_batch(self, limit: int) -> _Batch:
+        """Translate, encode, seal and chain up to ``limit`` queued events.
+
+        Runs on the voice loop, so it gives the loop back every ``LOOP_SLICE_S`` of work."""
         batch = _Batch()
         touched: dict[uuid.UUID, SessionRecording] = {}
         q = self._queue
         n = 0
+        clock = time.perf_counter
+        slice_end = clock() + LOOP_SLICE_S
         while q and n < limit:
             rec, raw = q.popleft()
+            if batch.oldest is None:
+                batch.oldest = raw[2]
             if rec._open_pending:
                 batch.opens.append(rec._open)
                 rec._open_pending = False
@@ -655,11 +760,16 @@ class AuditRecorder:
                 batch.envelopes.append(rec._seal(r))
                 n += 1
             touched[rec.session_id] = rec
-        for rec in self._sessions.values():
+            if clock() > slice_end:
+                await asyncio.sleep(0)
+                slice_end = clock() + LOOP_SLICE_S
+        for rec in list(self._sessions.values()):
             gap = rec._take_overflow()
             if gap is not None:
                 batch.envelopes.append(rec._seal(gap))
                 touched[rec.session_id] = rec
+                if batch.oldest is None:
+                    batch.oldest = time.time()
         for rec in touched.values():
             batch.updates.append(rec._update())
             if rec.closed:
@@ -669,101 +779,169 @@ class AuditRecorder:
     async def _drain(self) -> None:
         m = metrics()
         limit = max(self.settings.batch_size, 1)
-        inflight: asyncio.Task[None] | None = None
-        try:
-            while True:
-                # Seal the next batch while the previous one is on its way to the database:
-                # the client's CPU work overlaps the server's, one write in flight at a time.
-                batch = self._build_batch(limit)
-                m.queue_depth.set(len(self._queue))
-                if inflight is not None:
-                    await inflight
-                    inflight = None
-                if self._pending:
-                    await self._retry_pending()
-                if not batch:
-                    if self._db_down_since is not None:
-                        await self._try_recover()
-                    elif (
-                        self._conn is not None
-                        and time.monotonic() - self._last_write > IDLE_DISCONNECT_S
-                    ):
-                        # A thousand idle job processes must not pin a thousand connections.
-                        await self._drop_connection()
-                    return
-                inflight = asyncio.get_running_loop().create_task(self._store(batch))
-                if not self._queue:
-                    await inflight
-                    inflight = None
-                    return
-                await asyncio.sleep(0)
-        finally:
-            if inflight is not None:
-                await inflight
+        while True:
+            # Seal the next batch while the previous one is on its way to the database:
+            # the client's CPU work overlaps the server's, one write in flight at a time.
+            batch = await self._build_batch(limit)
+            m.queue_depth.set(len(self._queue))
+            await self._settle()
+            if self._pending:
+                await self._retry_pending()
+            if not batch:
+                await self._maintain()
+                return
+            await self._store(batch)
+            if self._spooling() and time.monotonic() >= self._next_db_try:
+                self._start_replay()  # under steady load there is never an idle moment
+            if not self._queue:
+                await self._settle()
+                return
+            await asyncio.sleep(0)
+
+    # -- durability ----------------------------------------------------------------------
+    #
+    # Every batch is durable — committed, or fsynced to the spool — within
+    # ``durable_within`` of the moment its oldest record was handed over, whatever the
+    # database does. A direct write gets what is left of that window (minus a margin for
+    # the spool's fsync); when it has not committed by then it is *abandoned*, not
+    # cancelled (psycopg's cancel of a hung server waits up to 10 s more), and the batch
+    # goes to the spool. The abandoned write may still commit later: the spool replays
+    # through ON CONFLICT DO NOTHING, so nothing is stored twice. Once one batch has gone to
+    # the spool every later batch follows it there until a replay has drained the spool,
+    # so a session's rows reach the database in the order they were sealed.
+
+    def _spooling(self) -> bool:
+        return self._db_down_since is not None
+
+    def _write_deadline(self, batch: _Batch) -> float:
+        """Seconds this batch's direct write may take before it is abandoned."""
+        oldest = batch.oldest if batch.oldest is not None else time.time()
+        left = oldest + self.settings.durable_within - SPOOL_MARGIN_S - time.time()
+        return min(max(left, MIN_WRITE_S), self.settings.db_timeout)
 
     async def _store(self, batch: _Batch) -> None:
+        if self._spooling():
+            await self._to_spool(batch)
+            return
+        data = await self._copy_bytes(batch.envelopes)
+        loop = asyncio.get_running_loop()
+        flight = _InFlight(batch, loop.time() + self._write_deadline(batch), time.perf_counter())
+        flight.task = loop.create_task(self._write(flight, data))
+        self._inflight = flight
+
+    async def _settle(self) -> None:
+        """Wait for the write in flight until its deadline; spool its batch if it failed or is
+        still running then (it is left to finish, or fail, on its own)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
         m = metrics()
-        if self._db_down_since is None or await self._try_recover():
-            t0 = time.perf_counter()
-            try:
-                await self._write(batch, idempotent=False)
-                m.flush_seconds.observe(time.perf_counter() - t0)
-                m.records_written.inc(len(batch.envelopes))
+        task = inflight.task
+        assert task is not None
+        timeout = max(0.0, inflight.deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if done:
+            exc = task.exception()
+            if exc is None:
+                self._conn = inflight.conn
+                self._last_write = time.monotonic()
+                m.flush_seconds.observe(time.perf_counter() - inflight.started)
+                m.records_written.inc(len(inflight.batch.envelopes))
+                self._notify_closed(inflight.batch, task.result())
                 return
-            except psycopg.errors.UniqueViolation:
-                # A timed-out write may have committed after all; the idempotent path settles it.
-                try:
-                    await self._write(batch, idempotent=True)
-                    m.records_written.inc(len(batch.envelopes))
-                    return
-                except Exception as exc:
-                    self._mark_down(exc)
-            except Exception as exc:
-                self._mark_down(exc)
-        await self._to_spool(batch)
+            self._conn = None  # closed by the failed write
+            self._mark_down(exc)
+        else:
+            inflight.abandoned = True
+            self._conn = None
+            self._abandon(task)
+            self._mark_down(TimeoutError())
+        await self._to_spool(inflight.batch)
 
-    async def _write(self, batch: _Batch, *, idempotent: bool) -> None:
-        conn = await self._connection()
-        try:
-            await asyncio.wait_for(
-                write_batch(
-                    conn,
-                    opens=batch.opens,
-                    envelopes=batch.envelopes,
-                    updates=batch.updates,
-                    idempotent=idempotent,
-                ),
-                self.settings.db_timeout,
-            )
-            self._last_write = time.monotonic()
-        except BaseException:
-            # After a timeout or error the connection's state is unknown: start over.
-            await self._drop_connection()
-            raise
-        if self._on_sessions_closed is not None:
-            await self._notify_closed(batch)
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        """Stop waiting for ``task`` without cancelling it now: it keeps (and finally closes)
+        its connection, and is cancelled after db_timeout if the server has not answered."""
+        self._orphans.add(task)
+        handle = asyncio.get_running_loop().call_later(self.settings.db_timeout, task.cancel)
 
-    async def _notify_closed(self, batch: _Batch) -> None:
+        def done(t: asyncio.Task[Any]) -> None:
+            handle.cancel()
+            self._orphans.discard(t)
+            if not t.cancelled():
+                t.exception()  # retrieved: an abandoned write's failure is expected
+
+        task.add_done_callback(done)
+
+    async def _write(self, flight: _InFlight, copy_data: bytes) -> set[uuid.UUID]:
+        """One direct write (its own task). Uses the writer's connection, or a new one that
+        the writer adopts on success; an abandoned write closes whatever it holds."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connect()
+        flight.conn = conn
+        closed = await _write_on(conn, flight.batch, idempotent=False, copy_data=copy_data)
+        if flight.abandoned:
+            await _close_quietly(conn)
+        return closed
+
+    async def _copy_bytes(self, envelopes: list[Envelope]) -> bytes:
+        """The batch's binary COPY stream, encoded in slices between which the loop runs."""
+        parts = [COPY_HEADER]
+        for i in range(0, len(envelopes), SLICE_ITEMS):
+            await asyncio.sleep(0)
+            parts.append(encode_copy_rows(envelopes[i : i + SLICE_ITEMS]))
+        parts.append(COPY_TRAILER)
+        return b"".join(parts)
+
+    async def _spool_bytes(self, batch: _Batch) -> bytes:
+        """The batch as spool frames, encoded in slices between which the loop runs."""
+        parts: list[bytes] = []
+        items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates]
+        tags = [TAG_SESSION] * len(batch.opens) + [TAG_ENVELOPE] * len(batch.envelopes)
+        tags += [TAG_UPDATE] * len(batch.updates)
+        for i in range(0, len(items), SLICE_ITEMS):
+            await asyncio.sleep(0)
+            frames = [
+                (t, x.to_bytes())
+                for t, x in zip(tags[i : i + SLICE_ITEMS], items[i : i + SLICE_ITEMS], strict=True)
+            ]
+            parts.append(encode_frames(frames))
+        return b"".join(parts)
+
+    def _notify_closed(self, batch: _Batch, closed: set[uuid.UUID]) -> None:
+        """Sign a checkpoint for every session whose close this batch committed, in a worker
+        thread; ``flush()`` and close wait for it.
+
+        Only on commit, and only for sessions whose row took the close: a session erased while
+        its call went on keeps the count its deletion record proves, and records that arrive
+        under its destroyed key are cleared by the next retention run, not checkpointed."""
         from .checkpoints import ClosedSessionHead
 
-        heads = [
-            ClosedSessionHead(u.session_id, u.event_count, u.head_hash)
-            for u in batch.updates
-            if u.ended_at is not None
-        ]
-        if not heads or self._on_sessions_closed is None:
+        callback = self._on_sessions_closed
+        if callback is None or not closed:
             return
-        try:
-            await asyncio.to_thread(self._on_sessions_closed, heads)
-        except Exception as exc:
-            log.error("on_sessions_closed failed (%s)", type(exc).__name__)
+        last: dict[uuid.UUID, SessionUpdate] = {}
+        for u in batch.updates:
+            if u.session_id in closed and u.event_count >= last.get(u.session_id, u).event_count:
+                last[u.session_id] = u
+        heads = [ClosedSessionHead(u.session_id, u.event_count, u.head_hash) for u in last.values()]
+        if not heads:
+            return
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(callback, heads)
+            except Exception as exc:
+                log.error("on_sessions_closed failed (%s)", type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._checkpoint_tasks.add(task)
+        task.add_done_callback(self._checkpoint_tasks.discard)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
         # Connect lazily: a job process holds no connection until it has records to write.
         assert self._url is not None
-        conn = await asyncio.wait_for(
+        return await asyncio.wait_for(
             psycopg.AsyncConnection.connect(
                 self._url,
                 connect_timeout=max(1, int(self.settings.db_timeout)),
@@ -772,8 +950,6 @@ class AuditRecorder:
             ),
             self.settings.db_timeout,
         )
-        self._conn = conn
-        return conn
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -784,77 +960,159 @@ class AuditRecorder:
     def _mark_down(self, exc: BaseException) -> None:
         if self._db_down_since is None:
             log.warning(
-                "database write failed (%s); spooling to %s",
+                "database write failed or too slow (%s); spooling to %s",
                 type(exc).__name__,
                 self.settings.resolved_spool_dir,
             )
             self._db_down_since = time.monotonic()
         self._next_db_try = time.monotonic() + 1.0
 
-    async def _try_recover(self) -> bool:
-        if time.monotonic() < self._next_db_try:
-            return False
-        try:
-            conn = await self._connection()
-            await asyncio.wait_for(conn.execute("SELECT 1"), self.settings.db_timeout)
-            await conn.rollback()
-        except Exception as exc:
+    async def _maintain(self) -> None:
+        """Idle work: start a recovery attempt while spooling; release an idle connection."""
+        if self._spooling():
+            if time.monotonic() >= self._next_db_try:
+                self._start_replay()
+        elif self._conn is not None and time.monotonic() - self._last_write > IDLE_DISCONNECT_S:
+            # A thousand idle job processes must not pin a thousand connections.
             await self._drop_connection()
-            self._mark_down(exc)
-            return False
-        log.warning("database reachable again; replaying the spool")
-        self._db_down_since = None
-        if self._spool is not None:
-            self._spool.seal_active()
-        await self._replay_spool()
-        return self._db_down_since is None
 
     async def _to_spool(self, batch: _Batch) -> None:
         assert self._spool is not None
-        frames = batch.frames()
+        if self._db_down_since is None:
+            # Whatever sent this batch here, later batches must queue behind it.
+            self._db_down_since = time.monotonic()
+        # Busy from the first slice of encoding: a replay must not decide the spool is empty
+        # (and hand writing back to the database) while this batch is on its way into it.
+        self._spool_busy += 1
         try:
-            await asyncio.to_thread(self._spool.append, frames)
-            metrics().records_spooled.inc(len(batch.envelopes))
+            data = await self._spool_bytes(batch)
+            await asyncio.to_thread(self._spool.append_encoded, data)
         except OSError as exc:
             log.error("spool write failed (%s); keeping the batch in memory", type(exc).__name__)
             self._pending.append(batch)
+            return
+        finally:
+            self._spool_busy -= 1
+        metrics().records_spooled.inc(len(batch.envelopes))
 
     async def _retry_pending(self) -> None:
         pending, self._pending = self._pending, []
         for b in pending:
-            await self._store(b)
+            await self._to_spool(b)
+
+    # -- replay --------------------------------------------------------------------------
+
+    def _start_replay(self) -> None:
+        if self._spool is None or (self._replayer is not None and not self._replayer.done()):
+            return
+        self._next_db_try = time.monotonic() + 1.0
+        self._replayer = asyncio.get_running_loop().create_task(
+            self._replay_spool(), name="auditagent-replay"
+        )
 
     async def _replay_spool(self) -> None:
-        """Replay spool files no live writer holds (ours, or a crashed process's), in order."""
-        if self._spool is None:
-            return
+        """Replay spool files no live writer holds (ours, or a crashed process's), oldest first,
+        on a connection of its own; while spooling, also this writer's own file, until the
+        spool is empty — then the writer writes directly again."""
+        assert self._spool is not None
+        spool = self._spool
+        conn: psycopg.AsyncConnection[Any] | None = None
         m = metrics()
-        for path, _fd in self._spool.claim():
-            result = await asyncio.to_thread(Spool.read, path)
-            if result.torn_bytes:
-                log.warning(
-                    "spool file %s ends in %d torn bytes (a write cut short before it was "
-                    "acknowledged)",
-                    path.name,
-                    result.torn_bytes,
-                )
-            batch = _Batch()
-            for tag, payload in result.frames:
-                if tag == TAG_ENVELOPE:
-                    batch.envelopes.append(Envelope.from_bytes(payload))
-                elif tag == TAG_SESSION:
-                    batch.opens.append(SessionOpen.from_bytes(payload))
-                elif tag == TAG_UPDATE:
-                    batch.updates.append(SessionUpdate.from_bytes(payload))
-            try:
-                await self._write(batch, idempotent=True)
-            except Exception as exc:
-                self._mark_down(exc)
+        try:
+            conn = await self._connect()
+            await asyncio.wait_for(conn.execute("SELECT 1"), self.settings.db_timeout)
+            await conn.rollback()
+            recovering = self._spooling()
+            if recovering:
+                log.warning("database reachable again; replaying the spool")
+            while True:
+                if self._spooling():
+                    # Our own file must be closed before it can be claimed; never while a
+                    # spool write is running in its thread.
+                    while self._spool_busy:
+                        await asyncio.sleep(0.005)
+                    spool.seal_active()
+                for path, _fd in spool.claim():
+                    if not await self._replay_file(conn, path):
+                        conn = None  # closed, or still held by the abandoned write
+                        return
+                m.spool_depth.set(await asyncio.to_thread(spool.depth_files))
+                if not self._spooling():
+                    return
+                if spool.has_active or self._spool_busy or self._pending:
+                    continue  # batches spooled while we replayed: those too, first
+                # Nothing left behind us: later batches may go straight to the database.
+                self._db_down_since = None
                 return
-            self._spool.done(path)
-            m.records_replayed.inc(len(batch.envelopes))
-            log.info("replayed %d records from %s", len(batch.envelopes), path.name)
-        m.spool_depth.set(self._spool.depth_files())
+        except Exception as exc:
+            if self._spooling():
+                self._mark_down(exc)
+            else:
+                log.warning("spool replay failed (%s); will retry", type(exc).__name__)
+        finally:
+            if conn is not None:
+                await _close_quietly(conn)
+
+    async def _replay_file(self, conn: psycopg.AsyncConnection[Any], path: Path) -> bool:
+        """Replay one claimed file in chunks, each its own idempotent transaction; delete it
+        when all are committed. False when the database failed (the file stays)."""
+        assert self._spool is not None
+        data = await asyncio.to_thread(path.read_bytes)
+        reader = FrameReader(data)
+        clock = time.perf_counter
+        slice_end = clock() + LOOP_SLICE_S
+        batch = _Batch()
+        total = 0
+        for tag, payload in reader:
+            if tag == TAG_ENVELOPE:
+                batch.envelopes.append(Envelope.from_bytes(payload))
+            elif tag == TAG_SESSION:
+                batch.opens.append(SessionOpen.from_bytes(payload))
+            elif tag == TAG_UPDATE:
+                batch.updates.append(SessionUpdate.from_bytes(payload))
+            if len(batch.envelopes) >= REPLAY_CHUNK:
+                if not await self._replay_chunk(conn, batch):
+                    return False
+                total += len(batch.envelopes)
+                batch = _Batch()
+                slice_end = clock() + LOOP_SLICE_S
+            elif clock() > slice_end:
+                await asyncio.sleep(0)
+                slice_end = clock() + LOOP_SLICE_S
+        if reader.torn_bytes:
+            log.warning(
+                "spool file %s ends in %d torn bytes (a write cut short before it was "
+                "acknowledged)",
+                path.name,
+                reader.torn_bytes,
+            )
+        if batch and not await self._replay_chunk(conn, batch):
+            return False
+        total += len(batch.envelopes)
+        await asyncio.to_thread(self._spool.done, path)  # unlink + directory fsync
+        log.info("replayed %d records from %s", total, path.name)
+        return True
+
+    async def _replay_chunk(self, conn: psycopg.AsyncConnection[Any], batch: _Batch) -> bool:
+        """Write one chunk idempotently; False (connection given up) when it failed or did
+        not commit within db_timeout — the file stays for the next attempt."""
+        data = await self._copy_bytes(batch.envelopes)
+        task = asyncio.get_running_loop().create_task(
+            _write_on(conn, batch, idempotent=True, copy_data=data)
+        )
+        done, _ = await asyncio.wait({task}, timeout=self.settings.db_timeout)
+        if not done:
+            # As for a direct write: never wait on a cancel; the task closes the connection.
+            self._abandon(task)
+            self._mark_down(TimeoutError())
+            return False
+        exc = task.exception()
+        if exc is not None:
+            self._mark_down(exc)
+            return False
+        metrics().records_replayed.inc(len(batch.envelopes))
+        self._notify_closed(batch, task.result())
+        return True
 
 
 async def record_session(

@@ -7,6 +7,9 @@ plaintext; this module does not know who is asking.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import struct
 import uuid
@@ -26,19 +29,23 @@ __all__ = [
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
     "BundleCheck",
+    "DataKeyUnavailable",
     "KeyShredded",
     "OpenedRecord",
     "RecordUnreadable",
     "TranscriptEntry",
+    "canonical_json",
     "check_bundle",
     "open_records",
     "read_verified",
     "session_sealer",
+    "sign_bundle",
     "transcript_entries",
 ]
 
 BUNDLE_FORMAT: Final = "auditagent-evidence-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+"""2: the whole document is signed (``signature``); 1 was unsigned."""
 
 
 class KeyShredded(AuditagentError):
@@ -62,8 +69,29 @@ class RecordUnreadable(AuditagentError):
         )
 
 
+class DataKeyUnavailable(KeyringError):
+    """The keyring cannot unwrap a session's data key: the master key version that wrapped it
+    is missing, or the keyring is another one. Names the master key id, never a path."""
+
+    def __init__(self, session_id: uuid.UUID, master_key_id: str, *, missing: bool) -> None:
+        self.session_id = session_id
+        self.master_key_id = master_key_id
+        why = (
+            f"master key {master_key_id!r} is not in this keyring"
+            if missing
+            else f"master key {master_key_id!r} of this keyring does not unwrap it "
+            "(another keyring file, or the wrapped key was altered)"
+        )
+        super().__init__(
+            f"the data key of session {session_id} cannot be unwrapped: {why}",
+            fix=f"restore the keyring that holds master key {master_key_id!r} "
+            "(AUDITAGENT_KEYRING_PATH)",
+        )
+
+
 def session_sealer(key_provider: KeyProvider, data_key_row: Any, session: Any) -> crypto.Sealer:
-    """The session's AES-GCM sealer, from its wrapped data key row."""
+    """The session's AES-GCM sealer, from its wrapped data key row; ``DataKeyUnavailable``
+    (naming the master key id) when this keyring cannot unwrap it."""
     if (
         data_key_row is None
         or data_key_row.wrapped is None
@@ -74,18 +102,34 @@ def session_sealer(key_provider: KeyProvider, data_key_row: Any, session: Any) -
     context = dek_context(
         tenant=data_key_row.tenant, session_id=data_key_row.session_id, key_id=data_key_row.key_id
     )
+    master_key_id = data_key_row.master_key_id or ""
     try:
         key = key_provider.unwrap(
-            WrappedKey(
-                master_key_id=data_key_row.master_key_id or "", blob=bytes(data_key_row.wrapped)
-            ),
+            WrappedKey(master_key_id=master_key_id, blob=bytes(data_key_row.wrapped)),
             context=context,
         )
     except IntegrityError:
-        raise RecordUnreadable(session.id, -1, "data key failed to unwrap") from None
+        raise DataKeyUnavailable(session.id, master_key_id, missing=False) from None
     except KeyringError:
-        raise
+        raise DataKeyUnavailable(session.id, master_key_id, missing=True) from None
     return crypto.Sealer(key)
+
+
+def check_newest_data_key(key_provider: KeyProvider, row: Any) -> None:
+    """Unwrap the newest data key (``reader.newest_data_key``) or raise ``DataKeyUnavailable``:
+    a service started with the wrong keyring says so at once, naming the key id."""
+    if row is None:
+        return
+    master_key_id = row.master_key_id or ""
+    context = dek_context(tenant=row.tenant, session_id=row.session_id, key_id=row.key_id)
+    try:
+        key_provider.unwrap(
+            WrappedKey(master_key_id=master_key_id, blob=bytes(row.wrapped)), context=context
+        )
+    except IntegrityError:
+        raise DataKeyUnavailable(row.session_id, master_key_id, missing=False) from None
+    except KeyringError:
+        raise DataKeyUnavailable(row.session_id, master_key_id, missing=True) from None
 
 
 @dataclass(frozen=True)
@@ -149,6 +193,9 @@ def read_verified(
     sealer: crypto.Sealer,
     session: Any,
     rows: Iterable[tuple[Any, ...]],
+    *,
+    checkpoint: tuple[int, bytes] | None = None,
+    problem: str | None = None,
 ) -> tuple[list[OpenedRecord], chain.VerifyResult]:
     """Decrypt every record of ``session`` and recompute its hash chain in the same pass.
 
@@ -157,7 +204,8 @@ def read_verified(
     (``RecordUnreadable`` on the first record that does not open or decode); the chain result
     is what ``reader.verify_session`` would report for the same rows: the same checks, the
     session row's ``(event_count, head_hash)`` as checkpoint, and verification stops at the
-    first bad record while decryption carries on.
+    first bad record while decryption carries on. ``checkpoint`` / ``problem`` are the
+    session's signed checkpoint, as for ``reader.verify_session``.
     """
     session_id: uuid.UUID = session.id
     expected_count = int(session.event_count or 0)
@@ -185,6 +233,8 @@ def read_verified(
     prev = chain.GENESIS
     count = 0
     head_at_expected: bytes | None = chain.GENESIS if exp_count == 0 else None
+    cp_count = checkpoint[0] if checkpoint is not None else -1
+    head_at_cp: bytes | None = None
     tenant0: str | None = None
     failure: chain.VerifyResult | None = None
 
@@ -246,6 +296,8 @@ def read_verified(
         count += 1
         if exp_count is not None and count == exp_count:
             head_at_expected = computed
+        if count == cp_count:
+            head_at_cp = computed
 
     if failure is not None:
         return opened, failure
@@ -254,8 +306,15 @@ def read_verified(
             return opened, bad(count, f"chain truncated: {count} events, expected {exp_count}")
         if exp_head is not None and head_at_expected != exp_head:
             return opened, bad(None, "head hash mismatch at checkpoint")
-    return opened, chain.VerifyResult(
+    result = chain.VerifyResult(
         ok=True, events=count, first_bad_seq=None, reason=None, head_hash=prev
+    )
+    return opened, chain.hold_to_commitments(
+        result,
+        status=getattr(session, "status", None),
+        checkpoint=checkpoint,
+        head_at_checkpoint=head_at_cp,
+        problem=problem,
     )
 
 
@@ -494,6 +553,117 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
 
 
 # --- evidence bundles ------------------------------------------------------------------------
+#
+# A bundle is one JSON document: session metadata, the decrypted records, the sealed chain rows
+# (hex) and the verification result, plus a ``signature`` member. The service signs the
+# document's canonical bytes with its Ed25519 key (the checkpoint key, `auditagent keys
+# public`), so that any edit of any field — the readable text included, which the chain alone
+# cannot tie to its ciphertext without the data key — breaks the signature. The canonical
+# bytes need nothing of ours to reproduce (see ``BUNDLE_CANONICAL``).
+
+BUNDLE_SIGNATURE_ALG: Final = "Ed25519"
+BUNDLE_CANONICAL: Final = (
+    "the bundle with its `signature` member removed, as JSON with object keys sorted, no "
+    "whitespace, every non-ASCII character escaped as \\uXXXX (lowercase hex, UTF-16 pairs), "
+    "numbers in their shortest round-trip form: exactly Python's "
+    "json.dumps(doc, sort_keys=True, separators=(',', ':'), ensure_ascii=True, "
+    "allow_nan=False) encoded as ASCII"
+)
+BUNDLE_HOW_TO_CHECK: Final = (
+    'Without auditagent: (1) python3 -c "import json,sys; d=json.load(open(sys.argv[1])); '
+    "d.pop('signature'); sys.stdout.write(json.dumps(d, sort_keys=True, separators=(',', ':'), "
+    'ensure_ascii=True, allow_nan=False))" bundle.json > canonical.json; (2) sha256sum '
+    "canonical.json must print `canonical_sha256`; (3) `value` is an Ed25519 signature over "
+    "canonical.json by `public_key` (raw 32 bytes, base64): compare public_key with the one the "
+    "service publishes (`auditagent keys public`); with OpenSSL 3: pub.pem is the PEM of the DER "
+    "bytes 302a300506032b6570032100 followed by the 32 key bytes, sig.bin the base64-decoded "
+    "value, then openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in canonical.json "
+    "-sigfile sig.bin. (4) The chain: hash_n = SHA-256('auditagent/chain/v1\\0' || prev_hash || "
+    "length-prefixed session id, seq, kind, key_id, tenant, at (microseconds), nonce, "
+    "ciphertext), from 32 zero bytes, ending at session.head_hash after session.event_count "
+    "records. `parts` (signed on its own by `parts_value`) holds a short SHA-256 of every part "
+    "so a verifier can say which part changed; it adds nothing to what `value` proves."
+)
+
+
+def canonical_json(doc: Any) -> bytes:
+    """The canonical bytes of a JSON value, as described in ``BUNDLE_CANONICAL``."""
+    return json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (which JSON cannot carry) as the strings "NaN",
+    "Infinity", "-Infinity"; everything else unchanged."""
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _short(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()[:16]
+
+
+def _record_fields(item: Any) -> dict[str, str]:
+    fields = {k: _short(item.get(k)) for k in ("seq", "at", "kind")}
+    record = item.get("record")
+    if isinstance(record, dict):
+        for k, v in record.items():
+            fields[f"record.{k}"] = _short(v)
+    else:
+        fields["record"] = _short(record)
+    return fields
+
+
+def bundle_parts(doc: dict[str, Any]) -> dict[str, Any]:
+    """Short digests of every part of a bundle, so a verifier can name what changed."""
+    session = doc.get("session")
+    return {
+        "members": {
+            k: _short(v) for k, v in doc.items() if k not in ("signature", "records", "chain")
+        },
+        "session": (
+            {k: _short(v) for k, v in session.items()} if isinstance(session, dict) else {}
+        ),
+        "records": [_record_fields(r) if isinstance(r, dict) else {} for r in doc["records"]],
+        "chain": [_short(r) for r in doc["chain"]],
+    }
+
+
+def sign_bundle(doc: dict[str, Any], signing_key: bytes) -> dict[str, Any]:
+    """``doc`` (JSON-ready: strings, numbers, lists, dicts) with its ``signature`` member."""
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    canonical = canonical_json(body)
+    public = crypto.signing_public_key(signing_key)
+    parts = bundle_parts(body)
+    body["signature"] = {
+        "algorithm": BUNDLE_SIGNATURE_ALG,
+        "public_key": base64.b64encode(public).decode("ascii"),
+        "key_id": _key_id(public),
+        "canonicalization": BUNDLE_CANONICAL,
+        "canonical_sha256": hashlib.sha256(canonical).hexdigest(),
+        "value": base64.b64encode(crypto.sign(signing_key, canonical)).decode("ascii"),
+        "parts": parts,
+        "parts_value": base64.b64encode(crypto.sign(signing_key, canonical_json(parts))).decode(
+            "ascii"
+        ),
+        "how_to_check": BUNDLE_HOW_TO_CHECK,
+    }
+    return body
+
+
+def _key_id(public: bytes) -> str:
+    # The C2SP signed-note key id the checkpoints use, so both name the key alike.
+    return hashlib.sha256(b"auditagent\n\x01" + public).digest()[:4].hex()
 
 
 def chain_row_json(row: Any) -> dict[str, Any]:
@@ -516,6 +686,8 @@ class BundleCheck:
     events: int
     first_bad_seq: int | None
     reason: str | None
+    problems: tuple[str, ...] = ()
+    """Every finding, most telling first (``reason`` is the first)."""
 
 
 @dataclass(frozen=True)
@@ -532,12 +704,97 @@ class _BundleRow:
     hash: bytes
 
 
-def check_bundle(doc: Any) -> BundleCheck:
-    """Verify an exported bundle offline, without any key.
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is missing")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not base64") from None
 
-    Recomputes the chain from the hex rows and holds it to the bundle's stated count and head;
-    the decrypted records are checked only for matching the chain's seq and kind, since their
-    content cannot be tied to the ciphertext without the data key.
+
+def _signature_findings(doc: dict[str, Any], public_key: bytes) -> list[str]:
+    """What is wrong with the bundle's signature, naming the parts that changed."""
+    sig = doc.get("signature")
+    if not isinstance(sig, dict):
+        return ["the bundle is not signed: its readable text is not bound to anything"]
+    try:
+        if sig.get("algorithm") != BUNDLE_SIGNATURE_ALG:
+            raise ValueError(f"unknown signature algorithm {sig.get('algorithm')!r}")
+        claimed = _b64(sig.get("public_key"), "signature.public_key")
+        value = _b64(sig.get("value"), "signature.value")
+    except ValueError as exc:
+        return [f"malformed signature: {exc}"]
+    if claimed != public_key:
+        return [
+            f"signed by another key (key id {_key_id(claimed)}); the trusted key is "
+            f"{_key_id(public_key)}: not an export of this service, or re-signed after an edit"
+        ]
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    try:
+        canonical = canonical_json(body)
+    except ValueError:
+        return ["the bundle holds a value JSON cannot carry (NaN/Infinity): edited"]
+    if crypto.verify_signature(public_key, canonical, value):
+        return []
+    # The document does not match its signature: say where, from the separately signed
+    # digests of its parts when those are intact.
+    parts = sig.get("parts")
+    try:
+        parts_ok = isinstance(parts, dict) and crypto.verify_signature(
+            public_key, canonical_json(parts), _b64(sig.get("parts_value"), "parts_value")
+        )
+    except ValueError:
+        parts_ok = False
+    if not parts_ok or not isinstance(parts, dict):
+        return [
+            "the bundle does not match its signature (edited after export; its part digests "
+            "were altered too, so the edit cannot be located)"
+        ]
+    found = _diff_parts(parts, bundle_parts(body), body)
+    return found or ["the bundle does not match its signature (edited after export)"]
+
+
+def _diff_parts(signed: dict[str, Any], now: dict[str, Any], body: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    tail = "differs from the signed export"
+    for group, label in (("members", "field `{}`"), ("session", "session field `{}`")):
+        a, b = signed.get(group) or {}, now.get(group) or {}
+        for k in sorted(set(a) | set(b)):
+            if k not in b:
+                out.append(f"{label.format(k)} was removed (it is in the signed export)")
+            elif k not in a:
+                out.append(f"{label.format(k)} was added (not in the signed export)")
+            elif a[k] != b[k]:
+                out.append(f"{label.format(k)} {tail}")
+    records = body.get("records") or []
+    a_recs, b_recs = signed.get("records") or [], now.get("records") or []
+    if len(a_recs) != len(b_recs):
+        out.append(f"records: {len(b_recs)} in the bundle, {len(a_recs)} were signed")
+    for i, (a, b) in enumerate(zip(a_recs, b_recs, strict=False)):
+        if a == b:
+            continue
+        seq = records[i].get("seq") if isinstance(records[i], dict) else None
+        where = f"record seq {seq}" if isinstance(seq, int) else f"record #{i}"
+        names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        out.append(f"{where}: {', '.join(f'`{n}`' for n in names)} {tail}")
+    a_chain, b_chain = signed.get("chain") or [], now.get("chain") or []
+    if len(a_chain) != len(b_chain):
+        out.append(f"chain: {len(b_chain)} rows in the bundle, {len(a_chain)} were signed")
+    for i, (a, b) in enumerate(zip(a_chain, b_chain, strict=False)):
+        if a != b:
+            out.append(f"chain row #{i} {tail}")
+    return out
+
+
+def check_bundle(doc: Any, *, public_key: bytes | None = None) -> BundleCheck:
+    """Verify an exported bundle offline, without any data key.
+
+    With ``public_key`` (the service's, from `auditagent keys public`): the Ed25519 signature
+    over the whole document must verify, which binds every field, the decrypted text
+    included; when it does not, each part that changed is named. Always: the chain is
+    recomputed from the hex rows and held to the stated count and head, and each decrypted
+    record's seq, kind and time must match its sealed chain row.
     """
     sid = "?"
     try:
@@ -545,7 +802,7 @@ def check_bundle(doc: Any) -> BundleCheck:
             raise ValueError("not a JSON object")
         if doc.get("format") != BUNDLE_FORMAT:
             raise ValueError("not an auditagent evidence bundle")
-        if doc.get("version") != BUNDLE_VERSION:
+        if doc.get("version") not in (1, BUNDLE_VERSION):
             raise ValueError(f"unsupported bundle version {doc.get('version')!r}")
         session = doc["session"]
         sid = str(session["id"])
@@ -570,25 +827,49 @@ def check_bundle(doc: Any) -> BundleCheck:
             for r in doc["chain"]
         ]
         recs = doc.get("records") or []
+        if not isinstance(recs, list):
+            raise ValueError("records is not a list")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return BundleCheck(False, sid, 0, None, f"malformed bundle: {exc}")
+        why = f"malformed bundle: {exc}"
+        return BundleCheck(False, sid, 0, None, why, (why,))
+    problems: list[str] = []
+    first_bad: int | None = None
+    if public_key is not None:
+        problems += _signature_findings(doc, public_key)
     # The session's stated (event_count, head_hash) act as a checkpoint, as in the database
     # verifier: a row cut from the end of the bundle is caught there.
     result = chain.verify(rows, expected_count=stated_count or None, expected_head=head)
     if not result.ok:
-        return BundleCheck(False, sid, result.events, result.first_bad_seq, result.reason)
-    if recs:
-        kinds = {r.seq: r.kind for r in rows}
-        for rec in recs:
-            seq = rec.get("seq") if isinstance(rec, dict) else None
-            if not isinstance(seq, int) or kinds.get(seq) != rec.get("kind"):
-                return BundleCheck(
-                    False,
-                    sid,
-                    result.events,
-                    seq if isinstance(seq, int) else None,
-                    "decrypted record does not match the chain",
-                )
+        first_bad = result.first_bad_seq
+        where = f"first bad seq {first_bad}: " if first_bad is not None else ""
+        problems.append(f"chain: {where}{result.reason}")
+    by_seq = {r.seq: r for r in rows}
+    for rec in recs:
+        seq = rec.get("seq") if isinstance(rec, dict) else None
+        row = by_seq.get(seq) if isinstance(seq, int) else None
+        if row is None or not isinstance(rec, dict):
+            problems.append(f"decrypted record {seq!r} does not match the chain (no such row)")
+            first_bad = (
+                first_bad if first_bad is not None else (seq if isinstance(seq, int) else None)
+            )
+            continue
+        diffs = []
+        if rec.get("kind") != row.kind:
+            diffs.append("`kind`")
+        try:
+            if datetime.fromisoformat(str(rec.get("at"))) != row.at:
+                diffs.append("`at`")
+        except ValueError:
+            diffs.append("`at`")
+        if diffs:
+            problems.append(
+                f"decrypted record seq {seq}: {', '.join(diffs)} does not match the chain "
+                "(its sealed row)"
+            )
+            if first_bad is None:
+                first_bad = seq
+    if problems:
+        return BundleCheck(False, sid, result.events, first_bad, problems[0], tuple(problems))
     return BundleCheck(True, sid, result.events, None, None)
 
 

@@ -67,7 +67,17 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, description="Records per database write.")
     flush_interval: float = Field(default=0.25, gt=0, description="Seconds between writes.")
-    db_timeout: float = Field(default=5.0, gt=0, description="Seconds before a write is spooled.")
+    db_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to wait for a connection, a probe or a spool replay before giving up.",
+    )
+    durable_within: float = Field(
+        default=1.0,
+        gt=0,
+        description="Every record handed to the recorder is committed, or fsynced to the spool, "
+        "within this many seconds, whatever the database does.",
+    )
     db_app_role: str | None = Field(
         default=None,
         description="Database role the recorder/API run as; migrations grant it no UPDATE/DELETE "

@@ -20,7 +20,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -54,15 +54,18 @@ class Spool:
     # -- writing -------------------------------------------------------------------------
     def append(self, frames: list[tuple[bytes, bytes]]) -> None:
         """Append ``(tag, payload)`` frames and fsync: on return they survive a crash."""
-        if not frames:
+        if frames:
+            self.append_encoded(encode_frames(frames))
+
+    def append_encoded(self, data: bytes) -> None:
+        """Append frames already encoded with :func:`encode_frames` and fsync.
+
+        The recorder encodes on its event loop in short slices and calls this in a worker
+        thread, which then only does I/O (and releases the GIL while it does)."""
+        if not data:
             return
         f = self._ensure_active()
-        buf = bytearray()
-        for tag, payload in frames:
-            body = tag + payload
-            buf += _FRAME.pack(len(body), zlib.crc32(body))
-            buf += body
-        f.write(buf)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
@@ -71,9 +74,13 @@ class Spool:
             # Names sort by creation time, so a replay keeps the order records were spooled in.
             name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
             path = self.directory / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            # Locked under a name no replayer looks at, then renamed: a file that can be
+            # claimed is never one whose writer has not taken its lock yet.
+            creating = path.with_name(name + ".new")
+            fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             f = os.fdopen(fd, "ab")
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(creating, path)
             self._active, self._active_path = f, path
             _fsync_dir(self.directory)
         return self._active
@@ -116,18 +123,9 @@ class Spool:
 
     @staticmethod
     def read(path: Path) -> ReadResult:
-        data = path.read_bytes()
-        frames: list[tuple[bytes, bytes]] = []
-        pos = 0
-        while pos + _FRAME.size <= len(data):
-            length, crc = _FRAME.unpack_from(data, pos)
-            start = pos + _FRAME.size
-            body = data[start : start + length]
-            if length < 1 or len(body) != length or zlib.crc32(body) != crc:
-                break
-            frames.append((body[:1], body[1:]))
-            pos = start + length
-        return ReadResult(frames=frames, torn_bytes=len(data) - pos)
+        reader = FrameReader(path.read_bytes())
+        frames = list(reader)
+        return ReadResult(frames=frames, torn_bytes=reader.torn_bytes)
 
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
@@ -138,6 +136,39 @@ class Spool:
 
     def close(self) -> None:
         self.seal_active()
+
+
+def encode_frames(frames: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """``(tag, payload)`` frames in the on-disk format: ``u32 len | u32 crc32 | tag | payload``."""
+    buf = bytearray()
+    pack = _FRAME.pack
+    for tag, payload in frames:
+        body = tag + payload
+        buf += pack(len(body), zlib.crc32(body))
+        buf += body
+    return bytes(buf)
+
+
+class FrameReader:
+    """Iterate the frames of a spool file's bytes, one at a time, so a caller on an event loop
+    can stop between frames; ``torn_bytes`` is set once the iteration is over."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.torn_bytes = 0
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        data = self._data
+        pos = 0
+        while pos + _FRAME.size <= len(data):
+            length, crc = _FRAME.unpack_from(data, pos)
+            start = pos + _FRAME.size
+            body = data[start : start + length]
+            if length < 1 or len(body) != length or zlib.crc32(body) != crc:
+                break
+            yield body[:1], body[1:]
+            pos = start + length
+        self.torn_bytes = len(data) - pos
 
 
 def _fsync_dir(directory: Path) -> None:

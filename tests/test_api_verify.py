@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from auditagent import crypto, review
 from auditagent.cli import main
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
@@ -113,6 +119,13 @@ def test_tampering_is_reported(
     assert reason in v["reason"]
     detail = client.get(f"/v1/sessions/{rec.session_id}", headers=h).json()
     assert detail["integrity"]["ok"] is False
+    # /events reports integrity exactly as /transcript does: a flagged 200 or the same problem
+    t = client.get(f"/v1/sessions/{rec.session_id}/transcript", headers=h)
+    e = client.get(f"/v1/sessions/{rec.session_id}/events", headers=h)
+    assert (t.status_code, e.status_code) in ((200, 200), (409, 409))
+    if t.status_code == 200:
+        assert e.json()["integrity"] == t.json()["integrity"]
+        assert e.json()["integrity"]["ok"] is False
     # The untouched session is still fine.
     assert client.get(f"/v1/sessions/{other.session_id}/verify", headers=h).json()["ok"]
 
@@ -177,39 +190,117 @@ def test_export_bundle_verifies_offline(
     assert res.status_code == 200
     assert "attachment" in res.headers["content-disposition"]
     bundle = res.json()
-    assert bundle["format"] == "auditagent-evidence-bundle" and bundle["version"] == 1
+    assert bundle["format"] == "auditagent-evidence-bundle" and bundle["version"] == 2
     assert bundle["verification"]["ok"] is True
     assert len(bundle["chain"]) == len(bundle["records"]) == 10
     assert bundle["records"][1]["record"]["text"].startswith("what is my balance")
+    assert bundle["signature"]["algorithm"] == "Ed25519"
+    assert "sha256sum" in bundle["signature"]["how_to_check"]
+    public = base64.b64encode(keyring.signing_public_key()).decode()
     # Offline: no database and no keyring.
     monkeypatch.setenv("AUDITAGENT_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(tmp_path / "empty"))
 
-    def check(doc: object) -> tuple[int, str]:
+    def check(doc: object, key: str | None = public) -> tuple[int, str]:
         path = tmp_path / f"bundle-{uuid.uuid4().hex}.json"
         path.write_text(json.dumps(doc))
-        code = main(["verify", "--bundle", str(path)])
-        return code, capsys.readouterr().out
+        code = main(["verify", "--bundle", str(path), *(["--public-key", key] if key else [])])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
 
     code, out = check(bundle)
     assert code == 0, out
     assert "1/1 bundles valid, 10 events verified" in out
+    # The signature needs a trusted key: without one (and no keyring here) it says how.
+    code, out = check(bundle, key=None)
+    assert code == 2 and "--public-key" in out and "\n" not in out.strip()
 
-    edited = json.loads(json.dumps(bundle))
-    ct = edited["chain"][4]["ciphertext"]
-    edited["chain"][4]["ciphertext"] = ("0" if ct[0] != "0" else "1") + ct[1:]
-    code, out = check(edited)
-    assert code == 1 and "first bad seq 4" in out
+    def edited(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        doc = json.loads(json.dumps(bundle))
+        change(doc)
+        return doc
 
-    truncated = json.loads(json.dumps(bundle))
-    truncated["chain"].pop()
-    code, out = check(truncated)
+    def set_text(d: dict[str, Any]) -> None:
+        d["records"][1]["record"]["text"] = "what is my balance zanzibarquokka"
+
+    # The readable text, which the chain cannot tie to its ciphertext without the data key.
+    code, out = check(edited(set_text))
+    assert code == 1 and "record seq 1: `record.text` differs from the signed export" in out
+    code, out = check(edited(lambda d: d.update(exported_by="someone else")))
+    assert code == 1 and "field `exported_by` differs" in out
+    code, out = check(edited(lambda d: d["session"].update(agent_name="billing")))
+    assert code == 1 and "session field `agent_name` differs" in out
+    code, out = check(edited(lambda d: d["verification"].update(reason="fine")))
+    assert code == 1 and "field `verification` differs" in out
+
+    def flip_ct(d: dict[str, Any]) -> None:
+        ct = d["chain"][4]["ciphertext"]
+        d["chain"][4]["ciphertext"] = ("0" if ct[0] != "0" else "1") + ct[1:]
+
+    code, out = check(edited(flip_ct))
+    assert code == 1 and "chain row #4 differs" in out and "first bad seq 4" in out
+    code, out = check(edited(lambda d: d["chain"].pop()))
     assert code == 1 and "truncated" in out
+    code, out = check(edited(lambda d: d["records"][2].update(kind="user_utterance")))
+    assert code == 1 and "`kind` does not match the chain" in out
 
-    mismatched = json.loads(json.dumps(bundle))
-    mismatched["records"][2]["kind"] = "user_utterance"
-    code, out = check(mismatched)
-    assert code == 1 and "does not match" in out
+    # Edited, then re-signed with another key: the signature is valid, but not ours.
+    forged = edited(set_text)
+    forged = review.sign_bundle(forged, crypto.signing_key_generate())
+    code, out = check(forged)
+    assert code == 1 and "signed by another key" in out
+    # Edited together with the part digests: still caught, just not located.
+    both = edited(set_text)
+    both["signature"]["parts"]["records"][1]["record.text"] = "0" * 16
+    code, out = check(both)
+    assert code == 1 and "does not match its signature" in out
 
     code, out = check({"format": "something else"})
     assert code == 1 and "malformed bundle" in out
+
+
+def test_bundle_checks_without_auditagent(
+    client: TestClient,  # noqa: F811
+    settings: Settings,
+    keyring: LocalKeyring,  # noqa: F811
+    engine: Engine,  # noqa: F811
+    tenant: str,
+    tmp_path: Path,
+) -> None:
+    """What the bundle's `how_to_check` promises, done with the standard library, sha256 and
+    OpenSSL only."""
+    rec = record_conversation(settings, keyring, tenant=tenant)
+    h = auth(make_token(engine, "auditor", tenant))
+    raw = client.get(f"/v1/sessions/{rec.session_id}/export", headers=h).content
+    doc = json.loads(raw)
+    sig = doc.pop("signature")
+    canonical = json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+    assert hashlib.sha256(canonical).hexdigest() == sig["canonical_sha256"]
+    assert base64.b64decode(sig["public_key"]) == keyring.signing_public_key()
+    der = bytes.fromhex("302a300506032b6570032100") + base64.b64decode(sig["public_key"])
+    pem = b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der) + b"\n-----END PUBLIC KEY-----\n"
+    (tmp_path / "pub.pem").write_bytes(pem)
+    (tmp_path / "canonical.json").write_bytes(canonical)
+    (tmp_path / "sig.bin").write_bytes(base64.b64decode(sig["value"]))
+
+    def openssl_verify(data: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin"),
+                *("-in", data, "-sigfile", "sig.bin"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    ok = openssl_verify("canonical.json")
+    assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout, ok.stderr
+    doc["records"][1]["record"]["text"] = "what is my balance zanzibarquokka"
+    (tmp_path / "edited.json").write_bytes(
+        json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    )
+    assert openssl_verify("edited.json").returncode != 0

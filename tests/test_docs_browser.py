@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,12 +33,14 @@ def _require_browser() -> str:
 
 
 @pytest.fixture
-def served(settings: Settings, tmp_path: Path) -> object:
+def served(settings: Settings, make_database: Callable[[], str], tmp_path: Path) -> object:
     LocalKeyring.init(settings.resolved_keyring_path)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITAGENT_")}
     env.update(
-        AUDITAGENT_DATABASE_URL=settings.database_url or "",
+        # A database of its own: serve refuses a keyring that cannot unwrap the newest data
+        # key, and the shared test database holds keys of many other tests' keyrings.
+        AUDITAGENT_DATABASE_URL=make_database(),
         AUDITAGENT_DATA_DIR=str(settings.data_dir),
     )
     proc = subprocess.Popen(

@@ -108,15 +108,25 @@ def latency(
     values: dict[str | None, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     session_count: dict[str | None, int] = defaultdict(int)
     turns: dict[str | None, int] = defaultdict(int)
-    scanned = 0
+    scanned = unreadable = erased = 0
+    missing_keys: set[str] = set()
     with access.engine.connect() as conn:
         for s in sessions:
             key = s.architecture if group_by == "architecture" else s.agent_name
+            # Sessions that cannot be read are left out of the figures but never silently:
+            # the report counts them and names the master keys this keyring lacks.
             try:
                 sealer = review.session_sealer(keys, reader.get_data_key(conn, s.id), s)
                 opened = list(review.open_records(sealer, reader.timing_events(conn, s.id)))
-            except (review.KeyShredded, review.RecordUnreadable):
-                # Erased or damaged sessions are left out of statistics, not fatal to them.
+            except review.KeyShredded:
+                erased += 1
+                continue
+            except review.DataKeyUnavailable as exc:
+                unreadable += 1
+                missing_keys.add(exc.master_key_id)
+                continue
+            except review.RecordUnreadable:
+                unreadable += 1
                 continue
             scanned += 1
             session_count[key] += 1
@@ -136,5 +146,11 @@ def latency(
             LatencyGroup(key=key, sessions=session_count[key], turns=turns[key], metrics=stats)
         )
     return LatencyReport(
-        group_by=group_by, sessions_scanned=scanned, truncated=truncated, groups=groups
+        group_by=group_by,
+        sessions_scanned=scanned,
+        sessions_unreadable=unreadable,
+        unreadable_master_keys=sorted(missing_keys),
+        sessions_erased=erased,
+        truncated=truncated,
+        groups=groups,
     )

@@ -6,6 +6,8 @@ be written turns the read into a 503 (fail closed).
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -14,7 +16,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from auditagent import chain, review
+from auditagent import chain, checkpoints, review
+from auditagent.keys import KeyProvider
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
@@ -39,6 +42,7 @@ from ..schemas import (
 from .retention import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+log = logging.getLogger("auditagent.api")
 
 _READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
 _DECRYPT_ERRORS = problem_responses(401, 403, 404, 409, 410, 422, 503)
@@ -77,6 +81,32 @@ def _verify_report(session_id: uuid.UUID, result: chain.VerifyResult) -> VerifyR
         first_bad_seq=result.first_bad_seq,
         reason=result.reason,
         head_hash=result.head_hash.hex(),
+    )
+
+
+def _commitment(
+    access: AccessContext, keys: KeyProvider, session_id: uuid.UUID
+) -> checkpoints.SessionCommitment | None:
+    """The session's signed close checkpoint(s) in the checkpoint directory, if any: the
+    chain is held to them as well as to the sessions row, which a superuser could rewrite."""
+    settings = access.settings
+    if settings is None:
+        return None
+    try:
+        return checkpoints.session_commitment(
+            checkpoints.default_sink(settings), session_id, public_key=keys.signing_public_key()
+        )
+    except OSError as exc:
+        log.warning("checkpoint directory unreadable (%s)", type(exc).__name__)
+        return None
+
+
+def _verify(conn: Connection, session: Any, c: checkpoints.SessionCommitment | None) -> Any:
+    return reader.verify_session(
+        conn,
+        session,
+        checkpoint=c.expected if c is not None else None,
+        problem=c.problem if c is not None else None,
     )
 
 
@@ -194,7 +224,7 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
     conn = access.conn
     counts = reader.event_counts(conn, session_id)
     integrity = erased_verify_report(access.engine, conn, keys, session) or _verify_report(
-        session_id, reader.verify_session(conn, session)
+        session_id, _verify(conn, session, _commitment(access, keys, session_id))
     )
     holds = reader.holds_for_session(conn, session)
     return SessionDetail(
@@ -215,9 +245,27 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
     )
 
 
-def _opened(conn: Connection, keys: KeysDep, session: Any) -> list[review.OpenedRecord]:
+def _read_verified(
+    access: AccessContext, keys: KeyProvider, session: Any
+) -> tuple[list[review.OpenedRecord], chain.VerifyResult]:
+    """Decrypt every record and recompute the chain in one pass, held to the sessions row and
+    to the session's signed checkpoint: what `/transcript` and `/events` both report."""
+    conn = access.conn
     sealer = review.session_sealer(keys, reader.get_data_key(conn, session.id), session)
-    return list(review.open_records(sealer, reader.iter_events(conn, session.id)))
+    c = _commitment(access, keys, session.id)
+    return review.read_verified(
+        sealer,
+        session,
+        reader.event_tuples(conn, session.id, expected_rows=session.event_count),
+        checkpoint=c.expected if c is not None else None,
+        problem=c.problem if c is not None else None,
+    )
+
+
+def _integrity(result: chain.VerifyResult) -> TranscriptIntegrity:
+    return TranscriptIntegrity(
+        ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
+    )
 
 
 @router.get(
@@ -233,14 +281,7 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> T
     latencies measured for it. An entry carries only the fields that apply to its kind."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
-    conn = access.conn
-    sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
-    # One pass over the rows: each is decrypted and its chain link recomputed.
-    opened, result = review.read_verified(
-        sealer,
-        session,
-        reader.event_tuples(conn, session_id, expected_rows=session.event_count),
-    )
+    opened, result = _read_verified(access, keys, session)
     return Transcript(
         session_id=session_id,
         entries=review.transcript_entries(opened),
@@ -252,24 +293,33 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> T
 
 def _event_items(opened: list[review.OpenedRecord]) -> list[EventItem]:
     return [
-        EventItem(seq=o.seq, at=o.at, kind=o.kind, record=o.record.model_dump(mode="json"))
+        EventItem(
+            seq=o.seq,
+            at=o.at,
+            kind=o.kind,
+            record=review.json_safe(o.record.model_dump(mode="json")),
+        )
         for o in opened
     ]
 
 
 @router.get("/{session_id}/events", response_model=EventList, responses=_DECRYPT_ERRORS)
 def get_events(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> EventList:
-    """Every record of the session, decrypted, in seq order."""
+    """Every record of the session, decrypted, in seq order, with the chain's integrity checked
+    in the same pass exactly as `/transcript` reports it."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.events", tenant=session.tenant, session_id=session_id)
-    opened = _opened(access.conn, keys, session)
-    return EventList(session_id=session_id, events=_event_items(opened))
+    opened, result = _read_verified(access, keys, session)
+    return EventList(
+        session_id=session_id, events=_event_items(opened), integrity=_integrity(result)
+    )
 
 
 @router.get("/{session_id}/verify", response_model=VerifyReport, responses=_READ_ERRORS)
 def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> VerifyReport:
     """Recompute the session's hash chain (no key needed) and compare it with the count and
-    head hash stored for the session, which catches a deleted last record. An erased session
+    head hash stored for the session, which catches a deleted last record, and with the
+    session's signed checkpoint outside the database when it has one. An erased session
     reports `erased: true` with its signed deletion record; it is ok when that record
     verifies and accounts for the session."""
     session = _visible_session(access.conn, access, session_id)
@@ -277,7 +327,7 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     erased = erased_verify_report(access.engine, access.conn, keys, session)
     if erased is not None:
         return erased
-    result = reader.verify_session(access.conn, session)
+    result = _verify(access.conn, session, _commitment(access, keys, session_id))
     return _verify_report(session_id, result)
 
 
@@ -286,39 +336,56 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     response_model=EvidenceBundle,
     responses=_DECRYPT_ERRORS,
 )
-def export_session(
-    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, response: Response
-) -> EvidenceBundle:
+def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Response:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
-    hex and the verification result. `auditagent verify --bundle FILE` checks it offline."""
+    hex and the verification result, signed as a whole with the service's Ed25519 key (the
+    key `auditagent keys public` prints). `auditagent verify --bundle FILE --public-key K`
+    checks it offline and names any part edited since; `signature.how_to_check` says what a
+    recipient can check without auditagent."""
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.export", tenant=session.tenant, session_id=session_id)
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
-    result = chain.verify(
-        rows,
-        expected_count=session.event_count or None,
-        expected_head=(
-            bytes(session.head_hash)
-            if session.event_count and session.head_hash is not None
-            else None
+    c = _commitment(access, keys, session_id)
+    seen: dict[int, bytes] = {}
+    if c is not None and c.count > 0:
+        seen = {r.seq: bytes(r.hash) for r in rows if r.seq == c.count - 1}
+    result = chain.hold_to_commitments(
+        chain.verify(
+            rows,
+            expected_count=session.event_count or None,
+            expected_head=(
+                bytes(session.head_hash)
+                if session.event_count and session.head_hash is not None
+                else None
+            ),
         ),
+        status=session.status,
+        checkpoint=c.expected if c is not None else None,
+        head_at_checkpoint=seen.get(c.count - 1) if c is not None else None,
+        problem=c.problem if c is not None else None,
     )
     sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
     opened = list(review.open_records(sealer, rows))
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="auditagent-session-{session_id}.json"'
-    )
-    return EvidenceBundle(
-        format=review.BUNDLE_FORMAT,
-        version=review.BUNDLE_VERSION,
-        exported_at=datetime.now(timezone.utc),
-        exported_by=access.principal.name,
-        session=BundleSession(
+    # The JSON values signed are exactly the ones served: built once, signed, dumped.
+    doc: dict[str, Any] = {
+        "format": review.BUNDLE_FORMAT,
+        "version": review.BUNDLE_VERSION,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "exported_by": access.principal.name,
+        "session": BundleSession(
             **_summary(session).model_dump(),
             head_hash=bytes(session.head_hash).hex() if session.head_hash is not None else None,
-        ),
-        records=_event_items(opened),
-        chain=[ChainRow(**review.chain_row_json(r)) for r in rows],
-        verification=_verify_report(session_id, result),
+        ).model_dump(mode="json"),
+        "records": [i.model_dump(mode="json") for i in _event_items(opened)],
+        "chain": [ChainRow(**review.chain_row_json(r)).model_dump(mode="json") for r in rows],
+        "verification": _verify_report(session_id, result).model_dump(mode="json"),
+    }
+    signed = review.sign_bundle(doc, keys.signing_key())
+    return Response(
+        content=json.dumps(signed, ensure_ascii=True, allow_nan=False).encode("ascii"),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="auditagent-session-{session_id}.json"'
+        },
     )

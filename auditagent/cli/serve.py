@@ -7,8 +7,9 @@ import gc
 
 from ..errors import ConfigError
 from ..keys import load_key_provider
+from ..review import check_newest_data_key
 from ..settings import Settings
-from ..store import db
+from ..store import db, reader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +33,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         db.ensure_schema_current(engine)
         key_provider = load_key_provider(settings)
+        # A keyring that cannot read what is stored (wrong file, a missing master key
+        # version) stops the service here, naming the key id, not at an auditor's first read.
+        with engine.connect() as conn:
+            check_newest_data_key(key_provider, reader.newest_data_key(conn))
         host = args.host or settings.api_host
         port = args.port if args.port is not None else settings.api_port
         app = create_app(settings, engine=engine, key_provider=key_provider)

@@ -14,7 +14,7 @@ import secrets
 import struct
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ __all__ = [
     "access_hash",
     "append_access",
     "append_access_on",
+    "append_refusal",
     "authenticate",
     "authenticate_on",
     "create_principal",
@@ -341,6 +342,55 @@ def append_access_on(conn: Connection, entry: AccessEntry) -> LoggedAccess:
         raise AccessLogUnavailable() from exc
     metrics().access_log_writes.inc()
     return logged
+
+
+def append_refusal(engine: Engine, entry: AccessEntry, *, caller_tenant: str | None) -> int:
+    """Access-log a refused attempt; returns how many rows were committed.
+
+    The data owner (``entry.tenant``) must see that an attempt on its data was refused, but
+    not who made it when the caller belongs to another tenant (or to none): an auditor of
+    tenant A would otherwise read another customer's key names. So, in one transaction,
+
+    * the caller's row — identity, reason, target — goes under no tenant, which only
+      tenantless admins can list, with ``detail.target_tenant``;
+    * the owner's row goes under ``entry.tenant`` with no principal, role or reason, and
+      ``detail.ref`` = the seq of the caller's row, for an admin to follow up.
+
+    A refusal within the caller's own tenant is one row with the identity. Both rows keep the
+    request's correlation id (the caller's ``X-Request-ID``).
+    """
+    from ..metrics import metrics
+
+    try:
+        with engine.begin() as conn:
+            if entry.tenant is not None and entry.tenant == caller_tenant:
+                _append(conn, entry)
+                written = 1
+            else:
+                who = _append(
+                    conn,
+                    replace(
+                        entry, tenant=None, detail={**entry.detail, "target_tenant": entry.tenant}
+                    ),
+                )
+                written = 1
+                if entry.tenant is not None:
+                    _append(
+                        conn,
+                        AccessEntry(
+                            action=entry.action,
+                            tenant=entry.tenant,
+                            session_id=entry.session_id,
+                            route=entry.route,
+                            correlation_id=entry.correlation_id,
+                            detail={**entry.detail, "ref": who.seq},
+                        ),
+                    )
+                    written = 2
+    except SQLAlchemyError as exc:
+        raise AccessLogUnavailable() from exc
+    metrics().access_log_writes.inc(written)
+    return written
 
 
 def _entry(row: Any) -> AccessEntry:

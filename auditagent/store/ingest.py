@@ -7,6 +7,7 @@ the spool, which may repeat rows already committed, goes through a staging table
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -149,6 +150,7 @@ FROM jsonb_to_recordset(%s::jsonb) AS u(
   id uuid, count int, head text, tools text[], ended_at timestamptz, reason text,
   architecture text, agent_name text, models jsonb)
 WHERE s.id = u.id AND s.status IN ('open', 'closed')
+RETURNING s.id, u.ended_at IS NOT NULL
 """
 
 
@@ -159,8 +161,13 @@ async def write_batch(
     envelopes: Sequence[Envelope] = (),
     updates: Sequence[SessionUpdate] = (),
     idempotent: bool = False,
-) -> None:
-    """Write one batch in one transaction."""
+    copy_data: bytes | None = None,
+) -> set[uuid.UUID]:
+    """Write one batch in one transaction; returns the sessions whose close it applied.
+
+    ``copy_data`` is ``envelopes`` already encoded with :func:`encode_copy_binary` (the
+    recorder encodes on its loop in slices); without it the envelopes are encoded here. A
+    session erased meanwhile (shredded or purged) takes no update, so it is not returned."""
     from psycopg.types.json import Jsonb
 
     async with conn.transaction(), conn.cursor() as cur:
@@ -185,11 +192,12 @@ async def write_batch(
                 _INSERT_KEY,
                 [(o.session_id, o.key_id, o.tenant, o.master_key_id, o.wrapped) for o in opens],
             )
-        if envelopes:
+        if envelopes or copy_data is not None:
+            data = copy_data if copy_data is not None else encode_copy_binary(envelopes)
             if idempotent:
-                await _copy_idempotent(cur, envelopes)
+                await _copy_idempotent(cur, data)
             else:
-                await _copy(cur, "events", envelopes)
+                await _copy(cur, "events", data)
         if updates:
             updates = _merge_updates(updates)
             rows = [
@@ -207,6 +215,8 @@ async def write_batch(
                 for u in updates
             ]
             await cur.execute(_UPDATE_SESSIONS, (Jsonb(rows),))
+            return {sid for sid, closing in await cur.fetchall() if closing}
+    return set()
 
 
 def _merge_updates(updates: Sequence[SessionUpdate]) -> list[SessionUpdate]:
@@ -229,6 +239,7 @@ def _merge_updates(updates: Sequence[SessionUpdate]) -> list[SessionUpdate]:
     return list(merged.values())
 
 
+COPY_CHUNK_BYTES = 64 * 1024
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _PGCOPY_TRAILER = struct.pack(">h", -1)
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
@@ -244,7 +255,17 @@ def encode_copy_binary(envelopes: Sequence[Envelope]) -> bytes:
     Encoding the stream by hand costs a fraction of psycopg's per-row ``write_row`` (which
     dispatches a dumper per value); the layout is the documented COPY BINARY file format.
     """
-    buf = bytearray(_PGCOPY_HEADER)
+    return COPY_HEADER + encode_copy_rows(envelopes) + COPY_TRAILER
+
+
+COPY_HEADER = _PGCOPY_HEADER
+COPY_TRAILER = _PGCOPY_TRAILER
+
+
+def encode_copy_rows(envelopes: Sequence[Envelope]) -> bytes:
+    """The tuples of a binary COPY stream, without header and trailer: a caller that must not
+    hold its event loop for long encodes a large batch in slices and joins them."""
+    buf = bytearray()
     i4 = _I4.pack
     for e in envelopes:
         tenant = e.tenant.encode()
@@ -263,24 +284,29 @@ def encode_copy_binary(envelopes: Sequence[Envelope]) -> bytes:
         for b in (e.nonce, e.ciphertext, e.prev_hash, e.hash):
             buf += i4(len(b))
             buf += b
-    buf += _PGCOPY_TRAILER
     return bytes(buf)
 
 
-async def _copy(cur: psycopg.AsyncCursor[Any], table: str, envelopes: Sequence[Envelope]) -> None:
+async def _copy(cur: psycopg.AsyncCursor[Any], table: str, data: bytes) -> None:
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
     )
     async with cur.copy(stmt) as cp:
-        await cp.write(encode_copy_binary(envelopes))
+        # In pieces, giving the event loop back in between: psycopg hands a buffer the socket
+        # accepts to libpq without yielding, however large it is.
+        view = memoryview(data)
+        for i in range(0, len(view), COPY_CHUNK_BYTES):
+            if i:
+                await asyncio.sleep(0)
+            await cp.write(view[i : i + COPY_CHUNK_BYTES])
 
 
-async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], envelopes: Sequence[Envelope]) -> None:
+async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], data: bytes) -> None:
     await cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS events_stage"
         " (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    await _copy(cur, "events_stage", envelopes)
+    await _copy(cur, "events_stage", data)
     cols = ", ".join(EVENT_COLUMNS)
     await cur.execute(
         f"INSERT INTO events ({cols}) SELECT {cols} FROM events_stage"

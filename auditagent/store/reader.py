@@ -33,6 +33,7 @@ __all__ = [
     "holds_for_session",
     "iter_events",
     "list_sessions",
+    "newest_data_key",
     "sessions_for_analytics",
     "timing_events",
     "verify_session",
@@ -231,6 +232,16 @@ def get_data_key(conn: Connection, session_id: uuid.UUID) -> Any | None:
     ).first()
 
 
+def newest_data_key(conn: Connection) -> Any | None:
+    """The most recently created data key that still exists (not shredded), or None."""
+    return conn.execute(
+        select(DataKeyRow.__table__)
+        .where(DataKeyRow.wrapped.is_not(None), DataKeyRow.shredded_at.is_(None))
+        .order_by(DataKeyRow.created_at.desc())
+        .limit(1)
+    ).first()
+
+
 def holds_for_session(conn: Connection, session: Any) -> list[Any]:
     """Unreleased holds covering the session: on it, on its participant, or on its tenant."""
     scope = [
@@ -255,19 +266,48 @@ def holds_for_session(conn: Connection, session: Any) -> list[Any]:
     )
 
 
-def verify_session(conn: Connection, session: Any) -> chain.VerifyResult:
+def verify_session(
+    conn: Connection,
+    session: Any,
+    *,
+    checkpoint: tuple[int, bytes] | None = None,
+    problem: str | None = None,
+) -> chain.VerifyResult:
     """Recompute the session's chain and hold it to the count and head on the sessions row.
 
     The row's (event_count, head_hash) act as a checkpoint, which is what catches a deleted
-    last record: the remaining chain would otherwise still link perfectly.
+    last record: the remaining chain would otherwise still link perfectly. A superuser can
+    rewrite that row too, so ``checkpoint`` — ``(count, head)`` from the session's signed
+    checkpoint outside the database — is held to as well (``chain.hold_to_commitments``),
+    and an open or closed session without records never verifies.
     """
     expected_count = int(session.event_count or 0)
     head = bytes(session.head_hash) if session.head_hash is not None else None
-    return chain.verify(
-        iter_events(conn, session.id),
+    rows: Iterator[Any] = iter_events(conn, session.id)
+    seen: list[bytes] = []
+    if checkpoint is not None and checkpoint[0] > 0:
+        rows = _hash_at(rows, checkpoint[0] - 1, seen)
+    result = chain.verify(
+        rows,
         expected_count=expected_count if expected_count > 0 else None,
         expected_head=head if expected_count > 0 else None,
     )
+    return chain.hold_to_commitments(
+        result,
+        status=session.status,
+        checkpoint=checkpoint,
+        head_at_checkpoint=seen[0] if seen else None,
+        problem=problem,
+    )
+
+
+def _hash_at(rows: Iterator[Any], seq: int, out: list[bytes]) -> Iterator[Any]:
+    """Pass ``rows`` through, keeping the stored hash of record ``seq`` (the verifier only
+    moves past a record whose stored hash equals the recomputed one)."""
+    for row in rows:
+        if row.seq == seq:
+            out.append(bytes(row.hash))
+        yield row
 
 
 def sessions_for_analytics(
