@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -214,40 +215,35 @@ def test_a_forged_session_checkpoint_fails_the_session(
 
 
 async def test_a_session_erased_during_its_call_gets_no_close_checkpoint(
-    settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
-    tenant: str,
+    make_database: Callable[[], str], data_dir: Path, tenant: str
 ) -> None:
     """Its deletion record proves what was erased; records arriving afterwards under the
     destroyed key are not committed to by a checkpoint (retention clears them)."""
     import asyncio
-    import inspect
     from datetime import datetime, timezone
 
     from auditagent import records as r
     from auditagent import retention
     from auditagent.recorder import AuditRecorder
 
-    async with AuditRecorder(settings, key_provider=keyring) as recorder:
+    # A database of its own: signed retention refuses to act on a change log that other
+    # tests' keyrings signed into the shared one.
+    settings = Settings(database_url=make_database(), data_dir=data_dir, flush_interval=0.05)
+    ring = LocalKeyring.init(settings.resolved_keyring_path)
+    eng = db.make_engine(settings)
+    async with AuditRecorder(settings, key_provider=ring) as recorder:
         rec = recorder.open_session(tenant=tenant, participant="alice-zanzibarquokka")
         rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="first", source="stt"))
         await recorder.flush()
-        # Signed retention takes the settings too; older code has no such parameter.
-        extra = (
-            {"settings": settings}
-            if "settings" in inspect.signature(retention.erase_participant).parameters
-            else {}
-        )
         report = await asyncio.to_thread(
             retention.erase_participant,
-            engine,
-            keyring,
+            eng,
+            ring,
             tenant=tenant,
             participant="alice-zanzibarquokka",
             reason="DSR-1",
             requested_by="dpo",
-            **extra,
+            settings=settings,
         )
         assert report.sessions_deleted == 1
         rec.add(r.UserUtterance(at=datetime.now(timezone.utc), text="after", source="stt"))
@@ -255,6 +251,7 @@ async def test_a_session_erased_during_its_call_gets_no_close_checkpoint(
         other = recorder.open_session(tenant=tenant)
         other.close(reason="done")
         await recorder.flush()
+    eng.dispose()
     ckpts = settings.resolved_checkpoint_dir
     assert not (ckpts / f"session-{rec.session_id}.ckpt").exists()
     assert (ckpts / f"session-{other.session_id}.ckpt").is_file()
