@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from auditagent.integrity.encoding import at_microseconds
+from auditagent.integrity.encoding import lp as _lp
+
 __all__ = ["GENESIS", "ChainRecord", "VerifyResult", "at_microseconds", "link", "verify"]
 
 GENESIS = bytes(32)
@@ -28,22 +31,6 @@ _U32 = struct.Struct(">I")
 _SEQ = struct.Struct(">IQ")  # len=8, seq as unsigned 64-bit
 _AT = struct.Struct(">Iq")  # len=8, microseconds as signed 64-bit
 _UUID_PREFIX = _U32.pack(16)
-
-
-def at_microseconds(at: datetime) -> int:
-    """Integer microseconds since the Unix epoch, UTC.
-
-    Naive datetimes are refused: guessing their zone would make the chain depend on the
-    verifier's local time.
-    """
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("chain timestamps must be timezone-aware")
-    # Integer timedelta division is exact; ``timestamp()`` goes through a float.
-    return (at - _EPOCH) // _ONE_US
-
-
-def _lp(data: bytes) -> bytes:
-    return _U32.pack(len(data)) + data
 
 
 def link(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from auditagent import chain, crypto
+from auditagent.integrity.encoding import lp as _lp
 
 __all__ = [
     "Envelope",
@@ -28,10 +29,6 @@ _DEK_LABEL = b"auditagent/dek-context/v1\0"
 _U32 = struct.Struct(">I")
 _SEQ = struct.Struct(">IQ")
 _UUID_PREFIX = _U32.pack(16)
-
-
-def _lp(data: bytes) -> bytes:
-    return _U32.pack(len(data)) + data
 
 
 def aad(*, tenant: str, session_id: uuid.UUID, seq: int, kind: str, key_id: str) -> bytes:

@@ -20,6 +20,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from auditagent.integrity.encoding import lp as _lp
+
 from . import chain, crypto, records
 from .envelope import SessionOpener, dek_context
 from .errors import AuditagentError, IntegrityError, KeyringError
@@ -179,10 +181,6 @@ def _decode(session_id: uuid.UUID, seq: int, kind: str, plaintext: bytes) -> rec
         # The AAD binds kind, so this means a writer bug rather than tampering; still refuse.
         raise RecordUnreadable(session_id, seq, "kind does not match its row")
     return record
-
-
-def _lp(data: bytes) -> bytes:
-    return _U32.pack(len(data)) + data
 
 
 _U32 = struct.Struct(">I")

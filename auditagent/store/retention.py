@@ -31,6 +31,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from auditagent.integrity.encoding import lp as _lp
+
 from .. import crypto
 from ..chain import GENESIS, at_microseconds
 from ..period import RetentionPeriod
@@ -63,10 +65,6 @@ _LOCK_DELETION_CHAIN = 0x6175_6469_7464_656C  # "auditdel"
 _LOCK_HOLDS = 0x6175_6469_7468_6F6C  # "audithol"
 _LOCK_CHANGES = 0x6175_6469_7463_6867  # "auditchg"
 _RUN_LOCK_CLASS = 0x6175_6472  # "audr"
-
-
-def _lp(data: bytes) -> bytes:
-    return _U32.pack(len(data)) + data
 
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,1 @@
+"""Integrity formats: how records, chains, ledgers and checkpoints are encoded and checked."""
