@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _WRAP_LABEL = b"auditagent/dek/v1\0"
+_SEARCH_SALT = b"auditagent/search-index/v1"
 _FORMAT_VERSION = 1
 _ID_PREFIX = "local:v"
 
@@ -71,6 +72,11 @@ class KeyProvider(Protocol):
         """A keyed, tenant-separated lookup token for ``value`` (never reversible)."""
         ...
 
+    def search_key(self, *, tenant: str, key_id: str | None = None) -> tuple[str, bytes]:
+        """``(key_id, key)``: the tenant's 32-byte search index key under master key version
+        ``key_id`` (default: the current one). A new master version gives a new index key."""
+        ...
+
     def signing_key(self) -> bytes:
         """Raw Ed25519 private key for signed checkpoints."""
         ...
@@ -86,6 +92,9 @@ class _State:
 
     versions: dict[str, crypto.Sealer]
     current: str
+    search_prks: dict[str, bytes]
+    """HKDF-Extract of each master key version for the search index; the raw master key
+    itself is kept only inside its Sealer."""
 
 
 def _b64(data: bytes) -> str:
@@ -175,6 +184,17 @@ class LocalKeyring(KeyProvider):
         message = b"".join((purpose.encode(), b"\0", tenant.encode(), b"\0", value.encode()))
         return hmac.new(self._index_key, message, hashlib.sha256).digest()
 
+    def search_key(self, *, tenant: str, key_id: str | None = None) -> tuple[str, bytes]:
+        state = self._state
+        key_id = state.current if key_id is None else key_id
+        prk = state.search_prks.get(key_id)
+        if prk is None:
+            raise KeyringError(
+                f"master key {key_id!r} is not in keyring {self._path}",
+                fix="run `auditagent search reindex` to index under the current key",
+            )
+        return key_id, hkdf_expand(prk, b"tenant\0" + tenant.encode(), 32)
+
     def signing_key(self) -> bytes:
         return self._signing_key
 
@@ -201,6 +221,24 @@ class LocalKeyring(KeyProvider):
     def key_ids(self) -> list[str]:
         """All master key versions, oldest first."""
         return list(self._state.versions)
+
+
+# --- key derivation (RFC 5869 HKDF-SHA256 over the stdlib HMAC) ----------------------------
+
+
+def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    return hmac.digest(salt, ikm, "sha256")
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
+    if not 0 < length <= 255 * 32:
+        raise ValueError("HKDF-SHA256 output must be 1..8160 bytes")
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes((counter,)), "sha256")
+        out += block
+        counter += 1
+    return out[:length]
 
 
 # --- file handling ----------------------------------------------------------------------
@@ -245,6 +283,7 @@ def _parse_state(path: Path, document: dict[str, Any]) -> _State:
     if not isinstance(entries, list) or not entries:
         raise _malformed(path, "no master keys")
     versions: dict[str, crypto.Sealer] = {}
+    prks: dict[str, bytes] = {}
     for entry in entries:
         key_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(key_id, str) or not key_id:
@@ -253,7 +292,8 @@ def _parse_state(path: Path, document: dict[str, Any]) -> _State:
             raise _malformed(path, f"master key id {key_id!r} appears twice")
         key = _decode_key(path, entry.get("key"), f"key {key_id!r}", crypto.KEY_SIZE)
         versions[key_id] = crypto.Sealer(key)
-    return _State(versions=versions, current=entries[-1]["id"])
+        prks[key_id] = hkdf_extract(_SEARCH_SALT, key)
+    return _State(versions=versions, current=entries[-1]["id"], search_prks=prks)
 
 
 def _read_document(path: Path) -> dict[str, Any]:
