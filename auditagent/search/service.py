@@ -1,0 +1,151 @@
+"""A search, end to end: beacons of the query, candidate sessions, decrypt, confirm, page.
+
+Pages walk the candidates newest first with the session list's keyset cursor. A page stops
+at ``limit`` confirmed sessions or after ``max_examined`` candidates, whichever comes first,
+so one request costs at most that many decryptions; ``next_cursor`` then continues where it
+stopped (a page may be short, or even empty, and still have a next one).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from auditagent.errors import AuditagentError, KeyringError
+from auditagent.keys import KeyProvider
+from auditagent.review import open_records, session_sealer
+from auditagent.store import reader
+from auditagent.store import search_index as store
+from auditagent.store.models import SearchIndexSessionRow
+
+from .beacons import BeaconKey
+from .confirm import Hit, match_session
+from .query import Query
+from .texts import ROLE_CODES, SEARCHABLE_KINDS, Role, kinds_of_role
+
+__all__ = ["SearchPage", "SearchResult", "beacon_keys", "query_mac", "search"]
+
+log = logging.getLogger("auditagent.search")
+
+CANDIDATE_BATCH = 50
+MAX_EXAMINED = 200
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    session: Any
+    hits: list[Hit]
+    hit_count: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    items: list[SearchResult]
+    next_cursor: str | None
+    examined: int
+    """Candidate sessions decrypted for this page (the false positives among them included)."""
+
+
+def beacon_keys(conn: Connection, key_provider: KeyProvider, *, tenant: str) -> list[BeaconKey]:
+    """The tenant's search keys for every key version its index rows are under (the current
+    one first): during a reindex a session may be under either."""
+    current, key = key_provider.search_key(tenant=tenant)
+    keys = [BeaconKey(tenant=tenant, key_id=current, key=key)]
+    stored = conn.execute(
+        select(SearchIndexSessionRow.key_id)
+        .where(SearchIndexSessionRow.tenant == tenant, SearchIndexSessionRow.key_id != current)
+        .distinct()
+    ).scalars()
+    for key_id in stored:
+        try:
+            _, old = key_provider.search_key(tenant=tenant, key_id=key_id)
+        except KeyringError:
+            log.warning(
+                "search index rows under key %s cannot be searched: not in the keyring", key_id
+            )
+            continue
+        keys.append(BeaconKey(tenant=tenant, key_id=key_id, key=old))
+    return keys
+
+
+def query_mac(key_provider: KeyProvider, *, tenant: str, query: Query) -> str:
+    """What the access log keeps of a query: a keyed MAC of its canonical form. Equal
+    searches have equal MACs; without the keyring it says nothing about the words."""
+    _, key = key_provider.search_key(tenant=tenant)
+    return hmac.digest(key, b"query\0" + query.canonical().encode(), "sha256").hex()
+
+
+def _opened(conn: Connection, sealer: Any, session_id: Any, role: Role | None) -> Iterator[Any]:
+    kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
+    for o in open_records(sealer, store.events_of_kinds(conn, session_id, kinds)):
+        yield o.seq, o.at, o.record
+
+
+def search(
+    conn: Connection,
+    key_provider: KeyProvider,
+    *,
+    tenant: str,
+    query: Query,
+    role: Role | None = None,
+    filters: reader.SessionFilter | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+    max_examined: int = MAX_EXAMINED,
+) -> SearchPage:
+    """One page of confirmed matches in ``tenant``, newest session first."""
+    filters = filters or reader.SessionFilter()
+    words = sorted(query.indexed_words)
+    beacons = {
+        k.key_id: sorted(k.beacons(words)) for k in beacon_keys(conn, key_provider, tenant=tenant)
+    }
+    after = reader.decode_cursor(cursor) if cursor is not None else None
+    code = ROLE_CODES[role] if role is not None else None
+    items: list[SearchResult] = []
+    examined = 0
+    last = after
+    while len(items) < limit and examined < max_examined:
+        batch = store.candidates(
+            conn,
+            tenant=tenant,
+            beacons=beacons,
+            role=code,
+            filters=filters,
+            after=last,
+            limit=min(CANDIDATE_BATCH, max_examined - examined),
+        )
+        if not batch:
+            return SearchPage(items, None, examined)
+        for session in batch:
+            examined += 1
+            last = (session.started_at, session.id)
+            match = _confirm(conn, key_provider, session, query, role)
+            if match is not None:
+                items.append(match)
+                if len(items) >= limit:
+                    break
+            if examined >= max_examined:
+                break
+    assert last is not None
+    return SearchPage(items, reader.encode_cursor(*last), examined)
+
+
+def _confirm(
+    conn: Connection, key_provider: KeyProvider, session: Any, query: Query, role: Role | None
+) -> SearchResult | None:
+    try:
+        sealer = session_sealer(key_provider, reader.get_data_key(conn, session.id), session)
+        match = match_session(query, _opened(conn, sealer, session.id, role), role=role)
+    except AuditagentError as exc:
+        # Shredded meanwhile, a key this keyring lacks, a damaged record: not a match, and
+        # not a reason to fail everyone else's results.
+        log.warning("search skipped session %s (%s)", session.id, type(exc).__name__)
+        return None
+    if match is None:
+        return None
+    return SearchResult(session, match.hits, match.hit_count)

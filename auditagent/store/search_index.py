@@ -1,0 +1,216 @@
+"""SQL for the search index: candidate sessions by beacon, index rows, reindex progress.
+
+Only beacons (keyed, truncated word hashes) and role codes reach these tables; the words
+themselves never leave the process that holds the key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import (
+    Connection,
+    and_,
+    distinct,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    union,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from .models import EventRow, SearchIndexRow, SearchIndexSessionRow, SessionRow
+from .reader import SessionFilter, _where
+
+__all__ = [
+    "IndexRows",
+    "candidates",
+    "count_to_reindex",
+    "delete_for_sessions",
+    "events_of_kinds",
+    "replace_session",
+    "sessions_to_reindex",
+    "write_rows_async",
+]
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """A session's new index rows under one key version, as the writer hands them over."""
+
+    session_id: uuid.UUID
+    tenant: str
+    key_id: str
+    entries: Sequence[tuple[int, int]]
+    """``(role code, beacon)`` pairs not yet written for this session."""
+    opened: bool = False
+    """True for a session's first rows: also record which key version it is indexed under."""
+
+
+def candidates(
+    conn: Connection,
+    *,
+    tenant: str,
+    beacons: Mapping[str, Sequence[int]],
+    role: int | None,
+    filters: SessionFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Any]:
+    """Sessions of ``tenant`` holding every beacon in ``beacons[key_id]`` under some key version,
+    newest first, after the keyset position ``after``; ``sessions`` rows.
+
+    One group of distinct beacons per key version: a session indexed under v1, or already
+    reindexed under v2, is found either way while a reindex runs."""
+    parts = []
+    for key_id, wanted in beacons.items():
+        wanted_set = sorted(set(wanted))
+        if not wanted_set:
+            continue
+        conds: list[ColumnElement[bool]] = [
+            SearchIndexRow.tenant == tenant,
+            SearchIndexRow.key_id == key_id,
+            SearchIndexRow.token.in_(wanted_set),
+        ]
+        if role is not None:
+            conds.append(SearchIndexRow.role == role)
+        parts.append(
+            select(SearchIndexRow.session_id)
+            .where(and_(*conds))
+            .group_by(SearchIndexRow.session_id)
+            .having(func.count(distinct(SearchIndexRow.token)) == len(wanted_set))
+        )
+    if not parts:
+        return []
+    found = (union(*parts) if len(parts) > 1 else parts[0]).subquery("found")
+    conds2 = [SessionRow.tenant == tenant, *_where(filters)]
+    conds2.append(SessionRow.status.in_(("open", "closed")))
+    if after is not None:
+        conds2.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
+    stmt = (
+        select(SessionRow.__table__)
+        .join(found, found.c.session_id == SessionRow.id)
+        .where(and_(*conds2))
+        .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def events_of_kinds(conn: Connection, session_id: uuid.UUID, kinds: Sequence[str]) -> list[Any]:
+    """A session's sealed rows of ``kinds`` in seq order (only text-bearing records are
+    decrypted for a search)."""
+    stmt = (
+        select(EventRow.__table__)
+        .where(EventRow.session_id == session_id, EventRow.kind.in_(list(kinds)))
+        .order_by(EventRow.seq)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def delete_for_sessions(conn: Connection, session_ids: Iterable[uuid.UUID]) -> int:
+    """Drop the index rows of sessions being shredded or erased (the caller's transaction)."""
+    ids = list(session_ids)
+    if not ids:
+        return 0
+    n = conn.execute(
+        text("DELETE FROM search_index WHERE session_id = ANY(:ids)"), {"ids": ids}
+    ).rowcount
+    conn.execute(
+        text("DELETE FROM search_index_sessions WHERE session_id = ANY(:ids)"), {"ids": ids}
+    )
+    return int(n or 0)
+
+
+def sessions_to_reindex(
+    conn: Connection, *, key_id: str, tenant: str | None, limit: int, skip: Sequence[uuid.UUID] = ()
+) -> list[Any]:
+    """Readable sessions not yet indexed under ``key_id``, oldest first (ids and tenants)."""
+    marker = SearchIndexSessionRow
+    conds: list[ColumnElement[bool]] = [SessionRow.status.in_(("open", "closed"))]
+    if tenant is not None:
+        conds.append(SessionRow.tenant == tenant)
+    if skip:
+        conds.append(SessionRow.id.not_in(list(skip)))
+    stmt = (
+        select(SessionRow.id, SessionRow.tenant, SessionRow.status)
+        .outerjoin(marker, marker.session_id == SessionRow.id)
+        .where(and_(*conds), (marker.key_id.is_(None)) | (marker.key_id != key_id))
+        .order_by(SessionRow.started_at, SessionRow.id)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def count_to_reindex(conn: Connection, *, key_id: str, tenant: str | None) -> int:
+    marker = SearchIndexSessionRow
+    conds: list[ColumnElement[bool]] = [SessionRow.status.in_(("open", "closed"))]
+    if tenant is not None:
+        conds.append(SessionRow.tenant == tenant)
+    stmt = (
+        select(literal(1))
+        .select_from(SessionRow)
+        .outerjoin(marker, marker.session_id == SessionRow.id)
+        .where(and_(*conds), (marker.key_id.is_(None)) | (marker.key_id != key_id))
+    )
+    return int(conn.execute(select(text("count(*)")).select_from(stmt.subquery())).scalar_one())
+
+
+def replace_session(
+    conn: Connection,
+    *,
+    session_id: uuid.UUID,
+    tenant: str,
+    key_id: str,
+    entries: Iterable[tuple[int, int]],
+) -> None:
+    """A session's index rebuilt under ``key_id``: its old rows go, in the caller's transaction."""
+    conn.execute(text("DELETE FROM search_index WHERE session_id = :s"), {"s": session_id})
+    rows = [
+        {"session_id": session_id, "key_id": key_id, "role": r, "token": t, "tenant": tenant}
+        for r, t in sorted(set(entries))
+    ]
+    if rows:
+        conn.execute(insert(SearchIndexRow), rows)
+    conn.execute(
+        text(
+            "INSERT INTO search_index_sessions (session_id, tenant, key_id) VALUES (:s, :t, :k)"
+            " ON CONFLICT (session_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
+            " indexed_at = now()"
+        ),
+        {"s": session_id, "t": tenant, "k": key_id},
+    )
+
+
+_INSERT_ROWS = """
+INSERT INTO search_index (session_id, key_id, role, token, tenant)
+SELECT %s, %s, r, t, %s FROM unnest(%s::smallint[], %s::smallint[]) AS u(r, t)
+ON CONFLICT DO NOTHING
+"""
+_INSERT_MARKER = """
+INSERT INTO search_index_sessions (session_id, tenant, key_id) VALUES (%s, %s, %s)
+ON CONFLICT (session_id) DO NOTHING
+"""
+
+
+async def write_rows_async(cur: psycopg.AsyncCursor[Any], batch: Sequence[IndexRows]) -> None:
+    """The writer's index rows for one batch, in the batch's transaction; idempotent, so a
+    spool replay may repeat them."""
+    markers = [(b.session_id, b.tenant, b.key_id) for b in batch if b.opened]
+    if markers:
+        await cur.executemany(_INSERT_MARKER, markers)
+    params = [
+        (b.session_id, b.key_id, b.tenant, [r for r, _ in b.entries], [t for _, t in b.entries])
+        for b in batch
+        if b.entries
+    ]
+    if params:
+        await cur.executemany(_INSERT_ROWS, params)
