@@ -29,8 +29,17 @@ from .envelope import Envelope, SessionSealer, dek_context
 from .errors import AuditagentError, DatabaseUnavailable
 from .keys import KeyProvider, load_key_provider
 from .metrics import metrics
+from .search.writer import IndexKeys, SessionIndexer
 from .settings import Settings
-from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, FrameReader, Spool, encode_frames
+from .spool import (
+    TAG_ENVELOPE,
+    TAG_INDEX,
+    TAG_SESSION,
+    TAG_UPDATE,
+    FrameReader,
+    Spool,
+    encode_frames,
+)
 from .store import db
 from .store.ingest import (
     COPY_HEADER,
@@ -40,6 +49,7 @@ from .store.ingest import (
     encode_copy_rows,
     write_batch,
 )
+from .store.search_index import IndexRows
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
@@ -91,6 +101,7 @@ async def _write_on(
             opens=batch.opens,
             envelopes=batch.envelopes,
             updates=batch.updates,
+            index=batch.index,
             idempotent=idempotent,
             copy_data=copy_data,
         )
@@ -163,6 +174,7 @@ class SessionRecording:
             ),
         )
         self._open_pending = True
+        self._indexer: SessionIndexer | None = recorder._new_indexer(tenant, self.session_id)
         # chain state, owned by the writer task
         self.next_seq = 0
         self.prev_hash = _GENESIS
@@ -341,6 +353,8 @@ class SessionRecording:
         )
         self.next_seq += 1
         self.prev_hash = env.hash
+        if self._indexer is not None:
+            self._indexer.add(record)
         if kind == "tool_call":
             name = record.name  # type: ignore[union-attr]
             if name not in self._tools:
@@ -385,6 +399,7 @@ class _Batch:
     opens: list[SessionOpen] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     updates: list[SessionUpdate] = field(default_factory=list)
+    index: list[IndexRows] = field(default_factory=list)
     oldest: float | None = None
     """``time.time()`` when its oldest record was handed to the recorder."""
 
@@ -395,6 +410,7 @@ class _Batch:
         out = [(TAG_SESSION, o.to_bytes()) for o in self.opens]
         out += [(TAG_ENVELOPE, e.to_bytes()) for e in self.envelopes]
         out += [(TAG_UPDATE, u.to_bytes()) for u in self.updates]
+        out += [(TAG_INDEX, x.to_bytes()) for x in self.index]
         return out
 
 
@@ -454,6 +470,15 @@ class AuditRecorder:
         self._last_write = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._job_callback = False
+        self._index_keys: IndexKeys | None = None
+
+    def _new_indexer(self, tenant: str, session_id: uuid.UUID) -> SessionIndexer | None:
+        """The session's search indexer (None with AUDITAGENT_SEARCH_INDEX=false)."""
+        if not self.settings.search_index:
+            return None
+        if self._index_keys is None:
+            self._index_keys = IndexKeys(self.key_provider)
+        return SessionIndexer(self._index_keys.for_tenant(tenant), session_id)
 
     @classmethod
     def from_env(cls) -> AuditRecorder:
@@ -772,6 +797,8 @@ class AuditRecorder:
                     batch.oldest = time.time()
         for rec in touched.values():
             batch.updates.append(rec._update())
+            if rec._indexer is not None and (ix := rec._indexer.take(closing=rec.closed)):
+                batch.index.append(ix)
             if rec.closed:
                 self._sessions.pop(rec.session_id, None)
         return batch
@@ -896,9 +923,9 @@ class AuditRecorder:
     async def _spool_bytes(self, batch: _Batch) -> bytes:
         """The batch as spool frames, encoded in slices between which the loop runs."""
         parts: list[bytes] = []
-        items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates]
+        items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates, *batch.index]
         tags = [TAG_SESSION] * len(batch.opens) + [TAG_ENVELOPE] * len(batch.envelopes)
-        tags += [TAG_UPDATE] * len(batch.updates)
+        tags += [TAG_UPDATE] * len(batch.updates) + [TAG_INDEX] * len(batch.index)
         for i in range(0, len(items), SLICE_ITEMS):
             await asyncio.sleep(0)
             frames = [
@@ -1070,6 +1097,8 @@ class AuditRecorder:
                 batch.opens.append(SessionOpen.from_bytes(payload))
             elif tag == TAG_UPDATE:
                 batch.updates.append(SessionUpdate.from_bytes(payload))
+            elif tag == TAG_INDEX:
+                batch.index.append(IndexRows.from_bytes(payload))
             if len(batch.envelopes) >= REPLAY_CHUNK:
                 if not await self._replay_chunk(conn, batch):
                     return False

@@ -6,6 +6,7 @@ themselves never leave the process that holds the key.
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 
+_ENTRY = struct.Struct(">BH")
+
+
 @dataclass(frozen=True)
 class IndexRows:
     """A session's new index rows under one key version, as the writer hands them over."""
@@ -51,8 +55,27 @@ class IndexRows:
     key_id: str
     entries: Sequence[tuple[int, int]]
     """``(role code, beacon)`` pairs not yet written for this session."""
-    opened: bool = False
-    """True for a session's first rows: also record which key version it is indexed under."""
+    complete: bool = False
+    """True with a session's last rows when every record of it was indexed: the session is
+    marked as indexed under ``key_id`` (a reindex then leaves it alone)."""
+
+    def to_bytes(self) -> bytes:
+        """Spool frame payload: beacons and role codes only, never a word."""
+        key_id, tenant = self.key_id.encode(), self.tenant.encode()
+        head = struct.pack(
+            ">16sB?H", self.session_id.bytes, len(key_id), self.complete, len(tenant)
+        )
+        return head + key_id + tenant + b"".join(_ENTRY.pack(r, t) for r, t in self.entries)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IndexRows:
+        sid, nk, complete, nt = struct.unpack_from(">16sB?H", data)
+        at = struct.calcsize(">16sB?H")
+        key_id = data[at : at + nk].decode()
+        tenant = data[at + nk : at + nk + nt].decode()
+        body = data[at + nk + nt :]
+        entries = [_ENTRY.unpack_from(body, i) for i in range(0, len(body), _ENTRY.size)]
+        return cls(uuid.UUID(bytes=sid), tenant, key_id, entries, complete)
 
 
 def candidates(
@@ -204,7 +227,7 @@ ON CONFLICT (session_id) DO NOTHING
 async def write_rows_async(cur: psycopg.AsyncCursor[Any], batch: Sequence[IndexRows]) -> None:
     """The writer's index rows for one batch, in the batch's transaction; idempotent, so a
     spool replay may repeat them."""
-    markers = [(b.session_id, b.tenant, b.key_id) for b in batch if b.opened]
+    markers = [(b.session_id, b.tenant, b.key_id) for b in batch if b.complete]
     if markers:
         await cur.executemany(_INSERT_MARKER, markers)
     params = [

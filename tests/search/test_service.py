@@ -52,9 +52,9 @@ def test_search_finds_confirms_and_forgets(
     )
     b = record(settings, keyring, tenant=tenant, lines=[("user", "just a normal call")])
     c = record(settings, keyring, tenant=other, lines=[("user", "zebrafinch here too")])
+    # The recorder's writer indexed them as it stored them: nothing for a reindex to do.
     for t in (tenant, other):
-        done = reindex(engine, keyring, tenant=t)
-        assert done.failed == [] and done.indexed >= 1
+        assert reindex(engine, keyring, tenant=t).indexed == 0
 
     assert _ids(engine, keyring, tenant, "Zebrafinch") == [a]
     assert _ids(engine, keyring, other, "zebrafinch") == [c]
@@ -81,8 +81,6 @@ def test_a_rotated_key_searches_old_rows_until_the_reindex_moves_them(
     settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
 ) -> None:
     sid = record(settings, keyring, tenant=tenant, lines=[("user", "kestrel refund")])
-    first = reindex(engine, keyring, tenant=tenant)
-    assert first.indexed == 1
     new_id = keyring.rotate()
     assert _ids(engine, keyring, tenant, "kestrel") == [sid]
     progress: list[tuple[int, int]] = []

@@ -1,0 +1,84 @@
+"""The recorder's side of the index: beacons of each record as the writer seals it.
+
+Runs in the writer task, never in a LiveKit hook. A session's rows are deduplicated here (one
+row per role and beacon), handed to the batch being written, and stored in its transaction
+(or its spool file). Indexing never costs a record: a failure is logged by type, the session
+is left unmarked, and `auditagent search reindex` indexes it from its sealed records.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from auditagent import records
+from auditagent.keys import KeyProvider
+from auditagent.store.search_index import IndexRows
+
+from .beacons import BeaconKey, IndexEntry
+from .texts import SEARCHABLE_KINDS
+
+__all__ = ["IndexKeys", "SessionIndexer"]
+
+log = logging.getLogger("auditagent.search")
+
+
+class IndexKeys:
+    """The current search key of each tenant this recorder has seen, derived once."""
+
+    def __init__(self, key_provider: KeyProvider) -> None:
+        self._kp = key_provider
+        self._keys: dict[str, BeaconKey] = {}
+
+    def for_tenant(self, tenant: str) -> BeaconKey:
+        key = self._keys.get(tenant)
+        if key is None:
+            key_id, raw = self._kp.search_key(tenant=tenant)
+            key = self._keys[tenant] = BeaconKey(tenant=tenant, key_id=key_id, key=raw)
+        return key
+
+
+class SessionIndexer:
+    """One session's index rows: those sent, and those waiting for the next batch."""
+
+    __slots__ = ("_broken", "_key", "_new", "_seen", "session_id")
+
+    def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
+        self._key = key
+        self.session_id = session_id
+        self._seen: set[IndexEntry] = set()
+        self._new: list[IndexEntry] = []
+        self._broken = False
+
+    def add(self, record: records.Record) -> None:
+        if record.kind not in SEARCHABLE_KINDS or self._broken:
+            return
+        try:
+            entries = self._key.entries(record)
+        except Exception as exc:  # an index bug must never cost the record itself
+            log.error(
+                "session %s: not indexed (%s); run `auditagent search reindex`",
+                self.session_id,
+                type(exc).__name__,
+            )
+            self._broken = True
+            return
+        seen = self._seen
+        for e in entries:
+            if e not in seen:
+                seen.add(e)
+                self._new.append(e)
+
+    def take(self, *, closing: bool) -> IndexRows | None:
+        """The rows for this batch; with ``closing``, the mark that the session is done."""
+        complete = closing and not self._broken
+        if not self._new and not complete:
+            return None
+        new, self._new = self._new, []
+        return IndexRows(
+            session_id=self.session_id,
+            tenant=self._key.tenant,
+            key_id=self._key.key_id,
+            entries=new,
+            complete=complete,
+        )
