@@ -36,6 +36,7 @@ from auditagent.integrity.encoding import lp as _lp
 from .. import crypto
 from ..chain import GENESIS, at_microseconds
 from ..period import RetentionPeriod
+from . import search_index
 
 __all__ = [
     "Candidate",
@@ -1328,6 +1329,8 @@ def shred_session(
             ),
             {"id": session_id, "at": deleted_at},
         )
+        # The search index goes with the key, in this transaction (derived data: no record).
+        search_index.delete_for_sessions(conn, [session_id])
         conn.execute(
             text(
                 "UPDATE sessions SET status = 'shredded', updated_at = :at, "
@@ -1464,6 +1467,9 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
             ),
             {"id": session_id},
         )
+        if result.rowcount:
+            # Rows a writer added under the destroyed key after the shred (erased mid-call).
+            search_index.delete_for_sessions(conn, [session_id])
         return bool(result.rowcount)
 
 

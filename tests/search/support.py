@@ -16,12 +16,17 @@ Line = tuple[str, str]
 
 
 def record(
-    settings: Settings, keyring: LocalKeyring, *, tenant: str, lines: list[Line]
+    settings: Settings,
+    keyring: LocalKeyring,
+    *,
+    tenant: str,
+    lines: list[Line],
+    participant: str = "+15550100",
 ) -> uuid.UUID:
     async def go() -> uuid.UUID:
         async with AuditRecorder(settings, key_provider=keyring) as recorder:
             t0 = datetime.now(timezone.utc)
-            rec = recorder.open_session(tenant=tenant, participant="+15550100")
+            rec = recorder.open_session(tenant=tenant, participant=participant)
             for i, (role, text) in enumerate(lines):
                 at = t0 + timedelta(seconds=i + 1)
                 if role == "user":

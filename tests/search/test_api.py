@@ -1,0 +1,135 @@
+"""`GET /v1/search`: tenant scope, roles, pages, bad input, the access log, erasure and holds.
+
+Done when: a word a user said in one tenant's call finds that call for that tenant's auditor,
+nothing for another tenant, nothing after the session is erased, and is nowhere in the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from auditagent_api import create_app
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from auditagent.keys import LocalKeyring
+from auditagent.settings import Settings
+from auditagent.store import db
+from tests.api_support import auth, make_token
+from tests.helpers import assert_no_plaintext
+from tests.retention_support import engine, fresh_settings, keyring  # noqa: F401
+from tests.search.support import record
+
+WORD = "Zebrafinch"
+
+
+@pytest.fixture
+def client(
+    fresh_settings: Settings,  # noqa: F811
+    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,  # noqa: F811
+) -> Iterator[TestClient]:
+    app = create_app(fresh_settings, engine=engine, key_provider=keyring)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def _ids(res: Any) -> list[str]:
+    assert res.status_code == 200, res.text
+    return [item["session"]["id"] for item in res.json()["items"]]
+
+
+def _index_rows(settings: Settings, sid: uuid.UUID) -> int:
+    with psycopg.connect(db.libpq_url(settings.database_url or "")) as conn:
+        row = conn.execute("SELECT count(*) FROM search_index WHERE session_id = %s", (sid,))
+        got = row.fetchone()
+    assert got is not None
+    return int(got[0])
+
+
+def test_search_is_tenant_scoped_confirmed_logged_and_forgets_erased_sessions(
+    client: TestClient,
+    fresh_settings: Settings,  # noqa: F811
+    keyring: LocalKeyring,  # noqa: F811
+    engine: Engine,  # noqa: F811
+) -> None:
+    s = fresh_settings
+    alice = record(
+        s,
+        keyring,
+        tenant="acme",
+        participant="alice",
+        lines=[
+            ("user", f"my card was stolen, {WORD} please"),
+            ("agent", "the refund is guaranteed"),
+        ],
+    )
+    bob = record(
+        s,
+        keyring,
+        tenant="acme",
+        participant="bob",
+        lines=[
+            ("user", f"{WORD.lower()} again"),
+            ("tool", "transfer_funds"),
+        ],
+    )
+    other = record(s, keyring, tenant="globex", lines=[("user", f"a {WORD} at globex")])
+    acme = auth(make_token(engine, "auditor", "acme"))
+    globex = auth(make_token(engine, "auditor", "globex"))
+    admin = auth(make_token(engine, "admin", None))
+
+    res = client.get("/v1/search", params={"q": WORD}, headers=acme)
+    assert set(_ids(res)) == {str(alice), str(bob)}
+    hit = next(i for i in res.json()["items"] if i["session"]["id"] == str(alice))["hits"][0]
+    assert hit["role"] == "user" and hit["seq"] == 1
+    assert hit["snippet"][hit["match_start"] : hit["match_end"]] == WORD
+    assert _ids(client.get("/v1/search", params={"q": WORD}, headers=globex)) == [str(other)]
+    denied = client.get("/v1/search", params={"q": WORD, "tenant": "acme"}, headers=globex)
+    assert denied.status_code == 403
+    res = client.get("/v1/search", params={"q": WORD}, headers=admin)
+    assert res.status_code == 422 and res.json()["type"].endswith("/search-tenant-required")
+    assert _ids(client.get("/v1/search", params={"q": WORD, "tenant": "globex"}, headers=admin))
+
+    # Roles, phrases and tools.
+    assert _ids(client.get("/v1/search", params={"q": WORD, "role": "agent"}, headers=acme)) == []
+    q = {"q": '"refund is guaranteed"', "role": "agent"}
+    assert _ids(client.get("/v1/search", params=q, headers=acme)) == [str(alice)]
+    q = {"q": "transfer_funds declined", "role": "tool"}
+    assert _ids(client.get("/v1/search", params=q, headers=acme)) == [str(bob)]
+    # A session-list filter narrows the search the same way.
+    q = {"q": WORD, "participant": "bob"}
+    assert _ids(client.get("/v1/search", params=q, headers=acme)) == [str(bob)]
+
+    # Pages: one session each, newest first, then no cursor.
+    first = client.get("/v1/search", params={"q": WORD, "limit": 1}, headers=acme).json()
+    assert [i["session"]["id"] for i in first["items"]] == [str(bob)]
+    params = {"q": WORD, "limit": 1, "cursor": first["next_cursor"]}
+    second = client.get("/v1/search", params=params, headers=acme).json()
+    assert [i["session"]["id"] for i in second["items"]] == [str(alice)]
+
+    # Every search is in the access log, its query only as a keyed MAC.
+    log = client.get("/v1/access-log", params={"limit": 500}, headers=admin).json()["items"]
+    searches = [e for e in log if e["action"] == "search"]
+    assert searches and all(len(e["detail"]["query_mac"]) == 64 for e in searches)
+    assert_no_plaintext(s.database_url or "", None, WORD, WORD.lower(), "guaranteed")
+
+    # A legal hold keeps bob's session and its index; erasing alice takes hers.
+    res = client.post(
+        "/v1/holds",
+        json={"scope": "participant", "tenant": "acme", "participant": "bob", "reason": "M-1"},
+        headers=admin,
+    )
+    assert res.status_code == 201, res.text
+    erase = {"tenant": "acme", "participant": "bob", "reason": "DSR-2"}
+    assert client.post("/v1/erasure", json=erase, headers=admin).status_code == 409
+    erase = {"tenant": "acme", "participant": "alice", "reason": "DSR-1"}
+    res = client.post("/v1/erasure", json=erase, headers=admin)
+    assert res.status_code == 200, res.text
+    assert _index_rows(s, alice) == 0 and _index_rows(s, bob) > 0
+    assert _ids(client.get("/v1/search", params={"q": WORD}, headers=acme)) == [str(bob)]
+    assert _ids(client.get("/v1/search", params={"q": "guaranteed"}, headers=acme)) == []
