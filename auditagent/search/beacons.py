@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from auditagent import records
 
 from .texts import ROLE_CODES, record_texts, role_of_kind
-from .tokens import index_words
+from .tokens import encode, index_words
 
 __all__ = ["BEACON_BITS", "BeaconKey", "IndexEntry"]
 
@@ -22,6 +22,8 @@ BEACON_BITS = 14
 """2**14 = 16,384 buckets per tenant and key version; stored in a smallint."""
 
 _SHIFT = 16 - BEACON_BITS
+CACHE_WORDS = 50_000
+"""Words whose beacon a writer remembers (a conversation repeats itself); then it starts over."""
 
 IndexEntry = tuple[int, int]
 """``(role code, beacon)``: one index row of a session."""
@@ -40,25 +42,51 @@ class BeaconKey:
         self._key = key
         # word -> beacon for the words this writer has already seen: a conversation repeats
         # itself, and the HMAC is most of indexing's cost.
-        self._cache: dict[str, int] = {}
+        self._cache: dict[bytes, int] = {}
 
     def beacon(self, word: str) -> int:
-        b = self._cache.get(word)
+        raw = encode(word)
+        b = self._cache.get(raw)
         if b is None:
-            digest = hmac.digest(self._key, word.encode("utf-8", "surrogatepass"), "sha256")
-            b = int.from_bytes(digest[:2], "big") >> _SHIFT
-            if len(self._cache) < 50_000:
-                self._cache[word] = b
+            b = self._compute(raw)
+        return b
+
+    def _compute(self, word: bytes) -> int:
+        digest = hmac.digest(self._key, word, "sha256")
+        b = int.from_bytes(digest[:2], "big") >> _SHIFT
+        cache = self._cache
+        if len(cache) >= CACHE_WORDS:
+            cache.clear()
+        cache[word] = b
         return b
 
     def beacons(self, words: Iterable[str]) -> set[int]:
         return {self.beacon(w) for w in words}
 
-    def entries(self, record: records.Record) -> set[IndexEntry]:
-        """The index rows one record adds (before deduplication against its session)."""
+    def beacons_of(self, words: Iterable[bytes]) -> set[int]:
+        """Beacons of words already encoded (the writer's path)."""
+        get = self._cache.get
+        return {b if (b := get(w)) is not None else self._compute(w) for w in words}
+
+    def record_beacons(self, record: records.Record) -> tuple[int, set[int]] | None:
+        """``(role code, beacons)`` of one record; None for records without searchable text.
+
+        The writer's hot path: set operations in C wherever possible."""
         role = role_of_kind(record.kind)
         if role is None:
+            return None
+        texts = record_texts(record)
+        found = index_words(texts[0]) if len(texts) == 1 else set().union(*map(index_words, texts))
+        cache = self._cache
+        get = cache.get
+        return ROLE_CODES[role], {
+            b if (b := get(w)) is not None else self._compute(w) for w in found
+        }
+
+    def entries(self, record: records.Record) -> set[IndexEntry]:
+        """The index rows one record adds (before deduplication against its session)."""
+        got = self.record_beacons(record)
+        if got is None:
             return set()
-        code = ROLE_CODES[role]
-        beacon = self.beacon
-        return {(code, beacon(w)) for text in record_texts(record) for w in index_words(text)}
+        code, bs = got
+        return {(code, b) for b in bs}

@@ -130,7 +130,7 @@ def parse_query(text: str) -> Query:
             if len(cw) > MAX_WORD_CHARS:
                 raise QueryError(
                     "query-word-too-long",
-                    f"words longer than {MAX_WORD_CHARS} characters are not indexed",
+                    f"a search word is at most {MAX_WORD_CHARS} characters",
                     fix="search for a shorter, distinctive word",
                 )
     if not any(c.indexed for c in clauses):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = [
     "MAX_WORD_CHARS",
     "STOPWORDS",
     "Word",
+    "encode",
     "index_words",
     "is_indexed",
     "normalize",
@@ -27,8 +27,8 @@ __all__ = [
 ]
 
 MAX_WORD_CHARS = 64
-"""Longer runs (keys, base64, URLs without punctuation) are not indexed and cannot be
-searched for; the confirm step still sees them."""
+"""A search may not name a longer word (keys, base64 runs): nobody says one, and a query
+that holds one is more likely pasted data than a question."""
 
 _RAW = re.compile(r"[^\W_]+")
 
@@ -48,6 +48,7 @@ _STOPWORD_LIST = """
     youre dont cant isnt wont thats whats theres lets re ve ll
 """
 STOPWORDS = frozenset(_STOPWORD_LIST.split())
+STOPWORDS_UTF8 = frozenset(w.encode() for w in STOPWORDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +83,28 @@ def words(text: str) -> list[Word]:
 
 
 def is_indexed(word: str) -> bool:
-    return word not in STOPWORDS and len(word) <= MAX_WORD_CHARS
+    return word not in STOPWORDS
 
 
-def index_words(text: str) -> Iterator[str]:
-    """The words of ``text`` that get index rows (duplicates included; callers dedupe)."""
-    for w in words(text):
-        if is_indexed(w.text):
-            yield w.text
+# ASCII letters and digits stay, every other ASCII byte becomes a space: for ASCII text,
+# lowering then splitting on these spaces cuts exactly the words :func:`words` finds.
+_ASCII_CUT = bytes.maketrans(
+    bytes(range(128)), bytes(c if chr(c).isalnum() else 0x20 for c in range(128))
+)
+
+
+def index_words(text: str) -> set[bytes]:
+    """The distinct words of ``text`` that get index rows, UTF-8 encoded (what is keyed).
+
+    The writer's path, so ASCII text (most of it) is cut by byte translation in C rather than
+    word by word; the result is the same as :func:`words` gives (a test holds them together)."""
+    if text.isascii():
+        found = set(text.lower().encode("ascii").translate(_ASCII_CUT).split())
+        found -= STOPWORDS_UTF8
+        return found
+    return {encode(w.text) for w in words(text) if is_indexed(w.text)}
+
+
+def encode(word: str) -> bytes:
+    """A word as it is keyed (a lone surrogate, which a provider may send, survives)."""
+    return word.encode("utf-8", "surrogatepass")

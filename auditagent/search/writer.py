@@ -15,8 +15,9 @@ from auditagent import records
 from auditagent.keys import KeyProvider
 from auditagent.store.search_index import IndexRows
 
-from .beacons import BeaconKey, IndexEntry
-from .texts import SEARCHABLE_KINDS
+from .beacons import BeaconKey
+from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
+from .tokens import index_words
 
 __all__ = ["IndexKeys", "SessionIndexer"]
 
@@ -46,15 +47,15 @@ class SessionIndexer:
     def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
         self._key = key
         self.session_id = session_id
-        self._seen: set[IndexEntry] = set()
-        self._new: list[IndexEntry] = []
+        self._seen: dict[int, set[bytes]] = {}
+        self._new: dict[int, set[int]] = {}
         self._broken = False
 
     def add(self, record: records.Record) -> None:
         if record.kind not in SEARCHABLE_KINDS or self._broken:
             return
         try:
-            entries = self._key.entries(record)
+            self._add(record)
         except Exception as exc:  # an index bug must never cost the record itself
             log.error(
                 "session %s: not indexed (%s); run `auditagent search reindex`",
@@ -62,23 +63,40 @@ class SessionIndexer:
                 type(exc).__name__,
             )
             self._broken = True
+
+    def _add(self, record: records.Record) -> None:
+        role = role_of_kind(record.kind)
+        if role is None:
             return
-        seen = self._seen
-        for e in entries:
-            if e not in seen:
-                seen.add(e)
-                self._new.append(e)
+        code = ROLE_CODES[role]
+        texts = record_texts(record)
+        found = index_words(texts[0]) if len(texts) == 1 else set().union(*map(index_words, texts))
+        # Words this session already has (in this role) cost a set difference, not a lookup:
+        # a conversation repeats itself.
+        seen = self._seen.get(code)
+        if seen is None:
+            seen = self._seen[code] = set()
+        new = found - seen
+        if not new:
+            return
+        seen |= new
+        beacons = self._key.beacons_of(new)
+        pending = self._new.get(code)
+        if pending is None:
+            self._new[code] = beacons
+        else:
+            pending |= beacons
 
     def take(self, *, closing: bool) -> IndexRows | None:
         """The rows for this batch; with ``closing``, the mark that the session is done."""
         complete = closing and not self._broken
         if not self._new and not complete:
             return None
-        new, self._new = self._new, []
+        new, self._new = self._new, {}
         return IndexRows(
             session_id=self.session_id,
             tenant=self._key.tenant,
             key_id=self._key.key_id,
-            entries=new,
+            beacons={code: sorted(bs) for code, bs in new.items()},
             complete=complete,
         )

@@ -6,7 +6,10 @@ themselves never leave the process that holds the key.
 
 from __future__ import annotations
 
+import array
+import json
 import struct
+import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +46,17 @@ __all__ = [
 ]
 
 
-_ENTRY = struct.Struct(">BH")
+_HEAD = struct.Struct(">16sB?H")
+
+
+def _le(a: array.array[int]) -> array.array[int]:
+    """Beacons are little-endian in a spool file, whatever the host (byteswap is in place)."""
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a
+
+
+_GROUP = struct.Struct(">BI")
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,8 @@ class IndexRows:
     session_id: uuid.UUID
     tenant: str
     key_id: str
-    entries: Sequence[tuple[int, int]]
-    """``(role code, beacon)`` pairs not yet written for this session."""
+    beacons: Mapping[int, Sequence[int]]
+    """Role code -> beacons not yet written for this session (one row each)."""
     complete: bool = False
     """True with a session's last rows when every record of it was indexed: the session is
     marked as indexed under ``key_id`` (a reindex then leaves it alone)."""
@@ -62,20 +75,29 @@ class IndexRows:
     def to_bytes(self) -> bytes:
         """Spool frame payload: beacons and role codes only, never a word."""
         key_id, tenant = self.key_id.encode(), self.tenant.encode()
-        head = struct.pack(
-            ">16sB?H", self.session_id.bytes, len(key_id), self.complete, len(tenant)
-        )
-        return head + key_id + tenant + b"".join(_ENTRY.pack(r, t) for r, t in self.entries)
+        parts = [_HEAD.pack(self.session_id.bytes, len(key_id), self.complete, len(tenant))]
+        parts += [key_id, tenant]
+        for code, tokens in self.beacons.items():
+            parts.append(_GROUP.pack(code, len(tokens)))
+            parts.append(_le(array.array("H", tokens)).tobytes())
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> IndexRows:
-        sid, nk, complete, nt = struct.unpack_from(">16sB?H", data)
-        at = struct.calcsize(">16sB?H")
+        sid, nk, complete, nt = _HEAD.unpack_from(data)
+        at = _HEAD.size
         key_id = data[at : at + nk].decode()
         tenant = data[at + nk : at + nk + nt].decode()
-        body = data[at + nk + nt :]
-        entries = [_ENTRY.unpack_from(body, i) for i in range(0, len(body), _ENTRY.size)]
-        return cls(uuid.UUID(bytes=sid), tenant, key_id, entries, complete)
+        at += nk + nt
+        beacons: dict[int, list[int]] = {}
+        while at < len(data):
+            code, n = _GROUP.unpack_from(data, at)
+            at += _GROUP.size
+            tokens = array.array("H")
+            tokens.frombytes(data[at : at + 2 * n])
+            beacons[code] = _le(tokens).tolist()
+            at += 2 * n
+        return cls(uuid.UUID(bytes=sid), tenant, key_id, beacons, complete)
 
 
 def candidates(
@@ -213,9 +235,13 @@ def replace_session(
     )
 
 
+# One statement per batch, whatever the number of sessions and rows: the rows travel as one
+# JSON document (encoded in C) and are spread out by the server.
 _INSERT_ROWS = """
 INSERT INTO search_index (session_id, key_id, role, token, tenant)
-SELECT %s, %s, r, t, %s FROM unnest(%s::smallint[], %s::smallint[]) AS u(r, t)
+SELECT x.sid, x.kid, x.role, unnest(x.tokens), x.tenant
+FROM jsonb_to_recordset(%s::jsonb) AS x(sid uuid, kid text, role smallint, tokens smallint[],
+                                        tenant text)
 ON CONFLICT DO NOTHING
 """
 _INSERT_MARKER = """
@@ -227,13 +253,20 @@ ON CONFLICT (session_id) DO NOTHING
 async def write_rows_async(cur: psycopg.AsyncCursor[Any], batch: Sequence[IndexRows]) -> None:
     """The writer's index rows for one batch, in the batch's transaction; idempotent, so a
     spool replay may repeat them."""
+    groups = [
+        {
+            "sid": str(b.session_id),
+            "kid": b.key_id,
+            "role": code,
+            "tokens": tokens,
+            "tenant": b.tenant,
+        }
+        for b in batch
+        for code, tokens in b.beacons.items()
+        if tokens
+    ]
+    if groups:
+        await cur.execute(_INSERT_ROWS, (json.dumps(groups, separators=(",", ":")),))
     markers = [(b.session_id, b.tenant, b.key_id) for b in batch if b.complete]
     if markers:
         await cur.executemany(_INSERT_MARKER, markers)
-    params = [
-        (b.session_id, b.key_id, b.tenant, [r for r, _ in b.entries], [t for _, t in b.entries])
-        for b in batch
-        if b.entries
-    ]
-    if params:
-        await cur.executemany(_INSERT_ROWS, params)
