@@ -72,6 +72,10 @@ class KeyProvider(Protocol):
         """A keyed, tenant-separated lookup token for ``value`` (never reversible)."""
         ...
 
+    def key_ids(self) -> list[str]:
+        """Every master key version this provider holds, oldest first."""
+        ...
+
     def search_key(self, *, tenant: str, key_id: str | None = None) -> tuple[str, bytes]:
         """``(key_id, key)``: the tenant's 32-byte search index key under master key version
         ``key_id`` (default: the current one). A new master version gives a new index key."""

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from auditagent.errors import AuditagentError, KeyringError
+from auditagent.errors import AuditagentError
 from auditagent.keys import KeyProvider
 from auditagent.review import open_records, session_sealer
 from auditagent.store import reader
 from auditagent.store import search_index as store
-from auditagent.store.models import SearchIndexSessionRow
 
 from .beacons import BeaconKey
 from .confirm import Hit, match_session
@@ -52,23 +50,13 @@ class SearchPage:
 
 
 def beacon_keys(conn: Connection, key_provider: KeyProvider, *, tenant: str) -> list[BeaconKey]:
-    """The tenant's search keys for every key version its index rows are under (the current
+    """The tenant's search keys for every key version it has index rows under (the current
     one first): during a reindex a session may be under either."""
     current, key = key_provider.search_key(tenant=tenant)
     keys = [BeaconKey(tenant=tenant, key_id=current, key=key)]
-    stored = conn.execute(
-        select(SearchIndexSessionRow.key_id)
-        .where(SearchIndexSessionRow.tenant == tenant, SearchIndexSessionRow.key_id != current)
-        .distinct()
-    ).scalars()
-    for key_id in stored:
-        try:
-            _, old = key_provider.search_key(tenant=tenant, key_id=key_id)
-        except KeyringError:
-            log.warning(
-                "search index rows under key %s cannot be searched: not in the keyring", key_id
-            )
-            continue
+    older = [k for k in key_provider.key_ids() if k != current]
+    for key_id in store.key_versions_in_use(conn, tenant=tenant, key_ids=older):
+        _, old = key_provider.search_key(tenant=tenant, key_id=key_id)
         keys.append(BeaconKey(tenant=tenant, key_id=key_id, key=old))
     return keys
 
@@ -78,12 +66,6 @@ def query_mac(key_provider: KeyProvider, *, tenant: str, query: Query) -> str:
     searches have equal MACs; without the keyring it says nothing about the words."""
     _, key = key_provider.search_key(tenant=tenant)
     return hmac.digest(key, b"query\0" + query.canonical().encode(), "sha256").hex()
-
-
-def _opened(conn: Connection, sealer: Any, session_id: Any, role: Role | None) -> Iterator[Any]:
-    kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
-    for o in open_records(sealer, store.events_of_kinds(conn, session_id, kinds)):
-        yield o.seq, o.at, o.record
 
 
 def search(
@@ -121,10 +103,16 @@ def search(
         )
         if not batch:
             return SearchPage(items, None, examined)
+        kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
+        ids = [s.id for s in batch]
+        data_keys = store.data_keys_for(conn, ids)
+        events = store.events_for_sessions(conn, ids, kinds)
         for session in batch:
             examined += 1
             last = (session.started_at, session.id)
-            match = _confirm(conn, key_provider, session, query, role)
+            match = _confirm(
+                key_provider, session, data_keys.get(session.id), events[session.id], query, role
+            )
             if match is not None:
                 items.append(match)
                 if len(items) >= limit:
@@ -136,11 +124,17 @@ def search(
 
 
 def _confirm(
-    conn: Connection, key_provider: KeyProvider, session: Any, query: Query, role: Role | None
+    key_provider: KeyProvider,
+    session: Any,
+    data_key: Any,
+    rows: list[Any],
+    query: Query,
+    role: Role | None,
 ) -> SearchResult | None:
     try:
-        sealer = session_sealer(key_provider, reader.get_data_key(conn, session.id), session)
-        match = match_session(query, _opened(conn, sealer, session.id, role), role=role)
+        sealer = session_sealer(key_provider, data_key, session)
+        opened = ((o.seq, o.at, o.record) for o in open_records(sealer, rows))
+        match = match_session(query, opened, role=role)
     except AuditagentError as exc:
         # Shredded meanwhile, a key this keyring lacks, a damaged record: not a match, and
         # not a reason to fail everyone else's results.

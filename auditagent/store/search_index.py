@@ -31,15 +31,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from .models import EventRow, SearchIndexRow, SearchIndexSessionRow, SessionRow
+from .models import DataKeyRow, EventRow, SearchIndexRow, SearchIndexSessionRow, SessionRow
 from .reader import SessionFilter, _where
 
 __all__ = [
     "IndexRows",
     "candidates",
     "count_to_reindex",
+    "data_keys_for",
     "delete_for_sessions",
+    "events_for_sessions",
     "events_of_kinds",
+    "key_versions_in_use",
     "replace_session",
     "sessions_to_reindex",
     "write_rows_async",
@@ -148,6 +151,40 @@ def candidates(
         .limit(limit)
     )
     return list(conn.execute(stmt).all())
+
+
+def events_for_sessions(
+    conn: Connection, session_ids: Sequence[uuid.UUID], kinds: Sequence[str]
+) -> dict[uuid.UUID, list[Any]]:
+    """Sealed rows of ``kinds`` of several sessions in one round trip, per session in seq order."""
+    stmt = (
+        select(EventRow.__table__)
+        .where(EventRow.session_id.in_(list(session_ids)), EventRow.kind.in_(list(kinds)))
+        .order_by(EventRow.session_id, EventRow.seq)
+    )
+    out: dict[uuid.UUID, list[Any]] = {sid: [] for sid in session_ids}
+    for row in conn.execute(stmt):
+        out[row.session_id].append(row)
+    return out
+
+
+def data_keys_for(conn: Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    stmt = select(DataKeyRow.__table__).where(DataKeyRow.session_id.in_(list(session_ids)))
+    return {row.session_id: row for row in conn.execute(stmt)}
+
+
+def key_versions_in_use(conn: Connection, *, tenant: str, key_ids: Sequence[str]) -> list[str]:
+    """Which of ``key_ids`` the tenant has index rows under (one index probe each)."""
+    return [
+        k
+        for k in key_ids
+        if conn.execute(
+            select(literal(1))
+            .where(SearchIndexRow.tenant == tenant, SearchIndexRow.key_id == k)
+            .limit(1)
+        ).first()
+        is not None
+    ]
 
 
 def events_of_kinds(conn: Connection, session_id: uuid.UUID, kinds: Sequence[str]) -> list[Any]:
