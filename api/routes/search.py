@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from auditagent.search import QueryError, parse_query, query_mac, search
+from auditagent.search.query import MAX_QUERY_CHARS, QUERY_PATTERN
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
@@ -42,7 +43,16 @@ def search_sessions(
         Query(
             max_length=65_536,
             description='words (all required) and "quoted phrases"; no wildcards. Bad input '
-            "is a 422 naming the rule (query-empty, query-wildcard, query-syntax, ...)",
+            "is a 422 whose `type` names the rule: query-empty, query-too-long, "
+            "query-only-common-words, query-wildcard, query-syntax, query-unbalanced-quote, "
+            "query-control-characters. The pattern states the same rules (Python `re` syntax; "
+            "`\\W` is Unicode-aware there).",
+            # Stated in the schema, enforced (with the rule's name) by parse_query.
+            json_schema_extra={
+                "pattern": QUERY_PATTERN,
+                "minLength": 1,
+                "maxLength": MAX_QUERY_CHARS,
+            },
         ),
     ],
     tenant: Annotated[str | None, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)] = None,
@@ -69,28 +79,33 @@ def search_sessions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> SearchPage:
     """Sessions whose decrypted text holds every word and phrase of `q`, newest first; the
-    index only nominates candidates, so no answer is a false positive."""
+    index only nominates candidates, so no answer is a false positive. Tenant-scoped like the
+    session list: a tenantless admin without `tenant` searches every tenant."""
     scope = scope_tenant(access.principal, tenant)
-    if scope is None:
-        raise ProblemError(
-            422,
-            "a search needs a tenant: the index is keyed per tenant; pass tenant=",
-            type_="search-tenant-required",
-        )
     try:
         query = parse_query(q)
     except QueryError as exc:
         raise ProblemError(422, str(exc), type_=exc.rule, title="Search not accepted") from None
     if cursor:
         reader.decode_cursor(cursor)
+    participant_index: bytes | None = None
+    participant_indexes: tuple[bytes, ...] | None = None
+    if participant is not None:
+        if scope is not None:
+            participant_index = keys.blind_index(tenant=scope, value=participant)
+        else:
+            participant_indexes = tuple(
+                keys.blind_index(tenant=t, value=participant)
+                for t in reader.tenants(access.conn)
+                if "\0" not in t
+            )
     filters = SessionFilter(
         started_from=_utc(started_from),
         started_to=_utc(started_to),
         agent=agent,
         architecture=architecture,
-        participant_index=(
-            keys.blind_index(tenant=scope, value=participant) if participant else None
-        ),
+        participant_index=participant_index,
+        participant_indexes=participant_indexes,
         tool=tool,
         close_reason=close_reason,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -61,10 +61,10 @@ def beacon_keys(conn: Connection, key_provider: KeyProvider, *, tenant: str) -> 
     return keys
 
 
-def query_mac(key_provider: KeyProvider, *, tenant: str, query: Query) -> str:
+def query_mac(key_provider: KeyProvider, *, tenant: str | None, query: Query) -> str:
     """What the access log keeps of a query: a keyed MAC of its canonical form. Equal
     searches have equal MACs; without the keyring it says nothing about the words."""
-    _, key = key_provider.search_key(tenant=tenant)
+    _, key = key_provider.search_key(tenant=tenant if tenant is not None else "")
     return hmac.digest(key, b"query\0" + query.canonical().encode(), "sha256").hex()
 
 
@@ -72,7 +72,7 @@ def search(
     conn: Connection,
     key_provider: KeyProvider,
     *,
-    tenant: str,
+    tenant: str | None,
     query: Query,
     role: Role | None = None,
     filters: reader.SessionFilter | None = None,
@@ -80,11 +80,16 @@ def search(
     limit: int = 20,
     max_examined: int = MAX_EXAMINED,
 ) -> SearchPage:
-    """One page of confirmed matches in ``tenant``, newest session first."""
-    filters = filters or reader.SessionFilter()
+    """One page of confirmed matches in ``tenant`` (None: every tenant, for tenantless
+    admins; the words are keyed per tenant, so each tenant gets beacons of its own), newest
+    session first."""
+    filters = replace(filters or reader.SessionFilter(), tenant=tenant)
     words = sorted(query.indexed_words)
+    tenants = [tenant] if tenant is not None else reader.tenants(conn)
     beacons = {
-        k.key_id: sorted(k.beacons(words)) for k in beacon_keys(conn, key_provider, tenant=tenant)
+        (t, k.key_id): sorted(k.beacons(words))
+        for t in tenants
+        for k in beacon_keys(conn, key_provider, tenant=t)
     }
     after = reader.decode_cursor(cursor) if cursor is not None else None
     code = ROLE_CODES[role] if role is not None else None
@@ -94,7 +99,6 @@ def search(
     while len(items) < limit and examined < max_examined:
         batch = store.candidates(
             conn,
-            tenant=tenant,
             beacons=beacons,
             role=code,
             filters=filters,

@@ -19,7 +19,11 @@ from typing import Any
 import psycopg
 from sqlalchemy import (
     Connection,
+    Integer,
+    SmallInteger,
+    String,
     and_,
+    column,
     distinct,
     func,
     insert,
@@ -27,7 +31,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    union,
+    values,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -106,47 +110,60 @@ class IndexRows:
 def candidates(
     conn: Connection,
     *,
-    tenant: str,
-    beacons: Mapping[str, Sequence[int]],
+    beacons: Mapping[tuple[str, str], Sequence[int]],
     role: int | None,
     filters: SessionFilter,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Any]:
-    """Sessions of ``tenant`` holding every beacon in ``beacons[key_id]`` under some key version,
-    newest first, after the keyset position ``after``; ``sessions`` rows.
+    """Sessions holding every beacon of ``beacons[(tenant, key_id)]`` for their tenant under
+    some key version, newest first, after the keyset position ``after``; ``sessions`` rows.
 
-    One group of distinct beacons per key version: a session indexed under v1, or already
-    reindexed under v2, is found either way while a reindex runs."""
-    parts = []
-    for key_id, wanted in beacons.items():
-        wanted_set = sorted(set(wanted))
-        if not wanted_set:
-            continue
-        conds: list[ColumnElement[bool]] = [
-            SearchIndexRow.tenant == tenant,
-            SearchIndexRow.key_id == key_id,
-            SearchIndexRow.token.in_(wanted_set),
-        ]
-        if role is not None:
-            conds.append(SearchIndexRow.role == role)
-        parts.append(
-            select(SearchIndexRow.session_id)
-            .where(and_(*conds))
-            .group_by(SearchIndexRow.session_id)
-            .having(func.count(distinct(SearchIndexRow.token)) == len(wanted_set))
-        )
-    if not parts:
+    One group of distinct beacons per tenant and key version: a session indexed under v1, or
+    already reindexed under v2, is found either way while a reindex runs; a search across
+    tenants (tenantless admins) is one group per tenant. All groups go to the server as one
+    VALUES list, so the statement has the same shape for one tenant or a thousand."""
+    rows = [
+        (tenant, key_id, b, len(set(tokens)))
+        for (tenant, key_id), tokens in beacons.items()
+        for b in sorted(set(tokens))
+    ]
+    if not rows:
         return []
-    found = (union(*parts) if len(parts) > 1 else parts[0]).subquery("found")
-    conds2 = [SessionRow.tenant == tenant, *_where(filters)]
-    conds2.append(SessionRow.status.in_(("open", "closed")))
+    wanted = values(
+        column("tenant", String),
+        column("key_id", String),
+        column("token", SmallInteger),
+        column("n", Integer),
+        name="wanted",
+    ).data(rows)
+    si = SearchIndexRow
+    conds: list[ColumnElement[bool]] = []
+    if role is not None:
+        conds.append(si.role == role)
+    found = (
+        select(si.session_id)
+        .join(
+            wanted,
+            and_(
+                si.tenant == wanted.c.tenant,
+                si.key_id == wanted.c.key_id,
+                si.token == wanted.c.token,
+            ),
+        )
+        .where(*conds)
+        .group_by(si.session_id, si.key_id, wanted.c.n)
+        .having(func.count(distinct(si.token)) == wanted.c.n)
+        .distinct()
+        .subquery("found")
+    )
+    where = [*_where(filters), SessionRow.status.in_(("open", "closed"))]
     if after is not None:
-        conds2.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
+        where.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
     stmt = (
         select(SessionRow.__table__)
         .join(found, found.c.session_id == SessionRow.id)
-        .where(and_(*conds2))
+        .where(and_(*where))
         .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
         .limit(limit)
     )
