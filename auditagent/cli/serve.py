@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 
 from ..errors import ConfigError
 from ..keys import load_key_provider
@@ -19,11 +20,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_serve)
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+# What each optional command needs beyond the recorder, by the extra that installs it.
+SERVER_MODULES = ("fastapi", "uvicorn", "fastapi_offline")
+
+
+def require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Stop with the one line naming the extra when a command's dependencies are missing.
+
+    Checked by lookup, not import, so nothing heavy loads before the command's own checks."""
+    missing = [m for m in modules if _missing(m)]
+    if missing:
+        raise ConfigError(
+            f"`auditagent {command}` needs {', '.join(missing)}, which the {extra} extra installs",
+            fix=f'pip install "auditagent[{extra}]"',
+        )
+
+
+def _missing(module: str) -> bool:
     try:
-        import uvicorn
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ConfigError("uvicorn is not installed", fix="pip install uvicorn") from exc
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a parent package missing, or a broken install
+        return True
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    require_extra("serve", "server", SERVER_MODULES)
+    import uvicorn
     from auditagent_api import create_app
 
     # Everything that can be wrong is checked here, before uvicorn starts, so a misconfigured
