@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 # What the base install must not bring: the extras' own distributions.
 NOT_IN_BASE = (
@@ -91,6 +96,7 @@ def _run(venv: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.slow
 def test_base_install_is_the_recorder_only(base_venv: Path) -> None:
     out = _run(base_venv, str(base_venv / "bin" / "python"), "-c", _CHECK, *NOT_IN_BASE)
     assert out.returncode == 0, out.stderr
@@ -106,6 +112,7 @@ def test_base_install_is_the_recorder_only(base_venv: Path) -> None:
     assert out.stdout.split() == ["True", "True", "True"], out.stderr
 
 
+@pytest.mark.slow
 def test_base_install_serve_and_demo_name_their_extra(base_venv: Path, tmp_path: Path) -> None:
     cli = str(base_venv / "bin" / "auditagent")
     serve = _run(base_venv, cli, "serve", AUDITAGENT_DATA_DIR=str(tmp_path))
@@ -123,6 +130,7 @@ def test_base_install_serve_and_demo_name_their_extra(base_venv: Path, tmp_path:
     ], demo.stderr
 
 
+@pytest.mark.slow
 def test_base_install_finds_its_migrations(
     base_venv: Path, make_database: Callable[[], str]
 ) -> None:
@@ -134,3 +142,16 @@ def test_base_install_finds_its_migrations(
         AUDITAGENT_DATABASE_URL=make_database(),
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_package_in_the_tree_is_in_the_wheel() -> None:
+    """setuptools ships only the packages pyproject lists: a new subpackage left out would
+    import from a checkout and be missing from every install."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = {src: name for name, src in config["package-dir"].items()}
+    found = set()
+    for src, name in dirs.items():
+        for init in (ROOT / src).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / src).parts
+            found.add(".".join((name, *rel)))
+    assert sorted(found) == sorted(config["packages"])
