@@ -37,7 +37,7 @@ from .schemas import Problem
 log = logging.getLogger("auditagent.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-_TYPE_BASE = "https://auditagent.dev/problems/"
+PROBLEM_TYPE_BASE = "https://auditagent.dev/problems/"
 
 
 class ProblemError(Exception):
@@ -74,7 +74,7 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     body = Problem(
-        type=_TYPE_BASE + type_ if type_ else "about:blank",
+        type=PROBLEM_TYPE_BASE + type_ if type_ else "about:blank",
         title=title or HTTPStatus(status).phrase,
         status=status,
         detail=detail,

@@ -23,12 +23,10 @@ from auditagent.review import KeyShredded
 from auditagent.settings import Settings
 from auditagent.store import retention as store
 
-from ..problems import PROBLEM_MEDIA_TYPE
+from ..problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from ..schemas import DeletionRecordOut, Problem, VerifyReport
 
 __all__ = ["deletion_out", "erased_verify_report", "install"]
-
-_PROBLEM_BASE = "https://auditagent.dev/problems/"
 
 
 def deletion_out(r: store.DeletionRecord, problems: list[str] | None = None) -> DeletionRecordOut:
@@ -144,7 +142,7 @@ def install(app: FastAPI, settings: Settings) -> None:
                 if found:
                     record = deletion_out(found[-1]).model_dump(mode="json")
         body = Problem(
-            type=_PROBLEM_BASE + "erased",
+            type=PROBLEM_TYPE_BASE + "erased",
             title=HTTPStatus(410).phrase,
             status=410,
             detail=str(exc),

@@ -26,13 +26,11 @@ from ..deps import (
     required_tenant,
     scope_tenant,
 )
-from ..problems import PROBLEM_MEDIA_TYPE, problem_responses
+from ..problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_responses
 from ..schemas import SAFE_TEXT, ErasureIn, PlannedSession, Problem, RunOut
 from .erased import deletion_out
 
 router = APIRouter(tags=["retention"])
-
-_PROBLEM_BASE = "https://auditagent.dev/problems/"
 
 
 def _run_out(report: retention.RunReport) -> RunOut:
@@ -104,7 +102,7 @@ def run_retention(
 
 def _hold_problem(request: Request, exc: retention.ErasureBlocked) -> JSONResponse:
     body = Problem(
-        type=_PROBLEM_BASE + "legal-hold",
+        type=PROBLEM_TYPE_BASE + "legal-hold",
         title=HTTPStatus(409).phrase,
         status=409,
         detail=str(exc),
