@@ -18,8 +18,7 @@ from auditagent.store.reader import SessionFilter
 
 from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import ProblemError, problem_responses
-from ..schemas import SAFE_TEXT, IsoDatetime
-from ..search_schemas import SearchHit, SearchPage, SearchResult
+from ..schemas import SAFE_TEXT, IsoDatetime, SearchHit, SearchPage, SearchResult
 from .sessions import _summary
 
 router = APIRouter(prefix="/v1/search", tags=["search"])

@@ -39,7 +39,7 @@ from ..schemas import (
     TranscriptIntegrity,
     VerifyReport,
 )
-from .retention import erased_verify_report
+from .erased import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 log = logging.getLogger("auditagent.api")

@@ -1,4 +1,4 @@
-"""Response models of `GET /v1/search` (to join api/schemas/ when that becomes a package)."""
+"""`GET /v1/search`: a page of confirmed matches, each with its hits and their snippets."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from .schemas import SessionSummary, _Out
+from .base import ApiModel
+from .sessions import SessionSummary
 
 __all__ = ["SearchHit", "SearchPage", "SearchResult"]
 
 
-class SearchHit(_Out):
+class SearchHit(ApiModel):
     """One record that holds part of the query, with the text around the match."""
 
     seq: int = Field(description="the record's position in its session (open the transcript here)")
@@ -23,13 +24,13 @@ class SearchHit(_Out):
     match_end: int
 
 
-class SearchResult(_Out):
+class SearchResult(ApiModel):
     session: SessionSummary
     hits: list[SearchHit] = Field(description="the first few matching records, in seq order")
     hit_count: int = Field(description="matching records in the session")
 
 
-class SearchPage(_Out):
+class SearchPage(ApiModel):
     items: list[SearchResult]
     next_cursor: str | None = Field(
         description="continue here; a page can be short, or empty, and still have a next one"
