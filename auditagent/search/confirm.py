@@ -72,6 +72,13 @@ def _find(clause_words: tuple[str, ...], ws: list[Word]) -> tuple[int, int] | No
 
 def match_record(query: Query, text: str) -> tuple[set[int], tuple[int, int] | None]:
     """Which clauses ``text`` holds, and the span of the first one found."""
+    # Most records of a candidate session hold none of the words (that is what a collision
+    # is): for ASCII text, where lowering is exactly what the tokenizer does to each word, a
+    # substring test rules them out before the text is cut into words.
+    if text.isascii():
+        low = text.lower()
+        if not any(c.words[0] in low for c in query.clauses):
+            return set(), None
     ws = words(text)
     found: set[int] = set()
     span: tuple[int, int] | None = None
