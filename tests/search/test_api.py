@@ -6,6 +6,9 @@ nothing for another tenant, nothing after the session is erased, and is nowhere 
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +52,23 @@ def _index_rows(settings: Settings, sid: uuid.UUID) -> int:
         got = row.fetchone()
     assert got is not None
     return int(got[0])
+
+
+def _assert_not_in_pg_dump(settings: Settings, *words: str) -> None:
+    """Neither the word (any case) nor an unkeyed SHA-256 of it anywhere in a pg_dump."""
+    if shutil.which("pg_dump") is None:  # the row-by-row check above still ran
+        return
+    out = subprocess.run(
+        ["pg_dump", "--no-owner", db.libpq_url(settings.database_url or "")],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout.lower()
+    assert b"search_index" in out
+    for w in words:
+        digest = hashlib.sha256(w.encode()).digest()
+        for form in (w.encode(), digest.hex().encode(), digest[:8].hex().encode()):
+            assert form not in out, f"{w!r} found in the dump as {form!r}"
 
 
 def test_search_is_tenant_scoped_confirmed_logged_and_forgets_erased_sessions(
@@ -122,6 +142,7 @@ def test_search_is_tenant_scoped_confirmed_logged_and_forgets_erased_sessions(
     searches = [e for e in log if e["action"] == "search"]
     assert searches and all(len(e["detail"]["query_mac"]) == 64 for e in searches)
     assert_no_plaintext(s.database_url or "", None, WORD, WORD.lower(), "guaranteed")
+    _assert_not_in_pg_dump(s, WORD.lower(), "guaranteed")
 
     # A legal hold keeps bob's session and its index; erasing alice takes hers.
     res = client.post(
