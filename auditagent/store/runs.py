@@ -1,0 +1,185 @@
+"""Retention runs (``retention_runs``) and the lock that tells a live run from a dead one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+# --- runs -------------------------------------------------------------------------------------
+from .locks import RUN_LOCK_CLASS
+
+
+class RunLock:
+    """A session-level advisory lock held, on its own connection, for as long as a run lives.
+    A crashed or killed run's connection closes and frees it: that is how the next run knows
+    a ``running`` row is dead."""
+
+    def __init__(self, engine: Engine, run_id: uuid.UUID) -> None:
+        self._conn = engine.connect()
+        try:
+            self._conn.execute(
+                text("SELECT pg_advisory_lock(:c, hashtext(:id))"),
+                {"c": RUN_LOCK_CLASS, "id": str(run_id)},
+            )
+            self._conn.commit()
+        except BaseException:
+            self._conn.close()
+            raise
+        self.run_id = run_id
+
+    def release(self) -> None:
+        try:
+            self._conn.execute(
+                text("SELECT pg_advisory_unlock(:c, hashtext(:id))"),
+                {"c": RUN_LOCK_CLASS, "id": str(self.run_id)},
+            )
+            self._conn.commit()
+        finally:
+            self._conn.close()
+
+
+def mark_dead_runs_interrupted(engine: Engine) -> list[uuid.UUID]:
+    """Runs still ``running`` whose process is gone (killed, SIGKILL, power loss) become
+    ``interrupted``; a live run's lock is taken, so it is left alone."""
+    marked: list[uuid.UUID] = []
+    with engine.connect() as conn:
+        running = [
+            r[0]
+            for r in conn.execute(text("SELECT id FROM retention_runs WHERE status = 'running'"))
+        ]
+        conn.commit()
+        for run_id in running:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:c, hashtext(:id))"),
+                {"c": RUN_LOCK_CLASS, "id": str(run_id)},
+            ).scalar_one()
+            if not got:
+                conn.commit()
+                continue
+            try:
+                n = conn.execute(
+                    text(
+                        "UPDATE retention_runs SET status = 'interrupted', "
+                        "finished_at = clock_timestamp() WHERE id = :id AND status = 'running'"
+                    ),
+                    {"id": run_id},
+                ).rowcount
+                conn.commit()
+                if n:
+                    marked.append(run_id)
+            finally:
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:c, hashtext(:id))"),
+                    {"c": RUN_LOCK_CLASS, "id": str(run_id)},
+                )
+                conn.commit()
+    return marked
+
+
+def start_run(
+    engine: Engine,
+    *,
+    dry_run: bool,
+    tenant: str | None,
+    trigger: str,
+    requested_by: str | None,
+    reason: str | None,
+    started_at: datetime | None = None,
+    sessions_matched: int = 0,
+    run_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    run_id = run_id or uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO retention_runs (id, started_at, dry_run, tenant, trigger, status, "
+                "requested_by, reason, sessions_matched) VALUES (:id, "
+                "COALESCE(:started_at, clock_timestamp()), :dry_run, :tenant, :trigger, "
+                "'running', :requested_by, :reason, :matched)"
+            ),
+            {
+                "id": run_id,
+                "started_at": started_at,
+                "dry_run": dry_run,
+                "tenant": tenant,
+                "trigger": trigger,
+                "requested_by": requested_by,
+                "reason": reason,
+                "matched": sessions_matched,
+            },
+        )
+    return run_id
+
+
+def finish_run(
+    engine: Engine,
+    run_id: uuid.UUID,
+    *,
+    status: str,
+    sessions_deleted: int,
+    events_deleted: int,
+    sessions_skipped_held: int,
+    errors: int,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE retention_runs SET finished_at = clock_timestamp(), status = :status, "
+                "sessions_deleted = :sd, events_deleted = :ed, sessions_skipped_held = :sh, "
+                "errors = :errors WHERE id = :id"
+            ),
+            {
+                "id": run_id,
+                "status": status,
+                "sd": sessions_deleted,
+                "ed": events_deleted,
+                "sh": sessions_skipped_held,
+                "errors": errors,
+            },
+        )
+
+
+def get_run(engine: Engine, run_id: uuid.UUID) -> Any | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT * FROM retention_runs WHERE id = :id"), {"id": run_id}
+        ).first()
+
+
+def list_runs(
+    engine: Engine,
+    *,
+    ids: Sequence[uuid.UUID] | None = None,
+    tenant: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[Any]:
+    """Runs (not dry runs) named by ``ids``, or scoped to ``tenant`` / started in [start, end)."""
+    conds = ["NOT dry_run"]
+    params: dict[str, Any] = {}
+    if ids is not None:
+        conds.append("id = ANY(:ids)")
+        params["ids"] = list(ids)
+    if tenant is not None:
+        conds.append("tenant = :tenant")
+        params["tenant"] = tenant
+    if start is not None:
+        conds.append("started_at >= :start")
+        params["start"] = start
+    if end is not None:
+        conds.append("started_at < :end")
+        params["end"] = end
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    f"SELECT * FROM retention_runs WHERE {' AND '.join(conds)} "
+                    "ORDER BY started_at, id"
+                ),
+                params,
+            ).all()
+        )
