@@ -571,7 +571,9 @@ def test_failing_step_is_named_in_the_error_log(
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError("disk on fire zanzibarquokka")
 
-    monkeypatch.setattr(store, "delete_event_batch", broken)
+    from auditagent.store import purges
+
+    monkeypatch.setattr(purges, "delete_event_batch", broken)
     report = retention.run_retention(engine, fresh_settings, key_provider=keyring)
     assert report.errors == 1 and not report.ok
     (line,) = [r.getMessage() for r in caplog.records if "failed at step" in r.getMessage()]
