@@ -631,7 +631,7 @@ def test_cli_admin_actions_are_access_logged_with_the_operator(
 # can signal it at a known point. Only the store function is wrapped; the CLI is the real one.
 _STALLED_RUN = """
 import sys, time
-from auditagent.store import retention as store
+from auditagent.store import purges as store
 from auditagent.cli import main
 real = store.delete_event_batch
 def stalled(*args, **kwargs):
