@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..chain import GENESIS
 from ..errors import AuditagentError, DatabaseUnavailable
 from ..integrity.ledger_format import access_hash
+from .locks import xact_lock
 from .models import AccessLogRow
 
 # Arbitrary fixed key for pg_advisory_xact_lock: every access-log writer takes it, so concurrent
@@ -63,7 +64,7 @@ class LoggedAccess:
 
 
 def _append(conn: Connection, entry: AccessEntry) -> LoggedAccess:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ACCESS_LOG_LOCK})
+    xact_lock(conn, ACCESS_LOG_LOCK)
     head = conn.execute(
         select(AccessLogRow.seq, AccessLogRow.hash).order_by(AccessLogRow.seq.desc()).limit(1)
     ).first()

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, insert, select
 
 from ..chain import GENESIS
 from ..integrity.ledger_format import (
     CHANGE_SIGNATURE_LABEL,
     Signer,
-    canonical_json,
     change_hash,
     signature_valid,
 )
-from .locks import LOCK_CHANGES
+from .locks import LOCK_CHANGES, clock, xact_lock
+from .models import RetentionChangeRow
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,10 @@ class Change:
     signature: bytes
 
 
-_CHANGE_COLS = "seq, at, action, tenant, subject, actor, body, prev_hash, hash, signature"
+_CHANGES = RetentionChangeRow.__table__
+
+
+_LAST = select(_CHANGES.c.seq, _CHANGES.c.hash).order_by(_CHANGES.c.seq.desc()).limit(1)
 
 
 def _change(row: Any) -> Change:
@@ -63,13 +66,11 @@ def append_change_on(
     actor: str,
     body: Mapping[str, Any],
 ) -> Change:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_CHANGES})
-    last = conn.execute(
-        text("SELECT seq, hash FROM retention_changes ORDER BY seq DESC LIMIT 1")
-    ).first()
+    xact_lock(conn, LOCK_CHANGES)
+    last = conn.execute(_LAST).first()
     seq = int(last.seq) + 1 if last is not None else 0
     prev = bytes(last.hash) if last is not None else GENESIS
-    at: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    at: datetime = clock(conn)
     digest = change_hash(
         prev_hash=prev,
         seq=seq,
@@ -81,23 +82,20 @@ def append_change_on(
         body=body,
     )
     row = conn.execute(
-        text(
-            "INSERT INTO retention_changes (seq, at, action, tenant, subject, actor, body, "
-            "prev_hash, hash, signature) VALUES (:seq, :at, :action, :tenant, :subject, :actor, "
-            f"CAST(:body AS jsonb), :prev, :hash, :sig) RETURNING {_CHANGE_COLS}"
-        ),
-        {
-            "seq": seq,
-            "at": at,
-            "action": action,
-            "tenant": tenant,
-            "subject": subject,
-            "actor": actor,
-            "body": canonical_json(body).decode(),
-            "prev": prev,
-            "hash": digest,
-            "sig": signer.sign(CHANGE_SIGNATURE_LABEL + digest),
-        },
+        insert(RetentionChangeRow)
+        .values(
+            seq=seq,
+            at=at,
+            action=action,
+            tenant=tenant,
+            subject=subject,
+            actor=actor,
+            body=dict(body),
+            prev_hash=prev,
+            hash=digest,
+            signature=signer.sign(CHANGE_SIGNATURE_LABEL + digest),
+        )
+        .returning(*_CHANGES.c)
     ).one()
     return _change(row)
 
@@ -126,11 +124,10 @@ def adopted_deletions(conn: Connection, public_key: bytes) -> tuple[int, bytes] 
     """(count, head) of the unsigned deletion records (written before signed retention) an
     operator vouched for with ``auditagent retention adopt``; None when none were."""
     row = conn.execute(
-        text(
-            f"SELECT {_CHANGE_COLS} FROM retention_changes WHERE action = :a "
-            "ORDER BY seq DESC LIMIT 1"
-        ),
-        {"a": ADOPT_DELETIONS},
+        select(_CHANGES)
+        .where(_CHANGES.c.action == ADOPT_DELETIONS)
+        .order_by(_CHANGES.c.seq.desc())
+        .limit(1)
     ).first()
     if row is None:
         return None
@@ -146,16 +143,14 @@ def adopted_deletions(conn: Connection, public_key: bytes) -> tuple[int, bytes] 
 def iter_changes(engine: Engine) -> Iterator[Change]:
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=1000).execute(
-            text(f"SELECT {_CHANGE_COLS} FROM retention_changes ORDER BY seq")
+            select(_CHANGES).order_by(_CHANGES.c.seq)
         )
         for r in result:
             yield _change(r)
 
 
 def changes_head(conn: Connection) -> tuple[int, bytes]:
-    last = conn.execute(
-        text("SELECT seq, hash FROM retention_changes ORDER BY seq DESC LIMIT 1")
-    ).first()
+    last = conn.execute(_LAST).first()
     if last is None:
         return 0, GENESIS
     return int(last.seq) + 1, bytes(last.hash)

@@ -19,7 +19,7 @@ from ..integrity.ledger_format import (
     signature_valid,
 )
 from .changes import adopted_deletions
-from .locks import LOCK_DELETION_CHAIN
+from .locks import LOCK_DELETION_CHAIN, xact_lock
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def append_deletion_on(
     deleted_at: datetime,
     basis: dict[str, Any],
 ) -> DeletionRecord:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_DELETION_CHAIN})
+    xact_lock(conn, LOCK_DELETION_CHAIN)
     last_row = conn.execute(
         text(f"SELECT {_DR_COLS} FROM deletion_records ORDER BY seq DESC LIMIT 1")
     ).first()
@@ -264,9 +264,6 @@ def deletion_records_between(
         params["limit"] = limit
     with engine.connect() as conn:
         return [_deletion(r) for r in conn.execute(text(sql), params)]
-
-
-# --- what the verifier reads --------------------------------------------------------------------
 
 
 def deletion_records_on(conn: Connection, session_id: uuid.UUID) -> list[DeletionRecord]:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, text
 
 from ..integrity.ledger_format import Signer, ts
 from .changes import append_change_on
-from .locks import LOCK_HOLDS
+from .locks import LOCK_HOLDS, xact_lock
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def create_hold(
 ) -> Hold:
     """Place a hold and its signed change-log entry in one transaction."""
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_HOLDS})
+        xact_lock(conn, LOCK_HOLDS)
         row = conn.execute(
             text(
                 "INSERT INTO legal_holds (id, scope, tenant, session_id, participant_index, "
@@ -202,7 +202,7 @@ def release_hold(
     """Release an active hold (with its signed change-log entry); returns the hold as it is
     now (unchanged if already released), None if there is no such hold."""
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_HOLDS})
+        xact_lock(conn, LOCK_HOLDS)
         row = conn.execute(
             text(
                 "UPDATE legal_holds SET released_at = clock_timestamp(), released_by = :by, "

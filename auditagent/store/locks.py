@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, func, select
 
 LOCK_DELETION_CHAIN = 0x6175_6469_7464_656C  # "auditdel"
 LOCK_HOLDS = 0x6175_6469_7468_6F6C  # "audithol"
@@ -18,8 +18,18 @@ LOCK_CHANGES = 0x6175_6469_7463_6867  # "auditchg"
 RUN_LOCK_CLASS = 0x6175_6472  # "audr"
 
 
-def db_clock(engine: Engine) -> datetime:
-    """The database server's own clock (``clock_timestamp()``)."""
-    with engine.connect() as conn:
-        value: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+def xact_lock(conn: Connection, key: int) -> None:
+    """Take the advisory lock ``key`` until the transaction ends."""
+    conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def clock(conn: Connection) -> datetime:
+    """The database server's own clock (``clock_timestamp()``, not the transaction's start)."""
+    value: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
     return value
+
+
+def db_clock(engine: Engine) -> datetime:
+    """The database server's own clock, on a connection of its own."""
+    with engine.connect() as conn:
+        return clock(conn)

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, text
 from ..integrity.ledger_format import Signer
 from ..period import RetentionPeriod
 from .changes import append_change_on
-from .locks import LOCK_CHANGES
+from .locks import LOCK_CHANGES, xact_lock
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def _insert_policy_version(
     floor: RetentionPeriod,
 ) -> Policy:
     # The change-log lock also serialises versions of one (tenant, agent).
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_CHANGES})
+    xact_lock(conn, LOCK_CHANGES)
     latest = _latest_policy(conn, tenant, agent)
     row = conn.execute(
         text(
@@ -189,7 +189,7 @@ def delete_policy(
     """Remove the policy in force for (tenant, agent) by writing a ``deleted`` version;
     returns the version that was in force, None when there was none."""
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_CHANGES})
+        xact_lock(conn, LOCK_CHANGES)
         latest = _latest_policy(conn, tenant, agent)
         if latest is None or latest.deleted:
             return None

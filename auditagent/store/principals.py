@@ -29,9 +29,6 @@ class InvalidPrincipal(AuditagentError):
     """A principal that must not exist (auditor without tenant, unknown role)."""
 
 
-# --- principals ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Principal:
     id: uuid.UUID

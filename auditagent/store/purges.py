@@ -28,7 +28,7 @@ from ..period import RetentionPeriod
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .holds import HELD_SQL
-from .locks import LOCK_HOLDS
+from .locks import LOCK_HOLDS, clock, xact_lock
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def shred_session(
     session is no longer ``open``/``closed`` (already shredded by an earlier run). Raises
     ``SessionHeld`` if a hold covers it."""
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_HOLDS})
+        xact_lock(conn, LOCK_HOLDS)
         s = conn.execute(
             text(
                 "SELECT s.id, s.tenant, s.status, s.ended_at, "
@@ -249,7 +249,7 @@ def shred_session(
             {"id": session_id},
         ).first()
         final_hash = bytes(last.hash) if last is not None else None
-        deleted_at: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        deleted_at: datetime = clock(conn)
         changes_n, changes_h = changes_head(conn)
         basis: dict[str, Any] = {
             "v": 1,
@@ -362,6 +362,3 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
             {"id": session_id},
         )
         return bool(result.rowcount)
-
-
-# --- deletion records and heads for checkpoints -----------------------------------------------

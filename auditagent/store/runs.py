@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, insert, select, text, update
 
-# --- runs -------------------------------------------------------------------------------------
 from .locks import RUN_LOCK_CLASS
+from .models import RetentionRunRow
+
+_RUNS = RetentionRunRow.__table__
 
 
 class RunLock:
@@ -95,22 +97,17 @@ def start_run(
     run_id = run_id or uuid.uuid4()
     with engine.begin() as conn:
         conn.execute(
-            text(
-                "INSERT INTO retention_runs (id, started_at, dry_run, tenant, trigger, status, "
-                "requested_by, reason, sessions_matched) VALUES (:id, "
-                "COALESCE(:started_at, clock_timestamp()), :dry_run, :tenant, :trigger, "
-                "'running', :requested_by, :reason, :matched)"
-            ),
-            {
-                "id": run_id,
-                "started_at": started_at,
-                "dry_run": dry_run,
-                "tenant": tenant,
-                "trigger": trigger,
-                "requested_by": requested_by,
-                "reason": reason,
-                "matched": sessions_matched,
-            },
+            insert(RetentionRunRow).values(
+                id=run_id,
+                started_at=started_at if started_at is not None else func.clock_timestamp(),
+                dry_run=dry_run,
+                tenant=tenant,
+                trigger=trigger,
+                status="running",
+                requested_by=requested_by,
+                reason=reason,
+                sessions_matched=sessions_matched,
+            )
         )
     return run_id
 
@@ -127,27 +124,22 @@ def finish_run(
 ) -> None:
     with engine.begin() as conn:
         conn.execute(
-            text(
-                "UPDATE retention_runs SET finished_at = clock_timestamp(), status = :status, "
-                "sessions_deleted = :sd, events_deleted = :ed, sessions_skipped_held = :sh, "
-                "errors = :errors WHERE id = :id"
-            ),
-            {
-                "id": run_id,
-                "status": status,
-                "sd": sessions_deleted,
-                "ed": events_deleted,
-                "sh": sessions_skipped_held,
-                "errors": errors,
-            },
+            update(RetentionRunRow)
+            .where(RetentionRunRow.id == run_id)
+            .values(
+                finished_at=func.clock_timestamp(),
+                status=status,
+                sessions_deleted=sessions_deleted,
+                events_deleted=events_deleted,
+                sessions_skipped_held=sessions_skipped_held,
+                errors=errors,
+            )
         )
 
 
 def get_run(engine: Engine, run_id: uuid.UUID) -> Any | None:
     with engine.connect() as conn:
-        return conn.execute(
-            text("SELECT * FROM retention_runs WHERE id = :id"), {"id": run_id}
-        ).first()
+        return conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).first()
 
 
 def list_runs(
@@ -159,27 +151,14 @@ def list_runs(
     end: datetime | None = None,
 ) -> list[Any]:
     """Runs (not dry runs) named by ``ids``, or scoped to ``tenant`` / started in [start, end)."""
-    conds = ["NOT dry_run"]
-    params: dict[str, Any] = {}
+    stmt = select(_RUNS).where(~_RUNS.c.dry_run)
     if ids is not None:
-        conds.append("id = ANY(:ids)")
-        params["ids"] = list(ids)
+        stmt = stmt.where(_RUNS.c.id.in_(list(ids)))
     if tenant is not None:
-        conds.append("tenant = :tenant")
-        params["tenant"] = tenant
+        stmt = stmt.where(_RUNS.c.tenant == tenant)
     if start is not None:
-        conds.append("started_at >= :start")
-        params["start"] = start
+        stmt = stmt.where(_RUNS.c.started_at >= start)
     if end is not None:
-        conds.append("started_at < :end")
-        params["end"] = end
+        stmt = stmt.where(_RUNS.c.started_at < end)
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                text(
-                    f"SELECT * FROM retention_runs WHERE {' AND '.join(conds)} "
-                    "ORDER BY started_at, id"
-                ),
-                params,
-            ).all()
-        )
+        return list(conn.execute(stmt.order_by(_RUNS.c.started_at, _RUNS.c.id)).all())
