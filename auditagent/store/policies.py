@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from ..integrity.ledger_format import Signer
 from ..period import RetentionPeriod
 from .changes import append_change_on
 from .locks import LOCK_CHANGES, xact_lock
+from .models import RetentionPolicyRow
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,7 @@ def _policy(row: Any) -> Policy:
     )
 
 
-_POLICY_COLS = (
-    "id, tenant, agent, keep_days, created_by, created_at, version, keep_months, keep_years, "
-    "deleted"
-)
+_POLICIES = RetentionPolicyRow.__table__
 
 
 def list_policies(
@@ -75,34 +73,31 @@ def list_policies(
 ) -> list[Policy]:
     """The policies in force (newest version of each (tenant, agent), removed ones left out);
     with ``history`` every version, oldest first."""
-    params: dict[str, Any] = {}
-    where = ""
+    p = _POLICIES.c
+    stmt = select(_POLICIES)
     if tenant is not None:
-        where = " WHERE tenant = :tenant"
-        params["tenant"] = tenant
+        stmt = stmt.where(p.tenant == tenant)
     if history:
-        sql = (
-            f"SELECT {_POLICY_COLS} FROM retention_policies{where} "
-            "ORDER BY tenant, agent NULLS FIRST, version"
-        )
+        stmt = stmt.order_by(p.tenant, p.agent.nulls_first(), p.version)
     else:
-        sql = (
-            f"SELECT * FROM (SELECT DISTINCT ON (tenant, agent) {_POLICY_COLS} "
-            f"FROM retention_policies{where} ORDER BY tenant, agent NULLS FIRST, version DESC) p "
-            "WHERE NOT deleted ORDER BY tenant, agent NULLS FIRST"
+        rank = func.row_number().over(partition_by=(p.tenant, p.agent), order_by=p.version.desc())
+        newest = stmt.add_columns(rank.label("rank")).subquery("p")
+        stmt = (
+            select(*(newest.c[c.name] for c in _POLICIES.c))
+            .where(newest.c.rank == 1, ~newest.c.deleted)
+            .order_by(newest.c.tenant, newest.c.agent.nulls_first())
         )
     with engine.connect() as conn:
-        return [_policy(r) for r in conn.execute(text(sql), params)]
+        return [_policy(r) for r in conn.execute(stmt)]
 
 
 def _latest_policy(conn: Connection, tenant: str, agent: str | None) -> Policy | None:
-    cond = "agent IS NULL" if agent is None else "agent = :agent"
+    p = _POLICIES.c
     row = conn.execute(
-        text(
-            f"SELECT {_POLICY_COLS} FROM retention_policies WHERE tenant = :tenant AND {cond} "
-            "ORDER BY version DESC LIMIT 1"
-        ),
-        {"tenant": tenant, "agent": agent},
+        select(_POLICIES)
+        .where(p.tenant == tenant, p.agent.is_(None) if agent is None else p.agent == agent)
+        .order_by(p.version.desc())
+        .limit(1)
     ).first()
     return _policy(row) if row is not None else None
 
@@ -122,22 +117,19 @@ def _insert_policy_version(
     xact_lock(conn, LOCK_CHANGES)
     latest = _latest_policy(conn, tenant, agent)
     row = conn.execute(
-        text(
-            "INSERT INTO retention_policies (id, tenant, agent, version, keep_years, keep_months, "
-            "keep_days, deleted, created_by) VALUES (:id, :tenant, :agent, :version, :y, :m, :d, "
-            f":deleted, :created_by) RETURNING {_POLICY_COLS}"
-        ),
-        {
-            "id": uuid.uuid4(),
-            "tenant": tenant,
-            "agent": agent,
-            "version": (latest.version + 1) if latest is not None else 1,
-            "y": period.years,
-            "m": period.months,
-            "d": period.days,
-            "deleted": deleted,
-            "created_by": created_by,
-        },
+        insert(RetentionPolicyRow)
+        .values(
+            id=uuid.uuid4(),
+            tenant=tenant,
+            agent=agent,
+            version=(latest.version + 1) if latest is not None else 1,
+            keep_years=period.years,
+            keep_months=period.months,
+            keep_days=period.days,
+            deleted=deleted,
+            created_by=created_by,
+        )
+        .returning(*_POLICIES.c)
     ).one()
     policy = _policy(row)
     append_change_on(
@@ -208,6 +200,4 @@ def delete_policy(
 
 def all_policy_rows(engine: Engine) -> list[Policy]:
     with engine.connect() as conn:
-        return [
-            _policy(r) for r in conn.execute(text(f"SELECT {_POLICY_COLS} FROM retention_policies"))
-        ]
+        return [_policy(r) for r in conn.execute(select(_POLICIES))]

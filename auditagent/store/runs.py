@@ -7,12 +7,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Engine, Select, func, insert, select, update
 
 from .locks import RUN_LOCK_CLASS
 from .models import RetentionRunRow
 
 _RUNS = RetentionRunRow.__table__
+
+
+def _run_lock(fn: str, run_id: uuid.UUID) -> Select[tuple[Any]]:
+    """``SELECT fn(class, hashtext(run id))``: the run's session-level lock."""
+    return select(getattr(func, fn)(RUN_LOCK_CLASS, func.hashtext(str(run_id))))
 
 
 class RunLock:
@@ -23,10 +28,7 @@ class RunLock:
     def __init__(self, engine: Engine, run_id: uuid.UUID) -> None:
         self._conn = engine.connect()
         try:
-            self._conn.execute(
-                text("SELECT pg_advisory_lock(:c, hashtext(:id))"),
-                {"c": RUN_LOCK_CLASS, "id": str(run_id)},
-            )
+            self._conn.execute(_run_lock("pg_advisory_lock", run_id))
             self._conn.commit()
         except BaseException:
             self._conn.close()
@@ -35,10 +37,7 @@ class RunLock:
 
     def release(self) -> None:
         try:
-            self._conn.execute(
-                text("SELECT pg_advisory_unlock(:c, hashtext(:id))"),
-                {"c": RUN_LOCK_CLASS, "id": str(self.run_id)},
-            )
+            self._conn.execute(_run_lock("pg_advisory_unlock", self.run_id))
             self._conn.commit()
         finally:
             self._conn.close()
@@ -50,34 +49,25 @@ def mark_dead_runs_interrupted(engine: Engine) -> list[uuid.UUID]:
     marked: list[uuid.UUID] = []
     with engine.connect() as conn:
         running = [
-            r[0]
-            for r in conn.execute(text("SELECT id FROM retention_runs WHERE status = 'running'"))
+            r[0] for r in conn.execute(select(_RUNS.c.id).where(_RUNS.c.status == "running"))
         ]
         conn.commit()
         for run_id in running:
-            got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:c, hashtext(:id))"),
-                {"c": RUN_LOCK_CLASS, "id": str(run_id)},
-            ).scalar_one()
+            got = conn.execute(_run_lock("pg_try_advisory_lock", run_id)).scalar_one()
             if not got:
                 conn.commit()
                 continue
             try:
                 n = conn.execute(
-                    text(
-                        "UPDATE retention_runs SET status = 'interrupted', "
-                        "finished_at = clock_timestamp() WHERE id = :id AND status = 'running'"
-                    ),
-                    {"id": run_id},
+                    update(RetentionRunRow)
+                    .where(RetentionRunRow.id == run_id, RetentionRunRow.status == "running")
+                    .values(status="interrupted", finished_at=func.clock_timestamp())
                 ).rowcount
                 conn.commit()
                 if n:
                     marked.append(run_id)
             finally:
-                conn.execute(
-                    text("SELECT pg_advisory_unlock(:c, hashtext(:id))"),
-                    {"c": RUN_LOCK_CLASS, "id": str(run_id)},
-                )
+                conn.execute(_run_lock("pg_advisory_unlock", run_id))
                 conn.commit()
     return marked
 
