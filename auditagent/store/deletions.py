@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from ..chain import GENESIS
 from ..integrity.ledger_format import (
     DELETION_SIGNATURE_LABEL,
     Signer,
-    canonical_json,
     deletion_record_hash,
     signature_valid,
 )
 from .changes import adopted_deletions
 from .locks import LOCK_DELETION_CHAIN, xact_lock
+from .models import DeletionRecordRow, SessionRow
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,8 @@ class DeletionRecord:
         return signature_valid(public_key, DELETION_SIGNATURE_LABEL, self.hash, self.signature)
 
 
-_DR_COLS = (
-    "seq, run_id, session_id, tenant, policy, reason, event_count, final_hash, deleted_at, "
-    "prev_hash, hash, basis, signature"
-)
+_RECORDS = DeletionRecordRow.__table__
+_SESSIONS = SessionRow.__table__
 
 
 def _deletion(row: Any) -> DeletionRecord:
@@ -100,9 +98,7 @@ def append_deletion_on(
     basis: dict[str, Any],
 ) -> DeletionRecord:
     xact_lock(conn, LOCK_DELETION_CHAIN)
-    last_row = conn.execute(
-        text(f"SELECT {_DR_COLS} FROM deletion_records ORDER BY seq DESC LIMIT 1")
-    ).first()
+    last_row = conn.execute(select(_RECORDS).order_by(_RECORDS.c.seq.desc()).limit(1)).first()
     last = _deletion(last_row) if last_row is not None else None
     adopted = (
         adopted_deletions(conn, signer.public)
@@ -138,27 +134,23 @@ def append_deletion_on(
         basis=basis,
     )
     row = conn.execute(
-        text(
-            "INSERT INTO deletion_records (seq, run_id, session_id, tenant, policy, reason, "
-            "event_count, final_hash, deleted_at, prev_hash, hash, basis, signature) VALUES "
-            "(:seq, :run_id, :session_id, :tenant, :policy, :reason, :event_count, :final_hash, "
-            f":deleted_at, :prev_hash, :hash, CAST(:basis AS jsonb), :sig) RETURNING {_DR_COLS}"
-        ),
-        {
-            "seq": seq,
-            "run_id": run_id,
-            "session_id": session_id,
-            "tenant": tenant,
-            "policy": policy,
-            "reason": reason,
-            "event_count": event_count,
-            "final_hash": final_hash,
-            "deleted_at": deleted_at,
-            "prev_hash": prev,
-            "hash": digest,
-            "basis": canonical_json(basis).decode(),
-            "sig": signer.sign(DELETION_SIGNATURE_LABEL + digest),
-        },
+        insert(DeletionRecordRow)
+        .values(
+            seq=seq,
+            run_id=run_id,
+            session_id=session_id,
+            tenant=tenant,
+            policy=policy,
+            reason=reason,
+            event_count=event_count,
+            final_hash=final_hash,
+            deleted_at=deleted_at,
+            prev_hash=prev,
+            hash=digest,
+            basis=dict(basis),
+            signature=signer.sign(DELETION_SIGNATURE_LABEL + digest),
+        )
+        .returning(*_RECORDS.c)
     ).one()
     return _deletion(row)
 
@@ -166,28 +158,25 @@ def append_deletion_on(
 def unsigned_deletion_prefix(engine: Engine) -> tuple[int, bytes] | None:
     """(count, head) of the deletion records before the first signed one, when every unsigned
     record comes before every signed one (what a database upgraded to 0017 has)."""
+    d = _RECORDS.c
     with engine.connect() as conn:
         row = conn.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE signature IS NULL) AS unsigned, "
-                "min(seq) FILTER (WHERE signature IS NOT NULL) AS first_signed "
-                "FROM deletion_records"
+            select(
+                func.count().filter(d.signature.is_(None)).label("unsigned"),
+                func.min(d.seq).filter(d.signature.is_not(None)).label("first_signed"),
             )
         ).one()
         n = int(row.unsigned)
         if n == 0 or (row.first_signed is not None and int(row.first_signed) != n):
             return None
-        head = conn.execute(
-            text("SELECT hash FROM deletion_records WHERE seq = :s"), {"s": n - 1}
-        ).scalar()
+        head = conn.execute(select(d.hash).where(d.seq == n - 1)).scalar()
     return (n, bytes(head)) if head is not None else None
 
 
 def deletion_records_for(engine: Engine, session_id: uuid.UUID) -> list[DeletionRecord]:
     with engine.connect() as conn:
         rows = conn.execute(
-            text(f"SELECT {_DR_COLS} FROM deletion_records WHERE session_id = :id ORDER BY seq"),
-            {"id": session_id},
+            select(_RECORDS).where(_RECORDS.c.session_id == session_id).order_by(_RECORDS.c.seq)
         )
         return [_deletion(r) for r in rows]
 
@@ -195,7 +184,7 @@ def deletion_records_for(engine: Engine, session_id: uuid.UUID) -> list[Deletion
 def iter_deletion_records(engine: Engine) -> Iterator[DeletionRecord]:
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=1000).execute(
-            text(f"SELECT {_DR_COLS} FROM deletion_records ORDER BY seq")
+            select(_RECORDS).order_by(_RECORDS.c.seq)
         )
         for r in result:
             yield _deletion(r)
@@ -203,7 +192,7 @@ def iter_deletion_records(engine: Engine) -> Iterator[DeletionRecord]:
 
 def deletion_head(conn: Connection) -> tuple[int, bytes]:
     last = conn.execute(
-        text("SELECT seq, hash FROM deletion_records ORDER BY seq DESC LIMIT 1")
+        select(_RECORDS.c.seq, _RECORDS.c.hash).order_by(_RECORDS.c.seq.desc()).limit(1)
     ).first()
     if last is None:
         return 0, GENESIS
@@ -216,9 +205,9 @@ def sessions_without_deletion_record(engine: Engine) -> list[uuid.UUID]:
         return [
             r[0]
             for r in conn.execute(
-                text(
-                    "SELECT s.id FROM sessions s WHERE s.status IN ('shredded', 'purged') "
-                    "AND NOT EXISTS (SELECT 1 FROM deletion_records d WHERE d.session_id = s.id)"
+                select(_SESSIONS.c.id).where(
+                    _SESSIONS.c.status.in_(("shredded", "purged")),
+                    ~select(_RECORDS.c.seq).where(_RECORDS.c.session_id == _SESSIONS.c.id).exists(),
                 )
             )
         ]
@@ -227,8 +216,7 @@ def sessions_without_deletion_record(engine: Engine) -> list[uuid.UUID]:
 def has_deletion_record(conn: Connection, session_id: uuid.UUID) -> bool:
     return (
         conn.execute(
-            text("SELECT 1 FROM deletion_records WHERE session_id = :id LIMIT 1"),
-            {"id": session_id},
+            select(_RECORDS.c.seq).where(_RECORDS.c.session_id == session_id).limit(1)
         ).first()
         is not None
     )
@@ -243,32 +231,25 @@ def deletion_records_between(
     after_seq: int | None = None,
     limit: int | None = None,
 ) -> list[DeletionRecord]:
-    conds: list[str] = []
-    params: dict[str, Any] = {}
+    d = _RECORDS.c
+    stmt = select(_RECORDS)
     if tenant is not None:
-        conds.append("tenant = :tenant")
-        params["tenant"] = tenant
+        stmt = stmt.where(d.tenant == tenant)
     if start is not None:
-        conds.append("deleted_at >= :start")
-        params["start"] = start
+        stmt = stmt.where(d.deleted_at >= start)
     if end is not None:
-        conds.append("deleted_at < :end")
-        params["end"] = end
+        stmt = stmt.where(d.deleted_at < end)
     if after_seq is not None:
-        conds.append("seq > :after")
-        params["after"] = after_seq
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    sql = f"SELECT {_DR_COLS} FROM deletion_records{where} ORDER BY seq"
+        stmt = stmt.where(d.seq > after_seq)
+    stmt = stmt.order_by(d.seq)
     if limit is not None:
-        sql += " LIMIT :limit"
-        params["limit"] = limit
+        stmt = stmt.limit(limit)
     with engine.connect() as conn:
-        return [_deletion(r) for r in conn.execute(text(sql), params)]
+        return [_deletion(r) for r in conn.execute(stmt)]
 
 
 def deletion_records_on(conn: Connection, session_id: uuid.UUID) -> list[DeletionRecord]:
     rows = conn.execute(
-        text(f"SELECT {_DR_COLS} FROM deletion_records WHERE session_id = :id ORDER BY seq"),
-        {"id": session_id},
+        select(_RECORDS).where(_RECORDS.c.session_id == session_id).order_by(_RECORDS.c.seq)
     )
     return [_deletion(r) for r in rows]

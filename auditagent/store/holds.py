@@ -7,11 +7,24 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from ..integrity.ledger_format import Signer, ts
 from .changes import append_change_on
 from .locks import LOCK_HOLDS, xact_lock
+from .models import LegalHoldRow, SessionRow
 
 
 @dataclass(frozen=True)
@@ -57,12 +70,6 @@ class Hold:
         }
 
 
-_HOLD_COLS = (
-    "id, scope, tenant, session_id, participant_index, reason, created_by, created_at, "
-    "released_at, released_by, release_reason"
-)
-
-
 def _hold(row: Any) -> Hold:
     return Hold(
         id=row.id,
@@ -79,11 +86,8 @@ def _hold(row: Any) -> Hold:
     )
 
 
-# Sessions a hold (or a would-be hold) covers: not purged, so there is still something to keep.
-_COVERED = """SELECT count(*) FROM sessions s WHERE s.tenant = :tenant AND s.status <> 'purged'
-  AND (:scope = 'tenant'
-       OR (:scope = 'session' AND s.id = :session_id)
-       OR (:scope = 'participant' AND s.participant_index = :pi))"""
+_HOLDS = LegalHoldRow.__table__
+_SESSIONS = SessionRow.__table__
 
 
 def _covered(
@@ -94,12 +98,20 @@ def _covered(
     session_id: uuid.UUID | None,
     participant_index: bytes | None,
 ) -> int:
-    return int(
-        conn.execute(
-            text(_COVERED),
-            {"tenant": tenant, "scope": scope, "session_id": session_id, "pi": participant_index},
-        ).scalar_one()
-    )
+    # Sessions a hold (or a would-be hold) covers: not purged, so there is still something to
+    # keep. A session or participant scope without its id covers nothing.
+    sc = _SESSIONS.c
+    which: ColumnElement[bool]
+    if scope == "tenant":
+        which = true()
+    elif scope == "session" and session_id is not None:
+        which = sc.id == session_id
+    elif scope == "participant" and participant_index is not None:
+        which = sc.participant_index == participant_index
+    else:
+        which = false()
+    stmt = select(func.count()).where(sc.tenant == tenant, sc.status != "purged", which)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def sessions_covered(
@@ -135,20 +147,17 @@ def create_hold(
     with engine.begin() as conn:
         xact_lock(conn, LOCK_HOLDS)
         row = conn.execute(
-            text(
-                "INSERT INTO legal_holds (id, scope, tenant, session_id, participant_index, "
-                "reason, created_by) VALUES (:id, :scope, :tenant, :session_id, :pi, :reason, "
-                f":created_by) RETURNING {_HOLD_COLS}"
-            ),
-            {
-                "id": uuid.uuid4(),
-                "scope": scope,
-                "tenant": tenant,
-                "session_id": session_id,
-                "pi": participant_index,
-                "reason": reason,
-                "created_by": created_by,
-            },
+            insert(LegalHoldRow)
+            .values(
+                id=uuid.uuid4(),
+                scope=scope,
+                tenant=tenant,
+                session_id=session_id,
+                participant_index=participant_index,
+                reason=reason,
+                created_by=created_by,
+            )
+            .returning(*_HOLDS.c)
         ).one()
         hold = _hold(row)
         append_change_on(
@@ -172,27 +181,20 @@ def create_hold(
 
 def get_hold(engine: Engine, hold_id: uuid.UUID) -> Hold | None:
     with engine.connect() as conn:
-        row = conn.execute(
-            text(f"SELECT {_HOLD_COLS} FROM legal_holds WHERE id = :id"), {"id": hold_id}
-        ).first()
+        row = conn.execute(select(_HOLDS).where(_HOLDS.c.id == hold_id)).first()
     return _hold(row) if row is not None else None
 
 
 def list_holds(
     engine: Engine, *, tenant: str | None = None, include_released: bool = False
 ) -> list[Hold]:
-    conds: list[str] = []
-    params: dict[str, Any] = {}
+    stmt = select(_HOLDS)
     if tenant is not None:
-        conds.append("tenant = :tenant")
-        params["tenant"] = tenant
+        stmt = stmt.where(_HOLDS.c.tenant == tenant)
     if not include_released:
-        conds.append("released_at IS NULL")
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        stmt = stmt.where(_HOLDS.c.released_at.is_(None))
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(f"SELECT {_HOLD_COLS} FROM legal_holds{where} ORDER BY created_at, id"), params
-        )
+        rows = conn.execute(stmt.order_by(_HOLDS.c.created_at, _HOLDS.c.id))
         return [_hold(r) for r in rows]
 
 
@@ -204,17 +206,15 @@ def release_hold(
     with engine.begin() as conn:
         xact_lock(conn, LOCK_HOLDS)
         row = conn.execute(
-            text(
-                "UPDATE legal_holds SET released_at = clock_timestamp(), released_by = :by, "
-                "release_reason = :reason WHERE id = :id AND released_at IS NULL "
-                f"RETURNING {_HOLD_COLS}"
-            ),
-            {"id": hold_id, "by": released_by, "reason": reason},
+            update(LegalHoldRow)
+            .where(LegalHoldRow.id == hold_id, LegalHoldRow.released_at.is_(None))
+            .values(
+                released_at=func.clock_timestamp(), released_by=released_by, release_reason=reason
+            )
+            .returning(*_HOLDS.c)
         ).first()
         if row is None:
-            row = conn.execute(
-                text(f"SELECT {_HOLD_COLS} FROM legal_holds WHERE id = :id"), {"id": hold_id}
-            ).first()
+            row = conn.execute(select(_HOLDS).where(_HOLDS.c.id == hold_id)).first()
             return _hold(row) if row is not None else None
         hold = _hold(row)
         append_change_on(
@@ -236,37 +236,30 @@ def release_hold(
     return replace(hold, sessions_covered=covered)
 
 
-# An unreleased hold covers session ``s`` when it names the session, its participant's blind
-# index, or its whole tenant.
-HELD_SQL = """EXISTS (
-  SELECT 1 FROM legal_holds h
-  WHERE h.released_at IS NULL AND h.tenant = s.tenant AND (
-    h.scope = 'tenant'
-    OR (h.scope = 'session' AND h.session_id = s.id)
-    OR (h.scope = 'participant' AND s.participant_index IS NOT NULL
-        AND h.participant_index = s.participant_index)))"""
-
-
 def holds_blocking_participant(
     engine: Engine, *, tenant: str, participant_index: bytes
 ) -> list[Hold]:
     """Unreleased holds that cover any session of the participant, or the participant itself
     (even with no session yet), or the tenant."""
     with engine.connect() as conn:
+        h, sc = _HOLDS.c, _SESSIONS.c
+        theirs = select(sc.id).where(sc.tenant == tenant, sc.participant_index == participant_index)
         rows = conn.execute(
-            text(
-                f"SELECT {_HOLD_COLS} FROM legal_holds h WHERE h.released_at IS NULL "
-                "AND h.tenant = :tenant AND (h.scope = 'tenant' "
-                "OR (h.scope = 'participant' AND h.participant_index = :pi) "
-                "OR (h.scope = 'session' AND h.session_id IN ("
-                "  SELECT id FROM sessions WHERE tenant = :tenant AND participant_index = :pi))) "
-                "ORDER BY h.created_at, h.id"
-            ),
-            {"tenant": tenant, "pi": participant_index},
+            select(_HOLDS)
+            .where(
+                h.released_at.is_(None),
+                h.tenant == tenant,
+                or_(
+                    h.scope == "tenant",
+                    and_(h.scope == "participant", h.participant_index == participant_index),
+                    and_(h.scope == "session", h.session_id.in_(theirs)),
+                ),
+            )
+            .order_by(h.created_at, h.id)
         )
         return [_hold(r) for r in rows]
 
 
 def all_hold_rows(engine: Engine) -> list[Hold]:
     with engine.connect() as conn:
-        return [_hold(r) for r in conn.execute(text(f"SELECT {_HOLD_COLS} FROM legal_holds"))]
+        return [_hold(r) for r in conn.execute(select(_HOLDS))]

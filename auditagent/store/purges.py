@@ -27,7 +27,6 @@ from ..integrity.ledger_format import Signer, ts
 from ..period import RetentionPeriod
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
-from .holds import HELD_SQL
 from .locks import LOCK_HOLDS, clock, xact_lock
 
 
@@ -66,6 +65,17 @@ _EXPIRES = """GREATEST(
      days => COALESCE(pol.keep_days, :dd))) AT TIME ZONE 'UTC',
   ((s.ended_at AT TIME ZONE 'UTC')
      + make_interval(years => :fy, months => :fm, days => :fd)) AT TIME ZONE 'UTC')"""
+
+
+# An unreleased hold covers session ``s`` when it names the session, its participant's blind
+# index, or its whole tenant.
+HELD_SQL = """EXISTS (
+  SELECT 1 FROM legal_holds h
+  WHERE h.released_at IS NULL AND h.tenant = s.tenant AND (
+    h.scope = 'tenant'
+    OR (h.scope = 'session' AND h.session_id = s.id)
+    OR (h.scope = 'participant' AND s.participant_index IS NOT NULL
+        AND h.participant_index = s.participant_index)))"""
 
 
 def _period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
