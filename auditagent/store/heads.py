@@ -6,9 +6,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, any_, select
 
+from ._sql import uuid_array
 from .deletions import deletion_head
+from .models import SessionRow
+
+_SESSIONS = SessionRow.__table__
+_HEAD_COLS = (_SESSIONS.c.id, _SESSIONS.c.status, _SESSIONS.c.event_count, _SESSIONS.c.head_hash)
 
 
 @dataclass(frozen=True)
@@ -23,9 +28,7 @@ def snapshot_heads(engine: Engine) -> tuple[list[SessionHead], int, bytes]:
     """Every session's (count, head) and the deletion chain's (count, head), read in one
     repeatable-read snapshot so they are consistent with each other."""
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-        rows = conn.execute(
-            text("SELECT id, status, event_count, head_hash FROM sessions ORDER BY id")
-        )
+        rows = conn.execute(select(*_HEAD_COLS).order_by(_SESSIONS.c.id))
         heads = [
             SessionHead(
                 session_id=r.id,
@@ -44,10 +47,7 @@ def session_heads(engine: Engine, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, S
     if not ids:
         return {}
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT id, status, event_count, head_hash FROM sessions WHERE id = ANY(:ids)"),
-            {"ids": list(ids)},
-        )
+        rows = conn.execute(select(*_HEAD_COLS).where(_SESSIONS.c.id == any_(uuid_array(ids))))
         return {
             r.id: SessionHead(
                 session_id=r.id,

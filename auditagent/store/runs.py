@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, insert, select, update
+from sqlalchemy import Engine, Select, any_, func, insert, select, update
 
+from ._sql import uuid_array
 from .locks import RUN_LOCK_CLASS
 from .models import RetentionRunRow
 
@@ -143,7 +144,7 @@ def list_runs(
     """Runs (not dry runs) named by ``ids``, or scoped to ``tenant`` / started in [start, end)."""
     stmt = select(_RUNS).where(~_RUNS.c.dry_run)
     if ids is not None:
-        stmt = stmt.where(_RUNS.c.id.in_(list(ids)))
+        stmt = stmt.where(_RUNS.c.id == any_(uuid_array(ids)))
     if tenant is not None:
         stmt = stmt.where(_RUNS.c.tenant == tenant)
     if start is not None:

@@ -8,14 +8,34 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import ColumnElement, Connection, Engine, any_, case, func, or_, select, true
+
+from ._sql import uuid_array
+from .models import (
+    DataKeyRow,
+    DeletionRecordRow,
+    EventRow,
+    PrincipalRow,
+    RetentionPolicyRow,
+    SessionRow,
+)
+
+_S = SessionRow.__table__
+_K = DataKeyRow.__table__
+_E = EventRow.__table__
+_D = DeletionRecordRow.__table__
+_P = RetentionPolicyRow.__table__
+_API = PrincipalRow.__table__
+
+
+def _destroyed() -> ColumnElement[bool]:
+    """A data key that can no longer open anything."""
+    return or_(_K.c.wrapped.is_(None), _K.c.shredded_at.is_not(None))
 
 
 def session_tenant(engine: Engine, session_id: uuid.UUID) -> str | None:
     with engine.connect() as conn:
-        value = conn.execute(
-            text("SELECT tenant FROM sessions WHERE id = :id"), {"id": session_id}
-        ).scalar()
+        value = conn.execute(select(_S.c.tenant).where(_S.c.id == session_id)).scalar()
     return str(value) if value is not None else None
 
 
@@ -24,23 +44,33 @@ def tenant_known(engine: Engine, tenant: str) -> bool:
     with engine.connect() as conn:
         return bool(
             conn.execute(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM sessions WHERE tenant = :t) "
-                    "OR EXISTS (SELECT 1 FROM retention_policies WHERE tenant = :t) "
-                    "OR EXISTS (SELECT 1 FROM principals WHERE tenant = :t)"
-                ),
-                {"t": tenant},
+                select(
+                    or_(
+                        select(_S.c.id).where(_S.c.tenant == tenant).exists(),
+                        select(_P.c.id).where(_P.c.tenant == tenant).exists(),
+                        select(_API.c.id).where(_API.c.tenant == tenant).exists(),
+                    )
+                )
             ).scalar_one()
         )
 
 
 def iter_session_events(conn: Connection, session_id: uuid.UUID) -> Iterator[Any]:
     yield from conn.execution_options(yield_per=1000).execute(
-        text(
-            "SELECT session_id, seq, tenant, kind, at, key_id, nonce, ciphertext, prev_hash, "
-            "hash FROM events WHERE session_id = :id ORDER BY seq"
-        ),
-        {"id": session_id},
+        select(
+            _E.c.session_id,
+            _E.c.seq,
+            _E.c.tenant,
+            _E.c.kind,
+            _E.c.at,
+            _E.c.key_id,
+            _E.c.nonce,
+            _E.c.ciphertext,
+            _E.c.prev_hash,
+            _E.c.hash,
+        )
+        .where(_E.c.session_id == session_id)
+        .order_by(_E.c.seq)
     )
 
 
@@ -58,13 +88,16 @@ def key_anomalies(engine: Engine) -> list[KeyState]:
     although a deletion record says it was destroyed."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text(
-                "SELECT s.id, s.status, CASE WHEN k.session_id IS NULL THEN 'missing' "
-                "WHEN k.wrapped IS NULL OR k.shredded_at IS NOT NULL THEN 'destroyed' "
-                "ELSE 'wrapped' END AS key, "
-                "EXISTS (SELECT 1 FROM deletion_records d WHERE d.session_id = s.id) AS has_record "
-                "FROM sessions s LEFT JOIN data_keys k ON k.session_id = s.id"
-            )
+            select(
+                _S.c.id,
+                _S.c.status,
+                case(
+                    (_K.c.session_id.is_(None), "missing"),
+                    (_destroyed(), "destroyed"),
+                    else_="wrapped",
+                ).label("key"),
+                select(_D.c.seq).where(_D.c.session_id == _S.c.id).exists().label("has_record"),
+            ).select_from(_S.outerjoin(_K, _K.c.session_id == _S.c.id))
         )
         return [
             KeyState(r.id, r.status, r.key, bool(r.has_record))
@@ -79,10 +112,10 @@ def purged_with_rows(engine: Engine) -> list[tuple[uuid.UUID, int]]:
         return [
             (r[0], int(r[1]))
             for r in conn.execute(
-                text(
-                    "SELECT e.session_id, count(*) FROM events e JOIN sessions s "
-                    "ON s.id = e.session_id WHERE s.status = 'purged' GROUP BY e.session_id"
-                )
+                select(_E.c.session_id, func.count())
+                .join(_S, _S.c.id == _E.c.session_id)
+                .where(_S.c.status == "purged")
+                .group_by(_E.c.session_id)
             )
         ]
 
@@ -91,15 +124,23 @@ def end_time_anomalies(engine: Engine) -> list[tuple[uuid.UUID, datetime | None,
     """Closed sessions whose ``ended_at`` is missing, has no chained close record to confirm
     it, or is earlier than that record (what a rewrite to expire it early looks like)."""
     with engine.connect() as conn:
+        closed = (
+            select(func.min(_E.c.at).label("closed_at"))
+            .where(_E.c.session_id == _S.c.id, _E.c.kind == "closed")
+            .lateral("c")
+        )
         return [
             (r.id, r.ended_at, r.closed_at)
             for r in conn.execute(
-                text(
-                    "SELECT s.id, s.ended_at, c.closed_at FROM sessions s LEFT JOIN LATERAL ("
-                    "  SELECT min(e.at) AS closed_at FROM events e "
-                    "  WHERE e.session_id = s.id AND e.kind = 'closed') c ON true "
-                    "WHERE s.status = 'closed' AND (s.ended_at IS NULL OR c.closed_at IS NULL "
-                    "OR s.ended_at < c.closed_at)"
+                select(_S.c.id, _S.c.ended_at, closed.c.closed_at)
+                .select_from(_S.outerjoin(closed, true()))
+                .where(
+                    _S.c.status == "closed",
+                    or_(
+                        _S.c.ended_at.is_(None),
+                        closed.c.closed_at.is_(None),
+                        _S.c.ended_at < closed.c.closed_at,
+                    ),
                 )
             )
         ]
@@ -112,18 +153,13 @@ def session_ended_at(engine: Engine, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID
         return {
             r.id: r
             for r in conn.execute(
-                text("SELECT id, tenant, ended_at, status FROM sessions WHERE id = ANY(:ids)"),
-                {"ids": list(ids)},
+                select(_S.c.id, _S.c.tenant, _S.c.ended_at, _S.c.status).where(
+                    _S.c.id == any_(uuid_array(ids))
+                )
             )
         }
 
 
 def data_key_destroyed(conn: Connection, session_id: uuid.UUID) -> bool:
-    row = conn.execute(
-        text(
-            "SELECT wrapped IS NULL OR shredded_at IS NOT NULL FROM data_keys "
-            "WHERE session_id = :id"
-        ),
-        {"id": session_id},
-    ).first()
+    row = conn.execute(select(_destroyed()).where(_K.c.session_id == session_id)).first()
     return row is None or bool(row[0])
