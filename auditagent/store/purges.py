@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
 
 from ..integrity.ledger_format import Signer, ts
 from ..period import RetentionPeriod
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .locks import LOCK_HOLDS, clock, xact_lock
+from .models import DataKeyRow, EventRow, SessionRow
+
+_S = SessionRow.__table__
+_E = EventRow.__table__
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,13 @@ def participant_sessions(
     """Every session of the participant not purged yet (open ones included)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text(
-                "SELECT id, tenant, status, ended_at, event_count FROM sessions "
-                "WHERE tenant = :tenant AND participant_index = :pi AND status <> 'purged' "
-                "ORDER BY started_at, id"
-            ),
-            {"tenant": tenant, "pi": participant_index},
+            select(_S.c.id, _S.c.tenant, _S.c.status, _S.c.ended_at, _S.c.event_count)
+            .where(
+                _S.c.tenant == tenant,
+                _S.c.participant_index == participant_index,
+                _S.c.status != "purged",
+            )
+            .order_by(_S.c.started_at, _S.c.id)
         ).all()
     return [
         Candidate(
@@ -232,11 +237,10 @@ def shred_session(
             raise SessionHeld(str(session_id))
         # One pass over the session's rows for both: how many, and when the chain says it closed.
         stats = conn.execute(
-            text(
-                "SELECT count(*) AS n, min(at) FILTER (WHERE kind = 'closed') AS closed_at "
-                "FROM events WHERE session_id = :id"
-            ),
-            {"id": session_id},
+            select(
+                func.count().label("n"),
+                func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
+            ).where(_E.c.session_id == session_id)
         ).one()
         closed_at = stats.closed_at
         count = int(stats.n)
@@ -255,8 +259,10 @@ def shred_session(
             if not s.expires_at < now:
                 raise NotDue(f"due only after {ts(s.expires_at)}")
         last = conn.execute(
-            text("SELECT seq, hash FROM events WHERE session_id = :id ORDER BY seq DESC LIMIT 1"),
-            {"id": session_id},
+            select(_E.c.seq, _E.c.hash)
+            .where(_E.c.session_id == session_id)
+            .order_by(_E.c.seq.desc())
+            .limit(1)
         ).first()
         final_hash = bytes(last.hash) if last is not None else None
         deleted_at: datetime = clock(conn)
@@ -307,21 +313,27 @@ def shred_session(
             basis=basis,
         )
         conn.execute(
-            text(
-                "UPDATE data_keys SET wrapped = NULL, shredded_at = :at "
-                "WHERE session_id = :id AND wrapped IS NOT NULL"
-            ),
-            {"id": session_id, "at": deleted_at},
+            update(DataKeyRow)
+            .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
+            .values(wrapped=None, shredded_at=deleted_at)
         )
         conn.execute(
-            text(
-                "UPDATE sessions SET status = 'shredded', updated_at = :at, "
-                "ended_at = COALESCE(ended_at, :at), "
-                "close_reason = COALESCE(close_reason, :reason) WHERE id = :id"
-            ),
-            {"id": session_id, "at": deleted_at, "reason": reason},
+            update(SessionRow)
+            .where(SessionRow.id == session_id)
+            .values(
+                status="shredded",
+                updated_at=deleted_at,
+                ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
+                close_reason=func.coalesce(SessionRow.close_reason, reason),
+            )
         )
         return record
+
+
+def _first_seq(session_id: uuid.UUID) -> ScalarSelect[Any]:
+    # An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
+    first = _E.alias("first")
+    return select(func.min(first.c.seq)).where(first.c.session_id == session_id).scalar_subquery()
 
 
 def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int) -> int:
@@ -334,18 +346,17 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
     """
     with engine.begin() as conn:
         status = conn.execute(
-            text("SELECT status FROM sessions WHERE id = :id FOR SHARE"), {"id": session_id}
+            select(_S.c.status).where(_S.c.id == session_id).with_for_update(read=True)
         ).scalar()
         if status not in ("shredded", "purged"):
             return 0
         conn.execute(text("SET LOCAL synchronous_commit = off"))
         conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
         result = conn.execute(
-            text(
-                "DELETE FROM events WHERE session_id = :id AND seq < ("
-                "  SELECT min(seq) FROM events WHERE session_id = :id) + :n"
-            ),
-            {"id": session_id, "n": batch_size},
+            delete(EventRow).where(
+                EventRow.session_id == session_id,
+                EventRow.seq < _first_seq(session_id) + batch_size,
+            )
         )
         return int(result.rowcount or 0)
 
@@ -353,9 +364,7 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
 def events_left(engine: Engine, session_id: uuid.UUID) -> int:
     with engine.connect() as conn:
         return int(
-            conn.execute(
-                text("SELECT count(*) FROM events WHERE session_id = :id"), {"id": session_id}
-            ).scalar_one()
+            conn.execute(select(func.count()).where(_E.c.session_id == session_id)).scalar_one()
         )
 
 
@@ -364,11 +373,12 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
     (the count and head hash stay: they are what checkpoints and deletion records refer to)."""
     with engine.begin() as conn:
         result = conn.execute(
-            text(
-                "UPDATE sessions SET status = 'purged', participant_index = NULL, "
-                "updated_at = clock_timestamp() WHERE id = :id AND status = 'shredded' "
-                "AND NOT EXISTS (SELECT 1 FROM events WHERE session_id = :id)"
-            ),
-            {"id": session_id},
+            update(SessionRow)
+            .where(
+                SessionRow.id == session_id,
+                SessionRow.status == "shredded",
+                ~select(_E.c.seq).where(_E.c.session_id == session_id).exists(),
+            )
+            .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
         )
         return bool(result.rowcount)
