@@ -7,10 +7,10 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from ..errors import AuditagentError, NotFound
 from .models import PrincipalRow
@@ -27,6 +27,10 @@ _MAX_TOKEN_LEN = 256
 
 class InvalidPrincipal(AuditagentError):
     """A principal that must not exist (auditor without tenant, unknown role)."""
+
+
+# ``last_used_at`` is refreshed at most this often, so authentication rarely writes.
+_LAST_USED_GRANULARITY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def revoke_principal(
     stmt = (
         update(PrincipalRow)
         .where(PrincipalRow.id == principal_id)
-        .values(revoked_at=text("coalesce(revoked_at, now())"))
+        .values(revoked_at=func.coalesce(PrincipalRow.revoked_at, func.now()))
         .returning(PrincipalRow)
     )
     if tenant is not None:
@@ -159,8 +163,8 @@ def authenticate_on(conn: Connection, token: str) -> Principal | None:
             .where(PrincipalRow.id == principal.id)
             .where(
                 (PrincipalRow.last_used_at.is_(None))
-                | (PrincipalRow.last_used_at < text("now() - interval '60 seconds'"))
+                | (PrincipalRow.last_used_at < func.now() - _LAST_USED_GRANULARITY)
             )
-            .values(last_used_at=text("now()"))
+            .values(last_used_at=func.now())
         )
     return principal

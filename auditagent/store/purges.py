@@ -12,6 +12,11 @@ where it stopped:
    The database refuses the last two without the record (migration 0017's guards);
 2. delete events in batches of ``batch_size`` rows;
 3. mark the session ``purged`` once no event of it is left.
+
+Statements are SQLAlchemy Core over the typed models, as everywhere in the store; the one
+exception is the expiry SQL below (the policy in force by LATERAL join, calendar arithmetic with
+``make_interval``, the hold check), kept as PostgreSQL text because that is what it is
+reviewed as, and the ``SET LOCAL`` guards.
 """
 
 from __future__ import annotations
