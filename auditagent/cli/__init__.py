@@ -16,7 +16,18 @@ from ..settings import Settings
 
 # Modules that add a command group with `register(subparsers)`; missing ones are skipped so a
 # partial install still gives a working CLI for what it has.
-COMMAND_MODULES = ("db", "keys", "apikey", "verify", "serve", "retention", "search", "demo")
+COMMAND_MODULES = (
+    "db",
+    "keys",
+    "apikey",
+    "verify",
+    "serve",
+    "expire",
+    "holds",
+    "checkpoint",
+    "search",
+    "demo",
+)
 
 
 class _CurrentStderr(logging.Handler):

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from ..keys import load_key_provider
     from ..search.reindex import reindex
-    from .retention import engine_for
+    from ._common import engine_for
 
     kp = load_key_provider(settings)
     tty = sys.stderr.isatty()

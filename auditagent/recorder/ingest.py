@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from ..envelope import Envelope
-from ..store.search_index import IndexRows, write_rows_async
+from ..store.search_rows import IndexRows, write_rows_async
 
 EVENT_COLUMNS = (
     "session_id",

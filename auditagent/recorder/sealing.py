@@ -20,7 +20,7 @@ from ..keys import KeyProvider
 from ..livekit import RawEvent
 from ..metrics import metrics
 from ..search.writer import IndexKeys, SessionIndexer
-from ..store.search_index import IndexRows
+from ..store.search_rows import IndexRows
 from . import clock
 from .ingest import SessionOpen, SessionUpdate
 from .intake import Inbox, SessionIntake

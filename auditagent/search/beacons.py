@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from auditagent import records
+from auditagent.records import Record
 
 from .texts import ROLE_CODES, record_texts, role_of_kind
 from .tokens import encode, index_words
@@ -68,7 +68,7 @@ class BeaconKey:
         get = self._cache.get
         return {b if (b := get(w)) is not None else self._compute(w) for w in words}
 
-    def record_beacons(self, record: records.Record) -> tuple[int, set[int]] | None:
+    def record_beacons(self, record: Record) -> tuple[int, set[int]] | None:
         """``(role code, beacons)`` of one record; None for records without searchable text.
 
         The writer's hot path: set operations in C wherever possible."""
@@ -83,7 +83,7 @@ class BeaconKey:
             b if (b := get(w)) is not None else self._compute(w) for w in found
         }
 
-    def entries(self, record: records.Record) -> set[IndexEntry]:
+    def entries(self, record: Record) -> set[IndexEntry]:
         """The index rows one record adds (before deduplication against its session)."""
         got = self.record_beacons(record)
         if got is None:

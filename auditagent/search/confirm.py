@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from auditagent import records
+from auditagent.records import Record
 
 from .query import Query
 from .texts import Role, record_texts, role_of_kind
@@ -92,7 +92,7 @@ def match_record(query: Query, text: str) -> tuple[set[int], tuple[int, int] | N
 
 
 def match_session(
-    query: Query, opened: Iterable[tuple[int, datetime, records.Record]], *, role: Role | None
+    query: Query, opened: Iterable[tuple[int, datetime, Record]], *, role: Role | None
 ) -> SessionMatch | None:
     """The session's hits if every clause is found in its records (of ``role``), else None."""
     result = SessionMatch()

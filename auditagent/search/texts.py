@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from auditagent import records
+from auditagent.records import AgentUtterance, Record, ToolCall, ToolResult, UserUtterance
 
 __all__ = [
     "ROLES",
@@ -38,20 +38,20 @@ def kinds_of_role(role: Role) -> list[str]:
     return sorted(k for k, r in _KIND_ROLE.items() if r == role)
 
 
-def record_texts(record: records.Record) -> list[str]:
+def record_texts(record: Record) -> list[str]:
     """The searchable fields of one record (empty for records without conversation text).
 
     A tool call's name and raw arguments and a tool result's name, output and error are all
     the tool's words: "where did transfer_funds fail" is a search among them."""
-    if isinstance(record, records.UserUtterance):
+    if isinstance(record, UserUtterance):
         return [record.text]
-    if isinstance(record, records.AgentUtterance):
+    if isinstance(record, AgentUtterance):
         if record.generated_text and record.generated_text != record.text:
             return [record.text, record.generated_text]
         return [record.text]
-    if isinstance(record, records.ToolCall):
+    if isinstance(record, ToolCall):
         return [record.name, record.arguments]
-    if isinstance(record, records.ToolResult):
+    if isinstance(record, ToolResult):
         fields = [record.name, record.output, record.exception, record.model_told]
         return [f for f in fields if f]
     return []

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
-from auditagent import records
-from auditagent.keys import KeyProvider
-from auditagent.store.search_index import IndexRows
+from auditagent.records import Record
+from auditagent.store.search_rows import IndexRows
 
 from .beacons import BeaconKey
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
 from .tokens import index_words
+
+if TYPE_CHECKING:
+    from auditagent.keys import KeyProvider
 
 __all__ = ["IndexKeys", "SessionIndexer"]
 
@@ -51,7 +54,7 @@ class SessionIndexer:
         self._new: dict[int, set[int]] = {}
         self._broken = False
 
-    def add(self, record: records.Record) -> None:
+    def add(self, record: Record) -> None:
         if record.kind not in SEARCHABLE_KINDS or self._broken:
             return
         try:
@@ -64,7 +67,7 @@ class SessionIndexer:
             )
             self._broken = True
 
-    def _add(self, record: records.Record) -> None:
+    def _add(self, record: Record) -> None:
         role = role_of_kind(record.kind)
         if role is None:
             return

@@ -12,8 +12,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.search import parse_query, search
 from auditagent.search.reindex import reindex
 from auditagent.settings import Settings
-from auditagent.store import db
-from auditagent.store import search_index as store
+from auditagent.store import db, search_rows
 from tests.helpers import assert_no_plaintext
 from tests.search.support import record
 
@@ -73,7 +72,7 @@ def test_search_finds_confirms_and_forgets(
     assert_no_plaintext(settings.database_url, None, "zebrafinch", "guaranteed")
 
     with engine.begin() as conn:
-        assert store.delete_for_sessions(conn, [a]) > 0
+        assert search_rows.delete_for_sessions(conn, [a]) > 0
     assert _ids(engine, keyring, tenant, "zebrafinch") == []
 
 

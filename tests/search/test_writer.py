@@ -17,7 +17,7 @@ from auditagent.search import parse_query, search
 from auditagent.search.reindex import reindex
 from auditagent.settings import Settings
 from auditagent.store import db
-from auditagent.store.search_index import IndexRows
+from auditagent.store.search_rows import IndexRows
 from tests.helpers import assert_no_plaintext
 from tests.search.support import record
 
