@@ -16,7 +16,6 @@ import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
-    "MAX_WORD_CHARS",
     "STOPWORDS",
     "Word",
     "encode",
@@ -25,10 +24,6 @@ __all__ = [
     "normalize",
     "words",
 ]
-
-MAX_WORD_CHARS = 64
-"""A search may not name a longer word (keys, base64 runs): nobody says one, and a query
-that holds one is more likely pasted data than a question."""
 
 _RAW = re.compile(r"[^\W_]+")
 
