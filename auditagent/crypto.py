@@ -1,4 +1,4 @@
-"""Moved to :mod:`auditagent.integrity.crypto`; this alias goes once every import is repointed."""
+"""Moved to :mod:`auditagent.integrity.crypto`; an alias until every import is repointed."""
 
 from __future__ import annotations
 

@@ -161,12 +161,14 @@ class ChainVerifier:
     ``expected_count`` / ``expected_head`` are a checkpoint: at least that many records must
     exist, and the record at ``seq == expected_count - 1`` must have that hash. Records
     appended after a checkpoint are allowed, because one can be taken of a live session.
-    ``expected_head`` alone is compared with the final head. ``keep`` names a count whose head
-    (the hash of record ``keep - 1``) is remembered in :attr:`kept` for a second commitment.
-    After the first bad record every later one is ignored (``add`` returns False).
+    ``expected_head`` alone is compared with the final head. ``checkpoint`` is a second
+    commitment, ``(count, head)`` from the session's signed checkpoint, that :meth:`finish`
+    holds the result to (:func:`hold_to_commitments`). After the first bad record every later
+    one is ignored (``add`` returns False).
     """
 
     __slots__ = (
+        "_checkpoint",
         "_count",
         "_exp_count",
         "_exp_head",
@@ -187,14 +189,16 @@ class ChainVerifier:
         *,
         expected_count: int | None = None,
         expected_head: bytes | None = None,
-        keep: int | None = None,
+        checkpoint: tuple[int, bytes] | None = None,
     ) -> None:
         self.session_id = session_id
         self._head = uuid_field(session_id) if session_id is not None else b""
         self._exp_count = expected_count
         self._exp_head = expected_head
-        self._keep = keep if keep is not None else -1
+        self._checkpoint = checkpoint
+        self._keep = checkpoint[0] if checkpoint is not None else -1
         self.kept: bytes | None = None
+        """The hash of record ``checkpoint[0] - 1``, once it verified."""
         self._prev = GENESIS
         self._count = 0
         self._head_at_expected: bytes | None = GENESIS if expected_count == 0 else None
@@ -202,6 +206,24 @@ class ChainVerifier:
         self._failure: VerifyResult | None = None
         # str -> its length-prefixed encoding: a session uses a dozen kinds and one key id
         self._lps: dict[str, bytes] = {}
+
+    @classmethod
+    def for_session(
+        cls, session: Any, *, checkpoint: tuple[int, bytes] | None = None
+    ) -> ChainVerifier:
+        """The verifier for a sessions row: its ``(event_count, head_hash)`` as the first
+        commitment (what catches a deleted last record: the remaining chain would still link),
+        ``checkpoint`` (from its signed checkpoint, outside the database) as the second."""
+        expected_count = int(session.event_count or 0)
+        exp_count = expected_count if expected_count > 0 else None
+        exp_head = (
+            bytes(session.head_hash)
+            if exp_count is not None and session.head_hash is not None
+            else None
+        )
+        return cls(
+            session.id, expected_count=exp_count, expected_head=exp_head, checkpoint=checkpoint
+        )
 
     @property
     def failed(self) -> bool:
@@ -328,6 +350,17 @@ class ChainVerifier:
             return self._bad(None, "head hash mismatch (chain truncated or rewritten)")
         return VerifyResult(
             ok=True, events=count, first_bad_seq=None, reason=None, head_hash=self._prev
+        )
+
+    def finish(self, *, status: str | None, problem: str | None = None) -> VerifyResult:
+        """:meth:`result` held to the session's ``status`` and signed checkpoint (see
+        :func:`hold_to_commitments`)."""
+        return hold_to_commitments(
+            self.result(),
+            status=status,
+            checkpoint=self._checkpoint,
+            head_at_checkpoint=self.kept,
+            problem=problem,
         )
 
 
