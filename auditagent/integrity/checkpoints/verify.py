@@ -27,9 +27,9 @@ from auditagent.integrity.checkpoints.note import (
     parse_note,
 )
 from auditagent.integrity.checkpoints.sink import CheckpointSink
+from auditagent.integrity.deletion_basis import verify_retention
 from auditagent.keys import KeyProvider
 from auditagent.period import RetentionPeriod
-from auditagent.retention_proof import verify_retention
 from auditagent.store import retention as store
 
 # --- verifying --------------------------------------------------------------------------------
