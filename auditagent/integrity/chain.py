@@ -46,8 +46,7 @@ _pack_at = AT.pack
 _pack_u32 = U32.pack
 
 
-def link_fast(
-    *,
+def _link(
     prev_hash: bytes,
     head: bytes,
     seq: int,
@@ -58,10 +57,7 @@ def link_fast(
     nonce: bytes,
     ciphertext: bytes,
 ) -> bytes:
-    """The chain hash with the session's fixed fields already encoded (``head`` is the
-    length-prefixed session id, ``kind_lp``/``key_lp`` the length-prefixed kind and key id):
-    ``SHA-256(label || prev_hash || len-prefixed(session_id, seq, kind, key_id, tenant,
-    at_us, nonce, ciphertext))`` as in docs/architecture.md. The one implementation."""
+    # The one implementation of the chain hash (positional: the verifier calls it per record).
     if len(prev_hash) != HASH_SIZE:
         raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
     return _sha256(
@@ -82,6 +78,25 @@ def link_fast(
             )
         )
     ).digest()
+
+
+def link_fast(
+    *,
+    prev_hash: bytes,
+    head: bytes,
+    seq: int,
+    kind_lp: bytes,
+    key_lp: bytes,
+    tenant: str,
+    at: datetime,
+    nonce: bytes,
+    ciphertext: bytes,
+) -> bytes:
+    """The chain hash with the session's fixed fields already encoded (``head`` is the
+    length-prefixed session id, ``kind_lp``/``key_lp`` the length-prefixed kind and key id):
+    ``SHA-256(label || prev_hash || len-prefixed(session_id, seq, kind, key_id, tenant,
+    at_us, nonce, ciphertext))`` as in docs/architecture.md."""
+    return _link(prev_hash, head, seq, kind_lp, key_lp, tenant, at, nonce, ciphertext)
 
 
 def link(
@@ -280,16 +295,11 @@ class ChainVerifier:
             if prev_hash != self._prev:
                 self._failure = self._bad(seq, "prev_hash mismatch")
                 return False
-            computed = link_fast(
-                prev_hash=prev_hash,
-                head=self._head,
-                seq=seq,
-                kind_lp=self._lp(kind),
-                key_lp=self._lp(key_id),
-                tenant=tenant,
-                at=at,
-                nonce=nonce,
-                ciphertext=ciphertext,
+            lps = self._lps
+            kind_lp = lps.get(kind) or self._lp(kind)
+            key_lp = lps.get(key_id) or self._lp(key_id)
+            computed = _link(
+                prev_hash, self._head, seq, kind_lp, key_lp, tenant, at, nonce, ciphertext
             )
         except _MALFORMED as exc:
             # A malformed row is a verification failure to report, not a crash mid-audit.

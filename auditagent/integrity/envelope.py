@@ -257,12 +257,23 @@ class SessionOpener:
                 kind=kind,
                 key_id=self.key_id if key_id is None else key_id,
             )
-        tail = self._kinds.get(kind)
-        if tail is None:
-            if len(self._kinds) >= 64:  # only a hostile table has this many kinds
-                self._kinds.clear()
-            tail = self._kinds[kind] = _lp(kind.encode()) + _lp(self.key_id.encode())
-        return record_aad(self._aad_head, seq, tail)
+        return record_aad(self._aad_head, seq, self._kinds.get(kind) or self._tail(kind))
+
+    def _tail(self, kind: str) -> bytes:
+        if len(self._kinds) >= 64:  # only a hostile table has this many kinds
+            self._kinds.clear()
+        tail = self._kinds[kind] = _lp(kind.encode()) + _lp(self.key_id.encode())
+        return tail
+
+    def open_row(
+        self, seq: int, tenant: str, kind: str, key_id: str, nonce: bytes, ciphertext: bytes
+    ) -> bytes:
+        """:meth:`open` with positional fields, for the read path's per-record loop."""
+        if tenant == self.tenant and key_id == self.key_id:
+            aad_ = record_aad(self._aad_head, seq, self._kinds.get(kind) or self._tail(kind))
+        else:
+            aad_ = self.aad(seq=seq, kind=kind, tenant=tenant, key_id=key_id)
+        return self._open(nonce, ciphertext, aad_)
 
     def open(
         self,

@@ -140,13 +140,8 @@ def open_records(sealer: crypto.Sealer, rows: Iterable[Any]) -> Iterator[OpenedR
                 sealer, tenant=row.tenant, session_id=session_id, key_id=row.key_id
             )
         try:
-            plaintext = opener.open(
-                seq=seq,
-                kind=kind,
-                nonce=bytes(row.nonce),
-                ciphertext=bytes(row.ciphertext),
-                tenant=row.tenant,
-                key_id=row.key_id,
+            plaintext = opener.open_row(
+                seq, row.tenant, kind, row.key_id, bytes(row.nonce), bytes(row.ciphertext)
             )
         except IntegrityError:
             raise RecordUnreadable(session_id, seq, "integrity check failed") from None
@@ -196,10 +191,9 @@ def read_verified(
         seq, tenant, kind, at, key_id, nonce, ciphertext, _, _ = row
         if opener is None:
             opener = SessionOpener(sealer, tenant=tenant, session_id=session_id, key_id=key_id)
+            open_row = opener.open_row
         try:
-            plaintext = opener.open(
-                seq=seq, kind=kind, nonce=nonce, ciphertext=ciphertext, tenant=tenant, key_id=key_id
-            )
+            plaintext = open_row(seq, tenant, kind, key_id, nonce, ciphertext)
         except IntegrityError:
             raise RecordUnreadable(session_id, seq, "integrity check failed") from None
         append(OpenedRecord(seq, at, kind, _decode(session_id, seq, kind, plaintext)))
