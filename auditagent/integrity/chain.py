@@ -46,7 +46,7 @@ _pack_at = AT.pack
 _pack_u32 = U32.pack
 
 
-def _link(
+def link_fast(
     prev_hash: bytes,
     head: bytes,
     seq: int,
@@ -57,7 +57,11 @@ def _link(
     nonce: bytes,
     ciphertext: bytes,
 ) -> bytes:
-    # The one implementation of the chain hash (positional: the verifier calls it per record).
+    """The chain hash with the session's fixed fields already encoded (``head`` is the
+    length-prefixed session id, ``kind_lp``/``key_lp`` the length-prefixed kind and key id):
+    ``SHA-256(label || prev_hash || len-prefixed(session_id, seq, kind, key_id, tenant,
+    at_us, nonce, ciphertext))`` as in docs/architecture.md. The one implementation; the
+    verifier calls it positionally once per record."""
     if len(prev_hash) != HASH_SIZE:
         raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
     return _sha256(
@@ -78,25 +82,6 @@ def _link(
             )
         )
     ).digest()
-
-
-def link_fast(
-    *,
-    prev_hash: bytes,
-    head: bytes,
-    seq: int,
-    kind_lp: bytes,
-    key_lp: bytes,
-    tenant: str,
-    at: datetime,
-    nonce: bytes,
-    ciphertext: bytes,
-) -> bytes:
-    """The chain hash with the session's fixed fields already encoded (``head`` is the
-    length-prefixed session id, ``kind_lp``/``key_lp`` the length-prefixed kind and key id):
-    ``SHA-256(label || prev_hash || len-prefixed(session_id, seq, kind, key_id, tenant,
-    at_us, nonce, ciphertext))`` as in docs/architecture.md."""
-    return _link(prev_hash, head, seq, kind_lp, key_lp, tenant, at, nonce, ciphertext)
 
 
 def link(
@@ -298,7 +283,7 @@ class ChainVerifier:
             lps = self._lps
             kind_lp = lps.get(kind) or self._lp(kind)
             key_lp = lps.get(key_id) or self._lp(key_id)
-            computed = _link(
+            computed = link_fast(
                 prev_hash, self._head, seq, kind_lp, key_lp, tenant, at, nonce, ciphertext
             )
         except _MALFORMED as exc:

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from auditagent.integrity import chain, crypto
 from auditagent.integrity.checkpoints.note import key_id as _note_key_id
+from auditagent.integrity.envelope import Envelope
 
 __all__ = [
     "BUNDLE_CANONICAL",
@@ -174,20 +175,6 @@ class BundleCheck:
     """Every finding, most telling first (``reason`` is the first)."""
 
 
-@dataclass(frozen=True)
-class _BundleRow:
-    session_id: uuid.UUID
-    seq: int
-    tenant: str
-    kind: str
-    at: datetime
-    key_id: str
-    nonce: bytes
-    ciphertext: bytes
-    prev_hash: bytes
-    hash: bytes
-
-
 def _b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise ValueError(f"{what} is missing")
@@ -296,7 +283,7 @@ def check_bundle(doc: Any, *, public_key: bytes | None = None) -> BundleCheck:
         stated_head = session.get("head_hash")
         head = bytes.fromhex(stated_head) if isinstance(stated_head, str) and stated_count else None
         rows = [
-            _BundleRow(
+            Envelope(
                 session_id=session_id,
                 seq=int(r["seq"]),
                 tenant=tenant,
