@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# bench/transcript_shaping_bench.py reads ``review.records``
+from auditagent import records
 from auditagent.reading.bundle import (
     BUNDLE_CANONICAL,
     BUNDLE_FORMAT,
@@ -52,6 +54,7 @@ __all__ = [
     "load_bundle",
     "open_records",
     "read_verified",
+    "records",
     "session_sealer",
     "sign_bundle",
     "transcript_entries",
