@@ -15,7 +15,7 @@ from auditagent.errors import IntegrityError
 from auditagent.integrity import chain, crypto, envelope
 
 VECTORS: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parents[1] / "vectors" / "aesgcm.json").read_text()
+    (Path(__file__).parent / "vectors" / "aesgcm.json").read_text()
 )["vectors"]
 
 SID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")
