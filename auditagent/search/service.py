@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from auditagent.errors import AuditagentError
 from auditagent.keys import KeyProvider
-from auditagent.review import open_records, session_sealer
+from auditagent.reading.decrypt import open_records, session_sealer
 from auditagent.store import reader
 from auditagent.store import search_index as store
 
