@@ -12,15 +12,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import admin as store_admin
 from auditagent.store.admin import InvalidPrincipal
-from tests.api_support import (  # noqa: F401
-    access_rows,
-    auth,
-    client,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import access_rows, auth, make_token, record_conversation
 
 # (method, path template, kind): "list" endpoints take ?tenant=, "session" ones a session id.
 ENDPOINTS = [
@@ -58,8 +50,8 @@ def expected(principal: str, kind: str) -> int:
 @pytest.fixture
 def world(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
 ) -> dict[str, object]:
     suffix = uuid.uuid4().hex[:6]
     tenants = {"A": f"a-{suffix}", "B": f"b-{suffix}"}
@@ -74,7 +66,7 @@ def world(
 @pytest.mark.parametrize("principal", list(PRINCIPALS))
 @pytest.mark.parametrize(("method", "template", "kind"), ENDPOINTS)
 def test_role_tenant_matrix(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     world: dict[str, object],
     principal: str,
     method: str,
@@ -93,7 +85,7 @@ def test_role_tenant_matrix(
 
 @pytest.mark.parametrize(("method", "template", "kind"), ENDPOINTS)
 def test_missing_and_bad_tokens_are_401(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     world: dict[str, object],
     method: str,
     template: str,
@@ -114,7 +106,7 @@ def test_missing_and_bad_tokens_are_401(
 
 
 def test_auditor_without_tenant_filter_sees_only_its_tenant(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     world: dict[str, object],
 ) -> None:
     tokens: dict[str, str] = world["tokens"]  # type: ignore[assignment]
@@ -128,9 +120,9 @@ def test_auditor_without_tenant_filter_sees_only_its_tenant(
 
 
 def test_revoked_token_gets_401(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     world: dict[str, object],
-    engine: Engine,  # noqa: F811
+    engine: Engine,
 ) -> None:
     tokens: dict[str, str] = world["tokens"]  # type: ignore[assignment]
     tenants: dict[str, str] = world["tenants"]  # type: ignore[assignment]
@@ -153,7 +145,7 @@ def test_revoked_token_gets_401(
 
 
 def test_admin_key_list_never_contains_tokens(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     world: dict[str, object],
 ) -> None:
     tokens: dict[str, str] = world["tokens"]  # type: ignore[assignment]
@@ -162,7 +154,7 @@ def test_admin_key_list_never_contains_tokens(
         assert token not in body
 
 
-def test_auditor_without_tenant_is_refused_at_creation(engine: Engine) -> None:  # noqa: F811
+def test_auditor_without_tenant_is_refused_at_creation(engine: Engine) -> None:
     with pytest.raises(InvalidPrincipal, match="needs a tenant"):
         store_admin.create_principal(engine, role="auditor", tenant=None, name="x")
     with pytest.raises(InvalidPrincipal, match="unknown role"):
@@ -170,7 +162,7 @@ def test_auditor_without_tenant_is_refused_at_creation(engine: Engine) -> None: 
 
 
 def test_audit_reason_is_recorded(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     world: dict[str, object],
     settings: Settings,
 ) -> None:

@@ -13,15 +13,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import admin as store_admin
 from auditagent.store import db
-from tests.api_support import (  # noqa: F401
-    access_rows,
-    auth,
-    client,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import access_rows, auth, make_token, record_conversation
 
 
 def _denials(url: str, principal: str) -> list[tuple[object, ...]]:
@@ -34,10 +26,10 @@ def _denials(url: str, principal: str) -> list[tuple[object, ...]]:
 
 
 def test_refusals_are_logged_for_the_data_owner_and_only_admins_see_who(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     url = settings.database_url or ""
@@ -91,9 +83,9 @@ def test_refusals_are_logged_for_the_data_owner_and_only_admins_see_who(
 
 
 def test_missing_session_and_bad_token_are_not_logged(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     tenant: str,
 ) -> None:
     import uuid

@@ -19,7 +19,7 @@ import pytest
 
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from tests.netproxy import free_port
+from tests.support.netproxy import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -52,12 +52,15 @@ def served(settings: Settings, make_database: Callable[[], str], tmp_path: Path)
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        deadline = time.monotonic() + 15
+        while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)
         yield base
     finally:
         proc.terminate()

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from tests.api_support import engine, keyring, make_token, record_conversation  # noqa: F401
+from tests.support.api import make_token, record_conversation
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -35,8 +35,8 @@ def _operations() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("method", "path"), _operations())
 def test_openapi_conformance(
     settings: Settings,
-    engine: Engine,  # noqa: F811
-    keyring: LocalKeyring,  # noqa: F811
+    engine: Engine,
+    keyring: LocalKeyring,
     tenant: str,
     method: str,
     path: str,

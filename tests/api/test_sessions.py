@@ -18,16 +18,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import admin as store_admin
 from auditagent.store import db
-from tests.api_support import (  # noqa: F401
-    CANARY,
-    access_rows,
-    auth,
-    client,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import CANARY, access_rows, auth, make_token, record_conversation
 
 
 def _sql(url: str, statement: str, params: tuple[object, ...] = ()) -> None:
@@ -36,10 +27,10 @@ def _sql(url: str, statement: str, params: tuple[object, ...] = ()) -> None:
 
 
 def test_transcript_entries(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)
@@ -78,10 +69,10 @@ def test_transcript_entries(
 
 
 def test_events_detail_and_verify(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)
@@ -100,10 +91,10 @@ def test_events_detail_and_verify(
 
 
 def test_legal_holds_shown_on_detail(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     url = settings.database_url or ""
@@ -131,10 +122,10 @@ def test_legal_holds_shown_on_detail(
 
 
 def test_filters(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     a = record_conversation(settings, keyring, tenant=tenant, agent="intake", tool="get_balance")
@@ -185,8 +176,8 @@ def test_filters(
 
 
 def test_unknown_session_is_404_problem(
-    client: TestClient,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    engine: Engine,
     tenant: str,
 ) -> None:
     h = auth(make_token(engine, "auditor", tenant))
@@ -208,10 +199,10 @@ def test_unknown_session_is_404_problem(
     ],
 )
 def test_every_read_leaves_exactly_one_access_log_row(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
     suffix: str,
     action: str,
@@ -228,10 +219,10 @@ def test_every_read_leaves_exactly_one_access_log_row(
 
 
 def test_access_log_endpoint_and_chain(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)
@@ -252,7 +243,7 @@ def test_access_log_endpoint_and_chain(
     assert [i["action"] for i in by_session] == ["access_log.list"] + ["sessions.transcript"] * 3
 
 
-def test_concurrent_access_log_writers_keep_one_chain(engine: Engine) -> None:  # noqa: F811
+def test_concurrent_access_log_writers_keep_one_chain(engine: Engine) -> None:
     errors: list[BaseException] = []
 
     def write() -> None:
@@ -278,7 +269,7 @@ def test_concurrent_access_log_writers_keep_one_chain(engine: Engine) -> None:  
 def fresh(
     make_database: object,
     data_dir: Path,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
 ) -> Iterator[tuple[Settings, Engine, TestClient]]:
     url = make_database()  # type: ignore[operator]
     s = Settings(database_url=url, data_dir=data_dir, flush_interval=0.05)
@@ -291,7 +282,7 @@ def fresh(
 
 def test_access_log_failure_refuses_the_read(
     fresh: tuple[Settings, Engine, TestClient],
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tenant: str,
 ) -> None:
     s, eng, c = fresh
@@ -318,10 +309,10 @@ def test_access_log_failure_refuses_the_read(
 
 
 def test_latency_analytics_per_architecture(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     for e2e in (0.5, 0.7, 0.9):
@@ -386,7 +377,7 @@ def test_pagination_over_10k_sessions_is_stable(
     assert keys == sorted(keys, reverse=True)
 
 
-def test_health_and_metrics(client: TestClient) -> None:  # noqa: F811
+def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     client.get("/v1/sessions")
     text = client.get("/metrics").text

@@ -9,7 +9,6 @@ from sqlalchemy import Engine
 from auditagent.cli import main
 from auditagent.settings import Settings
 from auditagent.store import db, principals
-from tests.api_support import engine  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +18,7 @@ def _db_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_create_prints_token_last_and_stores_only_its_hash(
     settings: Settings,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     tenant: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -46,7 +45,7 @@ def test_auditor_without_tenant_is_refused(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_list_and_revoke(
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     tenant: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -1,5 +1,5 @@
 """What a new user trips over around `auditagent demo` and the CLI itself (no recording here;
-the full demo run is tests/test_demo.py)."""
+the full demo run is tests/e2e/test_demo.py)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import CANARY, engine, keyring, make_token, record_conversation  # noqa: F401
+from tests.support.api import CANARY, make_token, record_conversation
 
 
 def _free_port() -> int:
@@ -42,8 +42,8 @@ def _cli() -> list[str]:
 @pytest.mark.slow
 def test_serve_over_http(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -213,6 +214,13 @@ async def _drain(gen: llm.GenerationCreatedEvent) -> tuple[str, float, list[llm.
     return text, seconds, calls
 
 
+async def _until(pred: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
 def _push(session: llm.RealtimeSession, pcm: bytes, rate: int) -> None:
     for f in frames(pcm, rate, 0.02):
         session.push_audio(f)
@@ -271,9 +279,14 @@ async def test_openai_realtime_barge_in_and_truncate(sim: SimulatorServer) -> No
         long_reply = gen
         first = await asyncio.wait_for(long_reply.message_stream.__anext__(), 5)
         await asyncio.wait_for(first.audio_stream.__anext__(), 5)
-        before = col.speech_started
+        before, cancelled = col.speech_started, len(sim.openai_realtime.cancellations)
         _push(session, script.user_utterance(default.user_line(3), 24000), 24000)
-        await asyncio.sleep(0.3)
+        await _until(
+            lambda: (
+                col.speech_started > before and len(sim.openai_realtime.cancellations) > cancelled
+            ),
+            "the barge-in to start speech and cancel the reply",
+        )
         assert col.speech_started == before + 1
         assert sim.openai_realtime.cancellations[-1][1] == "turn_detected"
         session.truncate(
@@ -305,7 +318,9 @@ async def test_gemini_live_turns_over_tls(sim: SimulatorServer, transcription: b
         )
         if transcription:
             assert text == default.agent_replies[1].text
-            await asyncio.sleep(0.1)
+            await _until(
+                lambda: any(t.is_final for t in col.transcripts), "the input transcription"
+            )
             assert [t.transcript for t in col.transcripts if t.is_final] == [default.user_line(0)]
         else:
             assert text == ""

@@ -33,8 +33,8 @@ from auditagent.store import db
 from auditagent_demo import script
 from auditagent_demo.server import SimulatorServer, gemini_live
 from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system, system_spec
-from tests.api_support import auth, make_token
-from tests.helpers import read_records
+from tests.support.api import auth, make_token
+from tests.support.helpers import read_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

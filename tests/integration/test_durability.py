@@ -24,8 +24,9 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.helpers import read_records
-from tests.private_pg import private_postgres
+from tests.support import ROOT
+from tests.support.helpers import read_records
+from tests.support.private_pg import private_postgres
 
 CANARY = "zanzibarquokka"
 
@@ -78,7 +79,7 @@ class Agent:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -22,7 +22,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.helpers import assert_no_plaintext, read_records
+from tests.support.helpers import assert_no_plaintext, read_records
 
 pytestmark = pytest.mark.embedded
 

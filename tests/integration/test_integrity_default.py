@@ -19,14 +19,7 @@ from auditagent.integrity import chain, checkpoints
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import (  # noqa: F401
-    auth,
-    client,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import auth, make_token, record_conversation
 
 OFF = "ALTER TABLE events DISABLE TRIGGER events_append_only"
 ON = "ALTER TABLE events ENABLE TRIGGER events_append_only"
@@ -122,10 +115,10 @@ def _superuser(url: str, edit: Callable[..., None], sid: uuid.UUID) -> None:
 @pytest.mark.parametrize("name", list(EDITS))
 def test_superuser_edits_fail_verify_with_default_settings(
     name: str,
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -173,7 +166,7 @@ def test_superuser_edits_fail_verify_with_default_settings(
 
 def test_a_closed_session_without_records_is_never_valid(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tenant: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -190,7 +183,7 @@ def test_a_closed_session_without_records_is_never_valid(
 
 def test_a_forged_session_checkpoint_fails_the_session(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tenant: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

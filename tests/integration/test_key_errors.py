@@ -19,13 +19,7 @@ from auditagent.cli import main
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import (  # noqa: F401
-    auth,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import auth, make_token, record_conversation
 
 
 def _serve() -> int:
@@ -40,7 +34,7 @@ def _serve() -> int:
 @pytest.fixture
 def stale_keyring(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tmp_path: Path,
 ) -> Iterator[LocalKeyring]:
     """A backup of the keyring taken before `keys rotate`: it lacks master key local:v2."""
@@ -52,7 +46,7 @@ def stale_keyring(
 
 def test_serve_refuses_a_keyring_that_cannot_unwrap_the_newest_data_key(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     stale_keyring: LocalKeyring,
     tenant: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -69,7 +63,7 @@ def test_serve_refuses_a_keyring_that_cannot_unwrap_the_newest_data_key(
 
 def test_serve_refuses_another_keyring_file(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tenant: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -88,8 +82,8 @@ def test_serve_refuses_another_keyring_file(
 def test_reads_and_analytics_name_the_key_that_does_not_unwrap(
     which: str,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
     tmp_path: Path,
 ) -> None:
@@ -121,8 +115,8 @@ def test_reads_and_analytics_name_the_key_that_does_not_unwrap(
 
 def test_analytics_counts_sessions_it_could_not_read(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     good = record_conversation(settings, keyring, tenant=tenant)

@@ -15,7 +15,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.helpers import read_records
+from tests.support.helpers import read_records
 
 
 async def test_rotate_then_rewrap_keeps_every_session_readable(

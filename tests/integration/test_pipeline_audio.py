@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from livekit.agents import llm as lk_llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
@@ -25,12 +24,12 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.stt import ScriptedSTT
-from tests.fakes.tts import ScriptedTTS
-from tests.fakes.vad import EnergyVAD
-from tests.helpers import assert_no_plaintext, read_records
+from tests.support.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.stt import ScriptedSTT
+from tests.support.fakes.tts import ScriptedTTS
+from tests.support.fakes.vad import EnergyVAD
+from tests.support.helpers import assert_no_plaintext, read_records
 
 CANARY = "Canary-Heron-5521"
 
@@ -57,11 +56,6 @@ class BankAgent(Agent):
     async def get_balance(self, context: RunContext, account: str) -> str:
         """Look up an account balance."""
         return f"balance of {account} is 42"
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 async def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -132,6 +126,7 @@ async def _call(settings: Settings, tenant: str, *, synchronized: bool) -> uuid.
             # turn 2: a long reply the user talks over
             await mic.speak(0.4)
             await _until(lambda: session.agent_state == "speaking", 8, "the long reply")
+            # the user listens for a while before talking over it: pacing, not a wait
             await asyncio.sleep(0.8)
             await mic.speak(0.5)
             await _until(lambda: len(said) >= 3, 8, "the reply after the barge-in")

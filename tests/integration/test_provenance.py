@@ -19,9 +19,9 @@ from auditagent import review
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.api_support import auth, client, engine, keyring, make_token  # noqa: F401
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.helpers import read_records
+from tests.support.api import auth, make_token
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.helpers import read_records
 
 
 class ConsentTask(AgentTask[bool]):
@@ -52,7 +52,7 @@ async def _until(pred: Callable[[], bool], what: str, timeout: float = 5.0) -> N
 
 async def test_text_turns_say_typed_handoffs_name_both_agents_and_provenance_is_set(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tenant: str,
 ) -> None:
     llm = ScriptedLLM([Reply(tool_calls=[("get_consent", "{}")]), Reply(text="Thank you.")])
@@ -120,9 +120,9 @@ def _record(
 
 def test_transcript_is_in_time_order_and_entries_carry_only_their_fields(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
-    client: TestClient,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
+    client: TestClient,
     tenant: str,
 ) -> None:
     def build(t0: datetime) -> list[r.Record]:
@@ -191,9 +191,9 @@ def test_transcript_is_in_time_order_and_entries_carry_only_their_fields(
 
 def test_latency_counts_each_measurement_once(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
-    client: TestClient,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
+    client: TestClient,
     tenant: str,
 ) -> None:
     """A pipeline turn's EOU and first-token figures arrive twice from LiveKit: in

@@ -1,8 +1,8 @@
 """Realtime-model sessions, driven for real by an AgentSession, recorded into the database.
 
-The realtime "server" is ``tests.fakes.realtime.ScriptedRealtimeSession``: it transcribes the
-user only while its model's input transcription is on, exactly the property the recorder's
-transcription policy is about.
+The realtime "server" is ``tests.support.fakes.realtime.ScriptedRealtimeSession``: it
+transcribes the user only while its model's input transcription is on, exactly the property
+the recorder's transcription policy is about.
 """
 
 from __future__ import annotations
@@ -24,19 +24,14 @@ from auditagent.errors import TranscriptionDisabled
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.io import ScriptedAudioInput
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.realtime import GeminiLikeRealtime, OpenAILikeRealtime
-from tests.fakes.stt import ScriptedSTT
-from tests.fakes.vad import EnergyVAD
-from tests.helpers import assert_no_plaintext, read_records
+from tests.support.fakes.io import ScriptedAudioInput
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.realtime import GeminiLikeRealtime, OpenAILikeRealtime
+from tests.support.fakes.stt import ScriptedSTT
+from tests.support.fakes.vad import EnergyVAD
+from tests.support.helpers import assert_no_plaintext, read_records
 
 CANARY = "Canary-Otter-8812"
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 async def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:

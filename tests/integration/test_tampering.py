@@ -22,14 +22,7 @@ from auditagent.cli import main
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import (  # noqa: F401
-    auth,
-    client,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import auth, make_token, record_conversation
 
 DISABLE = "ALTER TABLE events DISABLE TRIGGER events_append_only"
 ENABLE = "ALTER TABLE events ENABLE TRIGGER events_append_only"
@@ -98,10 +91,10 @@ def _tamper(url: str, statements: list[str], sid: uuid.UUID, other: uuid.UUID) -
 @pytest.mark.parametrize("name", list(TAMPERS))
 def test_tampering_is_reported(
     name: str,
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -141,10 +134,10 @@ def test_tampering_is_reported(
 
 
 def test_altered_ciphertext_is_refused_on_read(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)
@@ -159,7 +152,7 @@ def test_altered_ciphertext_is_refused_on_read(
 
 def test_verify_cli_all_valid_and_errors(
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
+    keyring: LocalKeyring,
     tenant: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -175,10 +168,10 @@ def test_verify_cli_all_valid_and_errors(
 
 
 def test_export_bundle_verifies_offline(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -260,10 +253,10 @@ def test_export_bundle_verifies_offline(
 
 
 def test_bundle_checks_without_auditagent(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
     tmp_path: Path,
 ) -> None:

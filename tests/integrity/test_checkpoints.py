@@ -22,12 +22,7 @@ from auditagent.integrity.checkpoints import Checkpoint, DirectorySink
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests import retention_support as rs
-from tests.retention_support import record_sessions
-
-engine = rs.engine
-fresh_settings = rs.fresh_settings
-keyring = rs.keyring
+from tests.support.retention import record_sessions
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from livekit.agents.voice.events import AgentStateChangedEvent
 
 from auditagent import records as r
 from auditagent.capture import RawEvent, SessionCapture
-from tests.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.llm import Reply, ScriptedLLM
 
 
 class ToolAgent(Agent):
@@ -127,7 +127,7 @@ async def test_handlers_never_raise() -> None:
 # ---------------------------------------------------------------- realtime transcription policy
 
 from auditagent.errors import TranscriptionDisabled  # noqa: E402
-from tests.fakes.realtime import GeminiLikeRealtime, OpenAILikeRealtime  # noqa: E402
+from tests.support.fakes.realtime import GeminiLikeRealtime, OpenAILikeRealtime  # noqa: E402
 
 
 def _rt_session(model: Any, **kw: Any) -> AgentSession[None]:
@@ -176,7 +176,7 @@ async def test_gemini_like_refused_under_enforce() -> None:
 
 
 async def test_realtime_with_session_stt_is_hybrid_and_accepted() -> None:
-    from tests.fakes.stt import ScriptedSTT
+    from tests.support.fakes.stt import ScriptedSTT
 
     m = GeminiLikeRealtime(input_on=False)
     s = _rt_session(m, stt=ScriptedSTT([]))
@@ -215,7 +215,7 @@ from livekit.agents.voice.events import (  # noqa: E402
 )
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer  # noqa: E402
 
-from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput  # noqa: E402
+from tests.support.fakes.io import ClockedAudioOutput, CollectingTextOutput  # noqa: E402
 
 
 def _item(msg: Any, audio: Any = None, text: Any = None) -> RawEvent:

@@ -24,14 +24,7 @@ from auditagent.reading.decrypt import OpenedRecord, RecordUnreadable, open_reco
 from auditagent.reading.transcript import Timing, transcript_entries
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import (  # noqa: F401
-    auth,
-    client,
-    engine,
-    keyring,
-    make_token,
-    record_conversation,
-)
+from tests.support.api import auth, make_token, record_conversation
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
@@ -214,10 +207,10 @@ def _sql(url: str, *statements: str, params: tuple[object, ...] = ()) -> None:
 
 
 def test_transcript_reports_chain_integrity(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)
@@ -247,10 +240,10 @@ def test_transcript_reports_chain_integrity(
 
 
 def test_transcript_deleted_last_record_is_reported(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
     tenant: str,
 ) -> None:
     rec = record_conversation(settings, keyring, tenant=tenant)

@@ -21,8 +21,8 @@ from auditagent.livekit import translate as translate_mod
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.helpers import by_kind, read_records
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.helpers import by_kind, read_records
 
 
 class BankAgent(Agent):
@@ -43,11 +43,6 @@ def _script() -> ScriptedLLM:
             Reply(text="Sorry, that failed."),
         ]
     )
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 def _row(settings: Settings, session_id: uuid.UUID) -> tuple[Any, ...]:

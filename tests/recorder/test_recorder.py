@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +23,11 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.realtime import GeminiLikeRealtime
-from tests.helpers import assert_no_plaintext, by_kind, read_records, text_values
-from tests.netproxy import TcpProxy
+from tests.support import ROOT
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.realtime import GeminiLikeRealtime
+from tests.support.helpers import assert_no_plaintext, by_kind, read_records, text_values
+from tests.support.netproxy import TcpProxy
 
 CANARY = "Canary-Zebra-7741"  # must never appear in plaintext anywhere
 
@@ -43,11 +45,6 @@ class BankAgent(Agent):
     async def close_account(self, context: RunContext, account: str) -> str:
         """Close an account."""
         raise RuntimeError(f"ledger locked for {account}")
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 async def test_open_session_round_trip(
@@ -214,11 +211,12 @@ async def test_database_outage_mid_session_spools_and_replays(
         await proxy.start()  # back
         await session.run(user_input="turn 4")
         await session.aclose()
-        for _ in range(100):
-            await recorder.flush()
-            if not list(settings.resolved_spool_dir.glob("*.spool")):
-                break
+        deadline = time.monotonic() + 10
+        await recorder.flush()
+        while list(settings.resolved_spool_dir.glob("*.spool")):
+            assert time.monotonic() < deadline, "the spool was not replayed"
             await asyncio.sleep(0.05)
+            await recorder.flush()
     finally:
         await recorder.aclose()
         await proxy.stop()
@@ -264,7 +262,7 @@ async def test_restart_replays_spool_left_by_crashed_process(
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     assert list(settings.resolved_spool_dir.glob("*.spool"))

@@ -10,7 +10,7 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.helpers import read_records
+from tests.support.helpers import read_records
 
 
 async def test_the_loop_runs_between_slices_of_one_batch(settings: Settings, tenant: str) -> None:

@@ -14,13 +14,11 @@ import json
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
-from auditagent_api import create_app
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -33,13 +31,8 @@ from auditagent.settings import Settings
 from auditagent.store import access_log, db, principals
 from auditagent.store.holds import list_holds
 from auditagent.store.runs import get_run
-from tests import retention_support as rs
-from tests.retention_support import deletion_rows, record_sessions, state
-
-engine = rs.engine
-fresh_settings = rs.fresh_settings
-keyring = rs.keyring
-cli_env = rs.cli_env
+from tests.support import retention as rs
+from tests.support.retention import deletion_rows, record_sessions, state
 
 
 @pytest.mark.parametrize("scope", ["session", "participant", "tenant"])
@@ -181,13 +174,6 @@ def test_erasure_is_blocked_by_a_hold_naming_it(
 
 
 # --- API --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client(fresh_settings: Settings, engine: Engine, keyring: LocalKeyring) -> Iterator[TestClient]:
-    app = create_app(fresh_settings, engine=engine, key_provider=keyring)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
 
 
 def _auth(engine: Engine, role: str, tenant: str | None) -> dict[str, str]:
@@ -502,19 +488,19 @@ def test_records_written_after_an_erasure_are_deleted(
 
 
 def test_app_role_cannot_change_what_decides_expiry_but_still_records() -> None:
-    from conftest import ADMIN_URL, _create_database, _drop_database, _server_url
+    from tests.support.databases import ADMIN_URL, create_database, drop_database, server_url
 
     role = f"aa_app_{uuid.uuid4().hex[:6]}"
-    name = _create_database()
+    name = create_database()
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN")
     try:
-        owner_url = db.sqlalchemy_url(_server_url(name))
+        owner_url = db.sqlalchemy_url(server_url(name))
         db.upgrade(
             Settings(database_url=owner_url, db_app_role=role, data_dir=Path("/nonexistent")),
             url=owner_url,
         )
-        base, _, dbname = _server_url(name).rpartition("/")
+        base, _, dbname = server_url(name).rpartition("/")
         app_url = base.replace("postgres@", f"{role}@", 1) + "/" + dbname
         with tempfile.TemporaryDirectory() as tmp:
             app = Settings(database_url=app_url, data_dir=Path(tmp), flush_interval=0.05)
@@ -542,7 +528,7 @@ def test_app_role_cannot_change_what_decides_expiry_but_still_records() -> None:
                     conn.execute(sql)
                 conn.rollback()
     finally:
-        _drop_database(name)
+        drop_database(name)
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
 

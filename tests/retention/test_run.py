@@ -26,14 +26,8 @@ from auditagent.store import db, purges
 from auditagent.store.locks import db_clock
 from auditagent.store.policies import list_policies
 from auditagent.store.runs import get_run
-from tests import retention_support as rs
-from tests.retention_support import deletion_rows, record_sessions, set_ended, sql_rows, state
-
-# Fixtures used by this module (pytest finds them as module attributes).
-engine = rs.engine
-fresh_settings = rs.fresh_settings
-keyring = rs.keyring
-cli_env = rs.cli_env
+from tests.support import retention as rs
+from tests.support.retention import deletion_rows, record_sessions, set_ended, sql_rows, state
 
 US = timedelta(microseconds=1)
 

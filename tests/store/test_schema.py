@@ -112,7 +112,7 @@ def test_app_role_gets_no_update_or_delete_on_events(make_database: object) -> N
     import os
 
     role = f"aa_app_{uuid.uuid4().hex[:6]}"
-    from conftest import ADMIN_URL
+    from tests.support.databases import ADMIN_URL
 
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} NOLOGIN")
@@ -140,14 +140,14 @@ def test_unreachable_database_is_one_line_error() -> None:
 
 
 def test_old_schema_is_refused_with_the_fix(make_database: object) -> None:
-    from conftest import _create_database, _drop_database, _server_url
+    from tests.support.databases import create_database, drop_database, server_url
 
-    name = _create_database()
+    name = create_database()
     try:
-        url = db.sqlalchemy_url(_server_url(name))
+        url = db.sqlalchemy_url(server_url(name))
         engine = db.make_engine(Settings(database_url=url), url=url)
         with pytest.raises(SchemaOutOfDate, match="auditagent db upgrade"):
             db.ensure_schema_current(engine)
         engine.dispose()
     finally:
-        _drop_database(name)
+        drop_database(name)

@@ -1,4 +1,5 @@
-"""Shared pieces of the API tests: keyring, engine, app client, keys, recorded sessions.
+"""Shared pieces of the API tests: keys, recorded sessions, access-log rows (the keyring,
+engine and app client fixtures are in tests/conftest.py).
 
 Sessions are written by the real ``AuditRecorder`` so the API reads exactly what production
 stores; only tamper tests touch rows directly.
@@ -8,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import psycopg
-import pytest
-from auditagent_api import create_app
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from auditagent import records as r
@@ -26,25 +23,6 @@ from auditagent.store import admin as store_admin
 from auditagent.store import db
 
 CANARY = "Canary-Heron-5521"
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    eng = db.make_engine(settings)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def client(settings: Settings, engine: Engine, keyring: LocalKeyring) -> Iterator[TestClient]:
-    app = create_app(settings, engine=engine, key_provider=keyring)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
 
 
 def make_token(engine: Engine, role: str, tenant: str | None, name: str | None = None) -> str:

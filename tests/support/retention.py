@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine
 
 from auditagent import records as r
 from auditagent.keys import LocalKeyring
@@ -27,30 +24,6 @@ class Recorded:
     tenant: str
     participant: str
     ended_at: datetime
-
-
-@pytest.fixture
-def fresh_settings(make_database: Callable[[], str], data_dir: Path) -> Settings:
-    """Settings on a new database of its own (tests that count sessions globally)."""
-    return Settings(
-        database_url=make_database(),
-        data_dir=data_dir,
-        flush_interval=0.05,
-        retention_default_days=30,
-        retention_floor_days=7,
-    )
-
-
-@pytest.fixture
-def keyring(fresh_settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(fresh_settings.resolved_keyring_path)
-
-
-@pytest.fixture
-def engine(fresh_settings: Settings) -> Iterator[Engine]:
-    eng = db.make_engine(fresh_settings)
-    yield eng
-    eng.dispose()
 
 
 def record_sessions(
@@ -168,19 +141,6 @@ def deletion_rows(settings: Settings) -> list[tuple[object, ...]]:
             "SELECT seq, session_id, policy, reason, event_count, final_hash, run_id "
             "FROM deletion_records ORDER BY seq"
         ).fetchall()
-
-
-@pytest.fixture
-def cli_env(
-    fresh_settings: Settings, keyring: LocalKeyring, monkeypatch: pytest.MonkeyPatch
-) -> Settings:
-    """The CLI sees the same database, data directory (keyring, checkpoints) and periods."""
-    assert fresh_settings.database_url
-    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", fresh_settings.database_url)
-    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(fresh_settings.data_dir))
-    monkeypatch.setenv("AUDITAGENT_RETENTION_DEFAULT_DAYS", "30")
-    monkeypatch.setenv("AUDITAGENT_RETENTION_FLOOR_DAYS", "7")
-    return fresh_settings
 
 
 def verify_all(settings: Settings, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -1,9 +1,10 @@
 """Audio input and audio/text sinks that keep real time.
 
 ``ScriptedAudioInput`` is a microphone: it yields 20 ms PCM frames at wall-clock pace, silence
-unless a test asks it to ``speak(seconds)`` (a tone, which ``tests.fakes.vad.EnergyVAD`` hears
-as speech). Tests drive it from events ("the agent is speaking, now barge in") rather than a
-fixed timeline, so they do not depend on how fast the machine is.
+unless a test asks it to ``speak(seconds)`` (a tone, which
+``tests.support.fakes.vad.EnergyVAD`` hears as speech). Tests drive it from events ("the agent
+is speaking, now barge in") rather than a fixed timeline, so they do not depend on how fast the
+machine is.
 
 ``ClockedAudioOutput`` plays captured audio against wall time: ``flush`` starts the clock
 for the buffered duration; ``clear_buffer`` stops it and reports how far playout got, which is

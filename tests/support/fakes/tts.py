@@ -1,7 +1,7 @@
 """A scripted TTS: any text becomes a tone whose length follows the word count.
 
 Non-streaming (LiveKit wraps it in a StreamAdapter, one synthesis per sentence). The audio
-length is what the playout clock of ``tests.fakes.io.ClockedAudioOutput`` plays against, so
+length is what the playout clock of ``tests.support.fakes.io.ClockedAudioOutput`` plays against, so
 ``seconds_per_word`` sets how long the agent "talks" and therefore when a barge-in lands.
 """
 
