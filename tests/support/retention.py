@@ -1,5 +1,6 @@
 """Helpers for retention, hold, erasure and checkpoint tests: real sessions through the real
-recorder, a fresh database per test that counts globally, direct reads of what is left."""
+recorder, direct reads of what is left, the CLI's verify and checkpoint commands. (The database
+of their own these tests get is the ``fresh_settings`` fixture, tests/conftest.py.)"""
 
 from __future__ import annotations
 
