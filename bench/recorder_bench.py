@@ -26,9 +26,9 @@ import psycopg
 from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
+from auditagent.recorder.ingest import EVENT_COLUMNS, EVENT_TYPES
 from auditagent.settings import Settings
 from auditagent.store import db
-from auditagent.store.ingest import EVENT_COLUMNS, EVENT_TYPES
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -40,7 +40,7 @@ async def hook_cost(settings: Settings, emits: int) -> dict[str, float]:
     from livekit.agents import AgentSession
     from livekit.agents.voice.events import AgentStateChangedEvent, UserInputTranscribedEvent
 
-    from tests.fakes.llm import ScriptedLLM
+    from tests.support.fakes.llm import ScriptedLLM
 
     bare: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)
     hooked: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)

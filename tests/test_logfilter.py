@@ -13,11 +13,11 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from livekit.agents.cli.log import JsonFormatter
 
 from auditagent import logfilter
-from auditagent.capture import SessionCapture
 from auditagent.keys import LocalKeyring
+from auditagent.livekit.capture import SessionCapture
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.llm import Reply, ScriptedLLM
 
 CANARY = "Canary-Lynx-3390"
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..envelope import Envelope
+from ..integrity.envelope import Envelope
 from ..store.search_rows import IndexRows, write_rows_async
 
 EVENT_COLUMNS = (

@@ -10,35 +10,27 @@ import hashlib
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from auditagent_api import create_app
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import auth, make_token
-from tests.helpers import assert_no_plaintext
-from tests.retention_support import engine, fresh_settings, keyring  # noqa: F401
 from tests.search.support import record
+from tests.support.api import auth, make_token
+from tests.support.helpers import assert_no_plaintext
 
 WORD = "Zebrafinch"
 
 
 @pytest.fixture
-def client(
-    fresh_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
-    keyring: LocalKeyring,  # noqa: F811
-) -> Iterator[TestClient]:
-    app = create_app(fresh_settings, engine=engine, key_provider=keyring)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
+def settings(fresh_settings: Settings) -> Settings:
+    """A database of its own: erasure signs into a change log only one keyring may sign."""
+    return fresh_settings
 
 
 def _ids(res: Any) -> list[str]:
@@ -73,11 +65,11 @@ def _assert_not_in_pg_dump(settings: Settings, *words: str) -> None:
 
 def test_search_is_tenant_scoped_confirmed_logged_and_forgets_erased_sessions(
     client: TestClient,
-    fresh_settings: Settings,  # noqa: F811
-    keyring: LocalKeyring,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    settings: Settings,
+    keyring: LocalKeyring,
+    engine: Engine,
 ) -> None:
-    s = fresh_settings
+    s = settings
     alice = record(
         s,
         keyring,

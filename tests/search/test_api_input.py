@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.api_support import auth, client, engine, keyring, make_token  # noqa: F401
+from tests.support.api import auth, make_token
 
 
 @pytest.mark.parametrize(
@@ -21,8 +21,8 @@ from tests.api_support import auth, client, engine, keyring, make_token  # noqa:
     ],
 )
 def test_bad_queries_are_422_naming_the_rule(
-    client: TestClient,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    engine: Engine,
     q: str,
     rule: str,
 ) -> None:

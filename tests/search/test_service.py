@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import Engine
 
 from auditagent.keys import LocalKeyring
 from auditagent.search import parse_query, search
 from auditagent.search.reindex import reindex
 from auditagent.settings import Settings
-from auditagent.store import db, search_rows
-from tests.helpers import assert_no_plaintext
+from auditagent.store import search_rows
 from tests.search.support import record
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    eng = db.make_engine(settings)
-    yield eng
-    eng.dispose()
+from tests.support.helpers import assert_no_plaintext
 
 
 def _ids(engine: Engine, kr: LocalKeyring, tenant: str, q: str, **kw: object) -> list[uuid.UUID]:

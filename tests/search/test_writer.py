@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from auditagent import records as r
 from auditagent.keys import LocalKeyring
@@ -18,13 +17,8 @@ from auditagent.search.reindex import reindex
 from auditagent.settings import Settings
 from auditagent.store import db
 from auditagent.store.search_rows import IndexRows
-from tests.helpers import assert_no_plaintext
 from tests.search.support import record
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
+from tests.support.helpers import assert_no_plaintext
 
 
 def _found(settings: Settings, kr: LocalKeyring, tenant: str, q: str) -> list[uuid.UUID]:
