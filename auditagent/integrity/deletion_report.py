@@ -13,14 +13,11 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from auditagent.integrity import crypto, ledger_format
+from auditagent.integrity import crypto
 from auditagent.integrity.checkpoints.note import key_id as note_key_id
 from auditagent.integrity.deletion_basis import record_problems
 from auditagent.integrity.encoding import CERTIFICATE_LABEL
-from auditagent.integrity.ledger_format import parse_ts, ts
-from auditagent.integrity.ledgers import (
-    canonical_json,
-)
+from auditagent.integrity.ledgers import Signer, canonical_json, parse_ts, ts
 from auditagent.integrity.signed_logs import (
     ChangeLogResult,
     DeletionChainResult,
@@ -173,7 +170,7 @@ def _key_id(public_key: bytes) -> str:
 
 def certificate(
     report: DeletionReport,
-    signer: ledger_format.Signer,
+    signer: Signer,
     *,
     generated_by: str,
     change_log_problems: bool = True,

@@ -14,7 +14,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from auditagent.integrity import crypto
@@ -37,11 +37,14 @@ __all__ = [
     "LedgerMessages",
     "LedgerResult",
     "LedgerVerifier",
+    "Signer",
     "access_hash",
     "canonical_json",
     "change_hash",
     "deletion_record_hash",
+    "parse_ts",
     "signature_valid",
+    "ts",
     "verify_access_rows",
 ]
 
@@ -58,6 +61,31 @@ def canonical_json(value: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
+def ts(t: datetime) -> str:
+    """A time as it is written into hashed JSON: UTC, microseconds, ``Z``."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The checkpoint key (Ed25519, from the keyring) as retention uses it to sign deletion
+    records and change-log entries."""
+
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def from_private(cls, private: bytes) -> Signer:
+        return cls(private=private, public=crypto.signing_public_key(private))
+
+    def sign(self, message: bytes) -> bytes:
+        return crypto.sign(self.private, message)
+
+
 def signature_valid(
     public_key: bytes, label: bytes, digest: bytes, signature: bytes | None
 ) -> bool:
@@ -69,7 +97,7 @@ def signature_valid(
 
 
 class AccessFields(Protocol):
-    """What the access-log hash covers of an entry (``store.admin.AccessEntry``)."""
+    """What the access-log hash covers of an entry (``store.access_log.AccessEntry``)."""
 
     @property
     def action(self) -> str: ...
@@ -314,7 +342,7 @@ def verify_access_rows(
     rows: Iterable[Any], entry_of: Callable[[Any], AccessFields]
 ) -> LedgerResult:
     """The access-log chain over ``rows`` (``access_log`` rows in seq order); ``entry_of``
-    turns a row into the entry its hash covers (``store.admin._entry``)."""
+    turns a row into the entry its hash covers (``store.access_log._entry``)."""
     verifier = LedgerVerifier(ACCESS_MESSAGES)
     for row in rows:
 
