@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from auditagent.integrity import crypto
 from auditagent.integrity.checkpoints.note import key_id as note_key_id
 from auditagent.integrity.deletion_basis import record_problems
-from auditagent.integrity.encoding import CERTIFICATE_LABEL
-from auditagent.integrity.ledgers import Signer, canonical_json, parse_ts, ts
+from auditagent.integrity.encoding import CERTIFICATE_LABEL, canonical_json, parse_ts, ts
+from auditagent.integrity.ledgers import Signer
 from auditagent.integrity.signed_logs import (
     ChangeLogResult,
     DeletionChainResult,

@@ -9,12 +9,11 @@ records and retention changes also carry an Ed25519 signature by the checkpoint 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
 
 from auditagent.integrity import crypto
@@ -26,6 +25,7 @@ from auditagent.integrity.encoding import (
     DELETION_LABEL_V1,
     U32,
     at_microseconds,
+    canonical_json,
     lp,
 )
 
@@ -39,35 +39,14 @@ __all__ = [
     "LedgerVerifier",
     "Signer",
     "access_hash",
-    "canonical_json",
     "change_hash",
     "deletion_record_hash",
-    "parse_ts",
     "signature_valid",
-    "ts",
     "verify_access_rows",
 ]
 
 _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
-
-
-def canonical_json(value: Mapping[str, Any]) -> bytes:
-    """The bytes hashed for a JSON field: sorted keys, no spaces, ASCII. Values are strings,
-    integers, booleans, null and nested objects/lists only (no floats), so a JSONB round trip
-    gives the same bytes back."""
-    return json.dumps(
-        dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    ).encode()
-
-
-def ts(t: datetime) -> str:
-    """A time as it is written into hashed JSON: UTC, microseconds, ``Z``."""
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)

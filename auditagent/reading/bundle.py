@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from auditagent.integrity import chain, crypto
 from auditagent.integrity.checkpoints.note import key_id as _note_key_id
+from auditagent.integrity.encoding import canonical_json
 from auditagent.integrity.envelope import Envelope
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "BUNDLE_VERSION",
     "BundleCheck",
     "bundle_parts",
-    "canonical_json",
     "chain_row_json",
     "check_bundle",
     "json_safe",
@@ -69,13 +69,6 @@ BUNDLE_HOW_TO_CHECK: Final = (
     "records. `parts` (signed on its own by `parts_value`) holds a short SHA-256 of every part "
     "so a verifier can say which part changed; it adds nothing to what `value` proves."
 )
-
-
-def canonical_json(doc: Any) -> bytes:
-    """The canonical bytes of a JSON value, as described in ``BUNDLE_CANONICAL``."""
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
 
 
 def json_safe(value: Any) -> Any:

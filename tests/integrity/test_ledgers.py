@@ -14,7 +14,11 @@ import pytest
 
 from auditagent.integrity import crypto, ledgers
 from auditagent.integrity.chain import GENESIS
-from auditagent.integrity.encoding import CHANGE_SIGNATURE_LABEL, DELETION_SIGNATURE_LABEL
+from auditagent.integrity.encoding import (
+    CHANGE_SIGNATURE_LABEL,
+    DELETION_SIGNATURE_LABEL,
+    canonical_json,
+)
 from auditagent.integrity.signed_logs import check_deletion_chain
 from auditagent.store import access_log, deletions
 
@@ -114,7 +118,7 @@ def test_change_hash_known_answer() -> None:
         body=body,
     )
     assert got.hex() == "558d43176c75fa070a669a311f22e77fad26fa437932faa1041652b1694d57f1"
-    assert ledgers.canonical_json(body) == b'{"n":1,"nested":{"b":true},"scope":"tenant"}'
+    assert canonical_json(body) == b'{"n":1,"nested":{"b":true},"scope":"tenant"}'
 
 
 def test_formats_refuse_a_bad_prev_hash_and_naive_time() -> None:
