@@ -99,7 +99,12 @@ def deletion_report(
 
 
 def record_json(entry: DeletionEntry) -> dict[str, Any]:
-    r = entry.record
+    """A deletion record as the report and its certificate carry it, with its check."""
+    return {**deletion_record_json(entry.record), "valid": entry.valid, "problems": entry.problems}
+
+
+def deletion_record_json(r: DeletionRecord) -> dict[str, Any]:
+    """A deletion record's fields as JSON: hashes hex, signature base64, time as hashed."""
     return {
         "seq": r.seq,
         "run_id": str(r.run_id) if r.run_id else None,
@@ -114,8 +119,6 @@ def record_json(entry: DeletionEntry) -> dict[str, Any]:
         "prev_hash": r.prev_hash.hex(),
         "hash": r.hash.hex(),
         "signature": base64.b64encode(r.signature).decode() if r.signature else None,
-        "valid": entry.valid,
-        "problems": entry.problems,
     }
 
 

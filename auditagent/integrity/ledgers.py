@@ -23,7 +23,6 @@ from auditagent.integrity.encoding import (
     CHANGE_LABEL,
     DELETION_LABEL,
     DELETION_LABEL_V1,
-    U32,
     at_microseconds,
     canonical_json,
     lp,
@@ -105,7 +104,7 @@ def _opt(value: str | bytes | None) -> bytes:
     if value is None:
         return b"\x00"
     data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-    return b"\x01" + U32.pack(len(data)) + data
+    return b"\x01" + lp(data)
 
 
 def access_hash(*, prev_hash: bytes, seq: int, at: datetime, entry: AccessFields) -> bytes:
