@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
-import json
-import os
-import stat
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +19,7 @@ from typing import Any, Protocol
 
 from auditagent.errors import IntegrityError, KeyringError
 from auditagent.integrity import crypto
+from auditagent.keyfile import dir_lock, make_private_dirs, read_document, write_atomic
 from auditagent.settings import Settings
 
 __all__ = [
@@ -142,14 +137,14 @@ class LocalKeyring(KeyProvider):
             "index_key": _b64(_new_key()),
             "signing_key": _b64(crypto.signing_key_generate()),
         }
-        _make_private_dirs(path.parent)
-        with _dir_lock(path.parent):
-            _write_atomic(path, document, replace=False)
+        make_private_dirs(path.parent)
+        with dir_lock(path.parent):
+            write_atomic(path, document, replace=False)
         return cls(path, document)
 
     @classmethod
     def load(cls, path: Path) -> LocalKeyring:
-        return cls(Path(path), _read_document(Path(path)))
+        return cls(Path(path), read_document(Path(path)))
 
     # --- KeyProvider --------------------------------------------------------------------
 
@@ -213,12 +208,12 @@ class LocalKeyring(KeyProvider):
         Re-reads the file under a directory lock first, so a rotation made by another process
         since this one loaded is kept rather than overwritten.
         """
-        with self._lock, _dir_lock(self._path.parent):
-            document = _read_document(self._path)
+        with self._lock, dir_lock(self._path.parent):
+            document = read_document(self._path)
             numbers = [_version_number(k["id"]) for k in document["keys"]]
             new_id = f"{_ID_PREFIX}{max(numbers, default=0) + 1}"
             document["keys"].append({"id": new_id, "created_at": _now(), "key": _b64(_new_key())})
-            _write_atomic(self._path, document, replace=True)
+            write_atomic(self._path, document, replace=True)
             self._state = _parse_state(self._path, document)
         return new_id
 
@@ -298,126 +293,6 @@ def _parse_state(path: Path, document: dict[str, Any]) -> _State:
         versions[key_id] = crypto.Sealer(key)
         prks[key_id] = hkdf_extract(_SEARCH_SALT, key)
     return _State(versions=versions, current=entries[-1]["id"], search_prks=prks)
-
-
-def _read_document(path: Path) -> dict[str, Any]:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise KeyringError(f"no keyring at {path}", fix="run `auditagent keys init`") from None
-    except OSError as exc:
-        raise KeyringError(
-            f"cannot open keyring {path}: {exc.strerror}",
-            fix="check the path and that it is a regular file owned by you",
-        ) from None
-    try:
-        # fstat on the open descriptor, not the path, so the checked file is the one read.
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyringError(f"keyring {path} is not a regular file", fix="check the path")
-        if os.name == "posix" and st.st_mode & 0o077:
-            raise KeyringError(
-                f"keyring {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o})",
-                fix=f"chmod 600 {path}",
-            )
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise KeyringError(
-            f"cannot read keyring {path}: {exc.strerror}", fix="check the file and its disk"
-        ) from None
-    finally:
-        os.close(fd)
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise _malformed(path, f"invalid JSON: {reason}") from None
-    if not isinstance(document, dict):
-        raise _malformed(path, "not a JSON object")
-    return document
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create missing directories 0700 (``mkdir(parents=True)`` ignores mode for parents)."""
-    missing: list[Path] = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        d = d.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-            # mkdir's mode is filtered by the umask; chmod is not.
-            d.chmod(0o700)
-
-
-@contextlib.contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
-    """Serialise keyring writers across processes; a no-op where flock is unavailable."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, document: dict[str, Any], *, replace: bool) -> None:
-    """Write a 0600 temp file, fsync it, then move it into place; never a half-written keyring.
-
-    Without ``replace`` the move is a hard link, which fails rather than overwrite a keyring
-    another process created in the meantime.
-    """
-    data = (json.dumps(document, indent=2) + "\n").encode()
-    # mkstemp creates the file 0600 regardless of umask.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise KeyringError(
-                    f"keyring {path} already exists", fix="use `auditagent keys rotate`"
-                ) from None
-            except OSError:
-                # Filesystems without hard links: the existence check in init has to do.
-                if path.exists():
-                    raise KeyringError(
-                        f"keyring {path} already exists", fix="use `auditagent keys rotate`"
-                    ) from None
-                os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 # --- settings entry points ----------------------------------------------------------------
