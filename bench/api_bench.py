@@ -330,7 +330,7 @@ async def settle_spool(
     (on a loaded box the writer may spool a wave while the server is slow). So: start a
     recorder on the same data directory, which replays what is left, until the spool is empty
     and the events table holds every record; fail loudly otherwise."""
-    url = settings.database_url or ""
+    url = db.libpq_url(settings.database_url or "")
     spool = settings.resolved_spool_dir
     stored = _stored_events(url)
     if stored == expected and not list(spool.glob("*.spool")):

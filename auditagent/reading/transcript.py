@@ -279,16 +279,25 @@ def transcript_entry_dicts(opened: Iterable[OpenedRecord]) -> list[dict[str, Any
             by_request[r.request_id] = target
         resolved.append((r, target, fallback))
     timings: dict[int, dict[str, Any]] = {}
+    mixed: set[int] = set()
     for r, target, fallback in resolved:
         if target is None and r.request_id:
             target = by_request.get(r.request_id)
         if target is None:
             target = fallback
         if target is not None:
-            _merge_timing(timings.setdefault(target, {}), r)
+            timing = timings.get(target)
+            if timing is None:
+                timings[target] = timing = {}
+            elif target not in mixed:
+                mixed.add(target)
+            _merge_timing(timing, r)
 
     for i, timing in timings.items():
-        entries[i]["timing"] = {k: timing[k] for k in _TIMING_FIELDS if k in timing}
+        # One record's figures go in field order already; several may interleave.
+        entries[i]["timing"] = (
+            {k: timing[k] for k in _TIMING_FIELDS if k in timing} if i in mixed else timing
+        )
     entries.sort(key=_order)
     return entries
 
