@@ -108,22 +108,32 @@ def main() -> None:
             same = bodies["current"] == bodies["baseline"]
             print(f"load average {load_avg()}; bodies byte-identical: {same}")
             ms: dict[str, list[float]] = {"floor": [], "current": [], "baseline": []}
+            # A one-session list: what every request pays besides its query (auth, access log).
+            lists: dict[str, list[float]] = {"current": [], "baseline": []}
             for i in range(5 + args.requests):
                 f = floor.sample()["fetch+decrypt+verify"]
-                got = {}
+                got: dict[str, tuple[float, float]] = {}
                 for side, c in clients.items():
                     t = time.perf_counter()
                     c.get(path, headers=headers).raise_for_status()
-                    got[side] = (time.perf_counter() - t) * 1e3
+                    t1 = time.perf_counter()
+                    c.get("/v1/sessions", headers=headers).raise_for_status()
+                    got[side] = ((t1 - t) * 1e3, (time.perf_counter() - t1) * 1e3)
                 if i >= 5:
                     ms["floor"].append(f)
-                    for side, v in got.items():
-                        ms[side].append(v)
+                    for side, (tr, ls) in got.items():
+                        ms[side].append(tr)
+                        lists[side].append(ls)
             print(f"load average {load_avg()}")
             med = {k: statistics.median(v) for k, v in ms.items()}
             for k, v in med.items():
                 print(f"  {k:<9} median {v:7.1f} ms  x{v / med['floor']:.2f} of floor")
             print(f"  current / baseline: {med['current'] / med['baseline']:.2f}")
+            lm = {k: statistics.median(v) for k, v in lists.items()}
+            print(
+                f"  list (1 session): current {lm['current']:.1f} ms, baseline "
+                f"{lm['baseline']:.1f} ms, current / baseline {lm['current'] / lm['baseline']:.2f}"
+            )
             for c in clients.values():
                 c.close()
             floor.close()
