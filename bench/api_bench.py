@@ -305,6 +305,7 @@ async def load(
         recorder_clock.utcnow = real_utcnow
     load_s = time.perf_counter() - t0
     print()
+    await settle_spool(settings, keyring, n_sessions * per + target_events)
     return Dataset(
         target=target.session_id,
         target_tenant=target_tenant,
@@ -313,6 +314,41 @@ async def load(
         events=n_sessions * per + target_events,
         sessions=n_sessions + 1,
     )
+
+
+def _stored_events(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as c:
+        row = c.execute("SELECT count(*) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def settle_spool(
+    settings: Settings, keyring: LocalKeyring, expected: int, *, timeout_s: float = 900.0
+) -> None:
+    """Wait until every recorded event is in the database before anything reads it.
+
+    ``aclose`` makes every record durable (committed or fsynced to the spool) but a replay
+    still running at close gets ``db_timeout`` before the spool is left for the next recorder
+    (on a loaded box the writer may spool a wave while the server is slow). So: start a
+    recorder on the same data directory, which replays what is left, until the spool is empty
+    and the events table holds every record; fail loudly otherwise."""
+    url = db.libpq_url(settings.database_url or "")
+    spool = settings.resolved_spool_dir
+    stored = _stored_events(url)
+    if stored == expected and not list(spool.glob("*.spool")):
+        return
+    t0 = time.perf_counter()
+    print(f"  {stored:,} of {expected:,} events stored at close; replaying the spool ...")
+    deadline = time.monotonic() + timeout_s
+    async with AuditRecorder(settings, key_provider=keyring):
+        while True:
+            stored = _stored_events(url)
+            if stored == expected and not list(spool.glob("*.spool")):
+                break
+            if stored > expected or time.monotonic() > deadline:
+                raise RuntimeError(f"{stored:,} events stored, {expected:,} recorded")
+            await asyncio.sleep(0.5)
+    print(f"  spool replayed in {time.perf_counter() - t0:.1f} s")
 
 
 # --- floors ----------------------------------------------------------------------------------

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic_core import to_json
 
 from auditagent import records
 from auditagent.reading.decrypt import OpenedRecord
 
-__all__ = ["EntryKind", "Timing", "TranscriptEntry", "transcript_entries"]
+__all__ = [
+    "EntryKind",
+    "Timing",
+    "TranscriptEntry",
+    "transcript_entries",
+    "transcript_entry_dicts",
+    "transcript_json",
+]
 
 
 EntryKind = Literal[
@@ -101,6 +110,7 @@ _TIMING_VALUES = (
     "llm_duration",
     "e2e_latency",
 )
+_TIMING_FIELDS = (*_TIMING_VALUES, "tokens", "not_reported")
 
 
 def _agent_label(name: str | None, agent_id: str | None) -> str | None:
@@ -108,72 +118,104 @@ def _agent_label(name: str | None, agent_id: str | None) -> str | None:
 
 
 def _entry(o: OpenedRecord, r: records.Record) -> dict[str, Any] | None:
-    """The fields that apply to this record's kind; None for kinds not listed."""
-    base: dict[str, Any] = {"seq": o.seq, "at": r.at, "provenance": r.provenance}
-    if isinstance(r, records.UserUtterance):
+    """The fields that apply to this record's kind, in ``TranscriptEntry``'s field order (so
+    that serializing the dict gives the same bytes as the model's ``exclude_unset`` dump);
+    None for kinds not listed."""
+    seq, at, prov = o.seq, r.at, r.provenance
+    # Exact types: pydantic's metaclass makes isinstance a Python-level call (~7% of a request).
+    if type(r) is records.UserUtterance:
         return {
-            **base,
+            "seq": seq,
+            "at": at,
             "kind": "user",
+            "provenance": prov,
             "text": r.text,
             "input_mode": r.input_mode,
             "interrupted": r.interrupted,
             "started_at": r.started_at,
             "ended_at": r.ended_at,
         }
-    if isinstance(r, records.AgentUtterance):
-        entry = {
-            **base,
+    if type(r) is records.AgentUtterance:
+        entry: dict[str, Any] = {
+            "seq": seq,
+            "at": at,
             "kind": "agent",
+            "provenance": prov,
             "text": r.text,
-            "heard_text_known": r.heard_text_known,
-            "interrupted": r.interrupted,
-            "started_at": r.started_at,
-            "ended_at": r.ended_at,
         }
         if r.generated_text is not None and r.generated_text != r.text:
             entry["generated_text"] = r.generated_text
+        entry["heard_text_known"] = r.heard_text_known
+        entry["interrupted"] = r.interrupted
+        entry["started_at"] = r.started_at
+        entry["ended_at"] = r.ended_at
         return entry
-    if isinstance(r, records.ToolCall):
+    if type(r) is records.ToolCall:
         return {
-            **base,
+            "seq": seq,
+            "at": at,
             "kind": "tool_call",
+            "provenance": prov,
             "name": r.name,
             "call_id": r.call_id,
             "arguments": r.arguments,
         }
-    if isinstance(r, records.ToolResult):
+    if type(r) is records.ToolResult:
         return {
-            **base,
+            "seq": seq,
+            "at": at,
             "kind": "tool_result",
+            "provenance": prov,
             "name": r.name,
             "call_id": r.call_id,
             "output": r.output if not r.is_error else (r.exception or r.output),
             "is_error": r.is_error,
         }
-    if isinstance(r, records.Handoff):
+    base: dict[str, Any] = {"seq": seq, "at": at}
+    if type(r) is records.Handoff:
         new = _agent_label(r.new_agent_name, r.new_agent_id)
         old = _agent_label(r.old_agent_name, r.old_agent_id)
         # LiveKit records the first agent's start as a handoff from no agent
         return {
             **base,
             "kind": "handoff",
-            "name": new,
+            "provenance": prov,
             "text": f"{old or '(session start)'} -> {new or '(unknown agent)'}",
+            "name": new,
         }
-    if isinstance(r, records.ErrorRecord):
-        return {**base, "kind": "error", "name": r.source, "text": r.message, "is_error": True}
-    if isinstance(r, records.Notice):
-        return {**base, "kind": "notice", "name": r.code, "text": r.message}
-    if isinstance(r, records.Gap):
-        return {**base, "kind": "gap", "text": f"{r.count} records lost: {r.reason}"}
-    if isinstance(r, records.Opened):
-        return {**base, "kind": "opened", "name": r.agent_name}
-    if isinstance(r, records.Closed):
-        return {**base, "kind": "closed", "text": r.reason, "is_error": r.error is not None}
-    if isinstance(r, records.AgentConfigUpdated):
-        return {**base, "kind": "agent_config_updated", "text": r.instructions}
-    if isinstance(r, records.TranscriptionEnabled):
-        return {**base, "kind": "transcription_enabled", "name": r.transcription_model}
+    if type(r) is records.ErrorRecord:
+        return {
+            **base,
+            "kind": "error",
+            "provenance": prov,
+            "text": r.message,
+            "name": r.source,
+            "is_error": True,
+        }
+    if type(r) is records.Notice:
+        return {**base, "kind": "notice", "provenance": prov, "text": r.message, "name": r.code}
+    if type(r) is records.Gap:
+        text = f"{r.count} records lost: {r.reason}"
+        return {**base, "kind": "gap", "provenance": prov, "text": text}
+    if type(r) is records.Opened:
+        return {**base, "kind": "opened", "provenance": prov, "name": r.agent_name}
+    if type(r) is records.Closed:
+        return {
+            **base,
+            "kind": "closed",
+            "provenance": prov,
+            "text": r.reason,
+            "is_error": r.error is not None,
+        }
+    if type(r) is records.AgentConfigUpdated:
+        return {**base, "kind": "agent_config_updated", "provenance": prov, "text": r.instructions}
+    if type(r) is records.TranscriptionEnabled:
+        return {
+            **base,
+            "kind": "transcription_enabled",
+            "provenance": prov,
+            "name": r.transcription_model,
+        }
     return None
 
 
@@ -183,7 +225,7 @@ def _merge_timing(into: dict[str, Any], r: records.TurnTiming) -> None:
         if value is not None:
             into[f] = value
     if r.tokens is not None and "tokens" not in into:
-        into["tokens"] = r.tokens
+        into["tokens"] = r.tokens.model_dump(exclude_unset=True)
     if r.not_reported:
         reasons = into.setdefault("not_reported", {})
         reasons.update(r.not_reported)
@@ -196,6 +238,15 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
     the provider's response id (a realtime model's own figures, which may arrive before the
     turn's message), else the latest utterance of that role.
     """
+    # One validation call for the whole list: building ~2,000 models one by one costs a
+    # Python-level __init__ each. The fields set are still exactly the keys of each dict.
+    return _ENTRIES.validate_python(transcript_entry_dicts(opened))
+
+
+def transcript_entry_dicts(opened: Iterable[OpenedRecord]) -> list[dict[str, Any]]:
+    """What :func:`transcript_entries` returns, as plain dicts holding exactly the fields each
+    entry sets, in the model's field order: ``transcript_json`` serializes them to the same
+    bytes as the models' ``exclude_unset`` dump, without building the models."""
     # Plain dicts while timings are folded in; each model is built once at the end.
     entries: list[dict[str, Any]] = []
     by_item: dict[str, int] = {}
@@ -204,7 +255,7 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
     pending: list[tuple[records.TurnTiming, int | None]] = []
     for o in opened:
         r = o.record
-        if isinstance(r, records.TurnTiming):
+        if type(r) is records.TurnTiming:
             pending.append((r, last_of.get(r.role) if r.role is not None else None))
             continue
         entry = _entry(o, r)
@@ -229,20 +280,36 @@ def transcript_entries(opened: Iterable[OpenedRecord]) -> list[TranscriptEntry]:
             by_request[r.request_id] = target
         resolved.append((r, target, fallback))
     timings: dict[int, dict[str, Any]] = {}
+    mixed: set[int] = set()
     for r, target, fallback in resolved:
         if target is None and r.request_id:
             target = by_request.get(r.request_id)
         if target is None:
             target = fallback
         if target is not None:
-            _merge_timing(timings.setdefault(target, {}), r)
+            timing = timings.get(target)
+            if timing is None:
+                timings[target] = timing = {}
+            elif target not in mixed:
+                mixed.add(target)
+            _merge_timing(timing, r)
 
     for i, timing in timings.items():
-        entries[i]["timing"] = timing
+        # One record's figures go in field order already; several may interleave.
+        entries[i]["timing"] = (
+            {k: timing[k] for k in _TIMING_FIELDS if k in timing} if i in mixed else timing
+        )
     entries.sort(key=_order)
-    # One validation call for the whole list: building ~2,000 models one by one costs a
-    # Python-level __init__ each. The fields set are still exactly the keys of each dict.
-    return _ENTRIES.validate_python(entries)
+    return entries
+
+
+def transcript_json(
+    session_id: uuid.UUID, entries: list[dict[str, Any]], integrity: dict[str, Any] | None
+) -> bytes:
+    """A transcript document as JSON: the bytes pydantic gives for the API's ``Transcript``
+    model dumped with ``exclude_unset`` (same serializer, same key order), for entries from
+    :func:`transcript_entry_dicts` and ``integrity`` as ``{ok, first_bad_seq, reason}``."""
+    return to_json({"session_id": session_id, "entries": entries, "integrity": integrity})
 
 
 def _order(entry: dict[str, Any]) -> tuple[datetime, int]:

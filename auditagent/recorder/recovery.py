@@ -85,6 +85,8 @@ class Replayer:
         self._db = database
         self._on_committed = on_committed
         self._task: asyncio.Task[None] | None = None
+        self._lent = False
+        """The connection is held by a chunk write nobody waits for: it closes it itself."""
 
     def start(self) -> None:
         if self._task is not None and not self._task.done():
@@ -99,6 +101,9 @@ class Replayer:
         done, _ = await asyncio.wait({self._task}, timeout=timeout)
         if not done:
             self._task.cancel()
+            # Let it hand a chunk in flight over to the database's abandoned writes before the
+            # caller stops those (nothing on the cancel path waits on the network for long).
+            await asyncio.wait({self._task}, timeout=2.0)
 
     async def _run(self) -> None:
         """Replay until the spool is empty; while spooling, also this writer's own file —
@@ -106,6 +111,7 @@ class Replayer:
         spool, route = self._spool, self._route
         conn: psycopg.AsyncConnection[Any] | None = None
         m = metrics()
+        self._lent = False
         try:
             conn = await self._db.connect()
             await asyncio.wait_for(conn.execute("SELECT 1"), self._db.timeout)
@@ -137,7 +143,9 @@ class Replayer:
             else:
                 log.warning("spool replay failed (%s); will retry", type(exc).__name__)
         finally:
-            if conn is not None:
+            # Closing a connection a chunk write still waits on would hand its socket's number
+            # to the next file opened while psycopg still polls it.
+            if conn is not None and not self._lent:
                 await close_quietly(conn)
 
     async def _replay_file(self, conn: psycopg.AsyncConnection[Any], path: Path) -> bool:
@@ -178,13 +186,18 @@ class Replayer:
         """Write one chunk idempotently; False (connection given up) when it failed or did
         not commit within db_timeout — the file stays for the next attempt."""
         data = await copy_stream(batch.envelopes)
-        task = asyncio.get_running_loop().create_task(
-            write_on(conn, batch, idempotent=True, copy_data=data)
-        )
-        done, _ = await asyncio.wait({task}, timeout=self._db.timeout)
+        chunk = _Chunk()
+        task = asyncio.get_running_loop().create_task(_write_chunk(conn, batch, data, chunk))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._db.timeout)
+        except asyncio.CancelledError:
+            # The replay is stopped (the recorder closes) with a chunk in flight: the write
+            # keeps its connection, its outcome is still observed, and the file stays.
+            self._give_up(task, chunk)
+            raise
         if not done:
             # As for a direct write: never wait on a cancel; the task closes the connection.
-            self._db.abandon(task)
+            self._give_up(task, chunk)
             self._route.mark_down(TimeoutError())
             return False
         exc = task.exception()
@@ -194,3 +207,23 @@ class Replayer:
         metrics().records_replayed.inc(len(batch.envelopes))
         self._on_committed(batch, task.result())
         return True
+
+    def _give_up(self, task: asyncio.Task[set[uuid.UUID]], chunk: _Chunk) -> None:
+        chunk.abandoned = True
+        self._lent = True
+        self._db.abandon(task)
+
+
+class _Chunk:
+    abandoned = False
+
+
+async def _write_chunk(
+    conn: psycopg.AsyncConnection[Any], batch: Batch, data: bytes, chunk: _Chunk
+) -> set[uuid.UUID]:
+    """One idempotent chunk write; when nobody waits for it any more it closes the
+    connection it was lent (on failure ``write_on`` already has)."""
+    closed = await write_on(conn, batch, idempotent=True, copy_data=data)
+    if chunk.abandoned:
+        await close_quietly(conn)
+    return closed

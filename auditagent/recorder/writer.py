@@ -130,22 +130,16 @@ class Writer:
         """Drain the queue (sessions' ends included), then release the database and spool."""
         self._stopping = True
         self.wake_soon()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None
-        if self._spool is not None:
-            self._spool.close()
-        if self._route.pending:
-            lost = sum(len(b.envelopes) for b in self._route.pending)
-            log.error(
-                "%d records could neither be written nor spooled; spool dir %s",
-                lost,
-                self.settings.resolved_spool_dir,
-            )
+        task = self._task
+        if task is None:
+            return
+        try:
+            # Shielded: a cancelled caller must not cancel the writer between a batch leaving
+            # the queue and reaching the database or the spool; it finishes on its own.
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                raise
 
     # -- the loop ----------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -188,6 +182,26 @@ class Writer:
         if self._checkpoint_tasks:
             await asyncio.wait(set(self._checkpoint_tasks))
         await self._db.stop_abandoned()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await close_quietly(conn)
+        if self._spool is not None:
+            self._spool.close()
+            left = await asyncio.to_thread(self._spool.depth_files)
+            if left:
+                log.warning(
+                    "%d spool file(s) not replayed yet in %s: durable there; the next "
+                    "recorder started on this data directory replays them",
+                    left,
+                    self.settings.resolved_spool_dir,
+                )
+        if self._route.pending:
+            lost = sum(len(b.envelopes) for b in self._route.pending)
+            log.error(
+                "%d records could neither be written nor spooled; spool dir %s",
+                lost,
+                self.settings.resolved_spool_dir,
+            )
 
     async def _build_batch(self, limit: int) -> Batch:
         """Translate, encode, seal and chain up to ``limit`` queued events.
@@ -222,8 +236,7 @@ class Writer:
                     batch.oldest = time.time()
         for state in touched.values():
             batch.updates.append(state.update())
-            index = state.take_index()
-            if index is not None:
+            if (index := state.take_index()) is not None:
                 batch.index.append(index)
             if state.closed:
                 self._sessions.pop(state.session_id, None)
@@ -284,7 +297,13 @@ class Writer:
         task = inflight.task
         assert task is not None
         timeout = max(0.0, inflight.deadline - asyncio.get_running_loop().time())
-        done, _ = await asyncio.wait({task}, timeout=timeout)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            # Cancelled (the loop shuts down): _finish settles it again, so its batch still
+            # reaches the database or the spool and its outcome is observed.
+            self._inflight = inflight
+            raise
         if done:
             exc = task.exception()
             if exc is None:

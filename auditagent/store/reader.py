@@ -1,6 +1,6 @@
 """Read queries for the review service: session metadata, sealed events, holds.
 
-Nothing here decrypts; callers that need plaintext go through ``auditagent.review``.
+Nothing here decrypts; callers that need plaintext go through ``auditagent.reading``.
 """
 
 from __future__ import annotations

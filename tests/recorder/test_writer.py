@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,14 +18,17 @@ from auditagent import records as r
 from auditagent.integrity.checkpoints import ClosedSessionHead
 from auditagent.keys import LocalKeyring
 from auditagent.recorder.batch import SLICE_ITEMS, Batch, copy_stream, spool_stream
+from auditagent.recorder.database import Database
 from auditagent.recorder.ingest import SessionUpdate, encode_copy_binary, write_batch
 from auditagent.recorder.intake import Inbox
+from auditagent.recorder.recovery import Replayer, Route
 from auditagent.recorder.sealing import SessionSealing
-from auditagent.recorder.spool import FrameReader
+from auditagent.recorder.spool import FrameReader, Spool
 from auditagent.recorder.writer import Writer
 from auditagent.settings import Settings
 from auditagent.store import db
 from tests.support.helpers import assert_no_plaintext, read_records
+from tests.support.netproxy import free_port
 
 CANARY = "quetzalpumice"
 
@@ -220,3 +224,101 @@ async def test_events_past_the_queue_bound_are_sealed_as_one_gap(
     gaps = [x for x in got if isinstance(x, r.Gap)]
     assert [(g.count, "queue full" in g.reason) for g in gaps] == [(7, True)]
     assert len(got) == settings.queue_size + 2
+
+
+def _waiting_copies(url: str) -> int:
+    with psycopg.connect(db.libpq_url(url)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'auditagent-recorder' AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _recorder_tasks() -> list[asyncio.Task[object]]:
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if not t.done() and "auditagent/recorder" in t.get_coro().cr_code.co_filename
+    ]
+
+
+async def _replay_stopped_midway(settings: Settings, url: str) -> None:
+    """What the writer does at close, with a replay running: finish it (bounded), then stop
+    the writes nobody waits for. Its own frame, so that nothing of it outlives the call."""
+    database = Database(url, timeout=30.0)
+    spool = Spool(settings.resolved_spool_dir)
+    replayer = Replayer(
+        spool=spool,
+        route=Route(settings.resolved_spool_dir),
+        database=database,
+        on_committed=lambda _b, _c: None,
+    )
+    replayer.start()
+    await _until(20, lambda: _waiting_copies(settings.database_url or "") > 0)
+    await replayer.finish(0.1)
+    await database.stop_abandoned()
+    spool.close()
+
+
+async def test_closing_during_a_replay_loses_nothing_and_leaves_no_unobserved_failure(
+    database_url: str, data_dir: Path, tenant: str
+) -> None:
+    """A replay of a spool file is stopped (the recorder closes) while a chunk's COPY waits on
+    the database (a lock holds it): the chunk's write keeps its connection (closing it under
+    the write made it fail in epoll, "Task exception was never retrieved"), nothing of the
+    recorder is left running, every failure is observed, the file stays, and the next
+    recorder replays every record."""
+    settings = Settings(
+        database_url=database_url, data_dir=data_dir, flush_interval=0.05, db_timeout=1.0
+    )
+    keyring = LocalKeyring.init(settings.resolved_keyring_path)
+    url = db.libpq_url(database_url)
+    loop = asyncio.get_running_loop()
+    unobserved: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: unobserved.append(ctx))
+
+    # 1. The database is unreachable: everything goes to the spool and stays there.
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    first = Writer(settings)
+    first.start(url=nowhere, db_down=True, on_sessions_closed=None)
+    state = SessionSealing(
+        keys=keyring, inbox=first.inbox, tenant=tenant, participant=None, labels={}
+    )
+    first.register(state)
+    t0 = datetime.now(timezone.utc)
+    state.intake.add(r.Opened(at=t0, tenant=tenant, architecture="pipeline"))
+    for i in range(1200):
+        state.intake.add(r.UserUtterance(at=t0, text=f"{CANARY} {i}", source="stt"))
+    state.intake.add(r.Closed(at=t0, reason="user_initiated"))
+    await first.flush(20)
+    await first.stop()
+    assert list(settings.resolved_spool_dir.glob("*.spool"))
+
+    # 2. A replay of it is stopped (as at close) while a lock holds a chunk's COPY.
+    blocker = psycopg.connect(url)
+    blocker.execute("LOCK TABLE events IN SHARE MODE")
+    try:
+        await _replay_stopped_midway(settings, url)
+        await _until(10, lambda: not _recorder_tasks())
+    finally:
+        blocker.rollback()
+        blocker.close()
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(previous)
+    assert unobserved == []
+    assert (_row(database_url, state.session_id) or (0,))[0] == 0  # nothing got through
+    assert list(settings.resolved_spool_dir.glob("*.spool"))
+
+    # 3. And the one after that stores every record, once.
+    third = Writer(settings)
+    third.start(url=url, db_down=False, on_sessions_closed=None)
+    try:
+        await _until(30, lambda: (_row(database_url, state.session_id) or (0,))[0] == 1202)
+    finally:
+        await third.stop()
+    got = read_records(database_url, state.session_id, keyring)
+    assert [x.kind for x in got] == ["opened", *["user_utterance"] * 1200, "closed"]
+    assert not list(settings.resolved_spool_dir.glob("*.spool"))
