@@ -816,18 +816,28 @@ def holds_blocking_participant(
 
 
 class RunLock:
-    """A session-level advisory lock held, on its own connection, for as long as a run lives.
-    A crashed or killed run's connection closes and frees it: that is how the next run knows
-    a ``running`` row is dead."""
+    """A run's liveness, for as long as it lives: a transaction-scoped advisory lock in a
+    transaction left open, on a connection of its own. A crashed or killed run's connection
+    closes, its transaction ends and frees the lock (PgBouncer, in transaction mode, closes the
+    server connection of a client that vanished mid-transaction): that is how the next run
+    knows a ``running`` row is dead.
+
+    Transaction-scoped rather than session-level so a transaction-pooling PgBouncer keeps it:
+    a session-level lock would stay on whichever server connection ran the statement, which the
+    pooler then lends to other clients (who would hold it too, advisory locks being re-entrant
+    per server session). The open transaction has no snapshot and no transaction id, so it
+    holds back neither vacuum nor anybody's locks; it costs one pinned server connection."""
 
     def __init__(self, engine: Engine, run_id: uuid.UUID) -> None:
         self._conn = engine.connect()
         try:
+            # Idle by design: a server-wide idle-in-transaction timeout must not end the run's
+            # liveness while the run goes on.
+            self._conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             self._conn.execute(
-                text("SELECT pg_advisory_lock(:c, hashtext(:id))"),
+                text("SELECT pg_advisory_xact_lock(:c, hashtext(:id))"),
                 {"c": _RUN_LOCK_CLASS, "id": str(run_id)},
             )
-            self._conn.commit()
         except BaseException:
             self._conn.close()
             raise
@@ -835,11 +845,7 @@ class RunLock:
 
     def release(self) -> None:
         try:
-            self._conn.execute(
-                text("SELECT pg_advisory_unlock(:c, hashtext(:id))"),
-                {"c": _RUN_LOCK_CLASS, "id": str(self.run_id)},
-            )
-            self._conn.commit()
+            self._conn.rollback()
         finally:
             self._conn.close()
 
@@ -855,30 +861,24 @@ def mark_dead_runs_interrupted(engine: Engine) -> list[uuid.UUID]:
         ]
         conn.commit()
         for run_id in running:
+            # Taken and released within one transaction, with the update it guards.
             got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:c, hashtext(:id))"),
+                text("SELECT pg_try_advisory_xact_lock(:c, hashtext(:id))"),
                 {"c": _RUN_LOCK_CLASS, "id": str(run_id)},
             ).scalar_one()
             if not got:
-                conn.commit()
+                conn.rollback()
                 continue
-            try:
-                n = conn.execute(
-                    text(
-                        "UPDATE retention_runs SET status = 'interrupted', "
-                        "finished_at = clock_timestamp() WHERE id = :id AND status = 'running'"
-                    ),
-                    {"id": run_id},
-                ).rowcount
-                conn.commit()
-                if n:
-                    marked.append(run_id)
-            finally:
-                conn.execute(
-                    text("SELECT pg_advisory_unlock(:c, hashtext(:id))"),
-                    {"c": _RUN_LOCK_CLASS, "id": str(run_id)},
-                )
-                conn.commit()
+            n = conn.execute(
+                text(
+                    "UPDATE retention_runs SET status = 'interrupted', "
+                    "finished_at = clock_timestamp() WHERE id = :id AND status = 'running'"
+                ),
+                {"id": run_id},
+            ).rowcount
+            conn.commit()
+            if n:
+                marked.append(run_id)
     return marked
 
 
