@@ -78,40 +78,47 @@ class PrivatePgBouncer:
 
 
 def _config(
-    *, port: int, upstream_host: str, upstream_port: int, pool_size: int, root: Path
+    *,
+    port: int,
+    upstream_host: str,
+    upstream_port: int,
+    pool_size: int,
+    root: Path,
+    extra: dict[str, str],
 ) -> str:
-    return f"""\
-[databases]
-* = host={upstream_host} port={upstream_port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {root / "userlist.txt"}
-admin_users = postgres
-pool_mode = transaction
-default_pool_size = {pool_size}
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = 5000
-max_db_connections = {pool_size}
-ignore_startup_parameters = extra_float_digits,options
-; A test starved of a server connection fails in a minute instead of hanging the run.
-query_wait_timeout = 60
-server_idle_timeout = 30
-logfile = {root / "pgbouncer.log"}
-log_connections = 0
-log_disconnections = 0
-"""
+    settings = {
+        "listen_addr": "127.0.0.1",
+        "listen_port": str(port),
+        "unix_socket_dir": "",
+        "auth_type": "trust",
+        "auth_file": str(root / "userlist.txt"),
+        "admin_users": "postgres",
+        "pool_mode": "transaction",
+        "default_pool_size": str(pool_size),
+        "min_pool_size": "0",
+        "reserve_pool_size": "0",
+        "max_client_conn": "5000",
+        "max_db_connections": str(pool_size),
+        "ignore_startup_parameters": "extra_float_digits,options",
+        # A test starved of a server connection fails in a minute instead of hanging the run.
+        "query_wait_timeout": "60",
+        "server_idle_timeout": "30",
+        "logfile": str(root / "pgbouncer.log"),
+        "log_connections": "0",
+        "log_disconnections": "0",
+        **extra,
+    }
+    lines = ["[databases]", f"* = host={upstream_host} port={upstream_port}", "", "[pgbouncer]"]
+    lines += [f"{k} = {v}" for k, v in settings.items()]
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
 def private_pgbouncer(
-    upstream_url: str, *, pool_size: int = DEFAULT_POOL_SIZE
+    upstream_url: str, *, pool_size: int = DEFAULT_POOL_SIZE, extra: dict[str, str] | None = None
 ) -> Iterator[PrivatePgBouncer]:
-    """A transaction-mode PgBouncer in front of the server ``upstream_url`` names."""
+    """A transaction-mode PgBouncer in front of the server ``upstream_url`` names; ``extra``
+    adds or overrides pgbouncer.ini settings."""
     binary = pgbouncer_binary()
     if binary is None:
         raise RuntimeError("no pgbouncer binary: apt-get install pgbouncer")
@@ -136,6 +143,7 @@ def private_pgbouncer(
             upstream_port=upstream.port or 5432,
             pool_size=pool_size,
             root=root,
+            extra=extra or {},
         )
     )
     proc = subprocess.Popen(
