@@ -82,9 +82,8 @@ class Durability:
                 into.setdefault((e.session_id, e.seq), now - e.at.timestamp())
 
     def install(self) -> None:
-        from auditagent import spool
-        from auditagent.envelope import Envelope
-        from auditagent.store import ingest
+        from auditagent.integrity.envelope import Envelope
+        from auditagent.recorder import ingest, spool
 
         write_batch = ingest.write_batch
 

@@ -26,7 +26,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from auditagent.store import retention as store
+from auditagent.store import runs as store
 from tests.conftest import ADMIN_URL
 from tests.helpers import read_records
 from tests.netproxy import free_port
@@ -115,7 +115,7 @@ HOLDER = textwrap.dedent(
     import sys, time, uuid
     from auditagent.settings import Settings
     from auditagent.store import db
-    from auditagent.store import retention as store
+    from auditagent.store import runs as store
     url, run_id = sys.argv[1], uuid.UUID(sys.argv[2])
     engine = db.make_engine(Settings(database_url=url, data_dir="/nonexistent"))
     lock = store.RunLock(engine, run_id)
