@@ -155,6 +155,13 @@ def main() -> int:
     ap.add_argument("--ramp", type=float, default=10.0)
     ap.add_argument("--turn-interval", type=float, default=0.75)
     ap.add_argument("--pool-size", type=int, default=8)
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="call processes run at this niceness: on one box they compete with Postgres and "
+        "PgBouncer for CPU, which in a deployment they do not (they run on worker machines)",
+    )
     args = ap.parse_args()
 
     ctx = mp.get_context("forkserver")
@@ -182,6 +189,7 @@ def main() -> int:
                     start_at=t0 + args.ramp * i / max(1, args.calls),
                     seconds=args.seconds,
                     turn_interval=args.turn_interval,
+                    nice=args.nice,
                 )
                 p = ctx.Process(target=run_call, args=(spec, results_q))
                 p.start()
@@ -214,7 +222,7 @@ def main() -> int:
     print(
         f"calls: {len(results)} of {args.calls} reported, {len(failed)} failed "
         f"({sorted({r.error for r in failed})}); {args.seconds:.0f} s each, a turn every "
-        f"{args.turn_interval} s; {checked['records']:,} records "
+        f"{args.turn_interval} s, niceness {args.nice}; {checked['records']:,} records "
         f"({checked['records'] / max(1.0, call_seconds):.1f}/s per call)"
     )
     print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
 import sys
 import time
@@ -48,6 +49,7 @@ class CallSpec:
     start_at: float
     seconds: float
     turn_interval: float
+    nice: int = 0
 
 
 @dataclass
@@ -167,6 +169,8 @@ async def _call(spec: CallSpec, out: CallResult) -> None:
 
 def run_call(spec: CallSpec, results: Any) -> None:
     out = CallResult(index=spec.index)
+    if spec.nice:
+        os.nice(spec.nice)
     try:
         asyncio.run(_call(spec, out))
     except BaseException as exc:  # reported, not raised: the parent counts failed calls
