@@ -78,14 +78,15 @@ class Sampler(threading.Thread):
         self.cpu_first: dict[int, float] = {}
         self.cpu_last: dict[int, float] = {}
         self.load: list[float] = []
-        self.states: set[str] = set()
+        self.peak_states: list[str] = []
 
     def run(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             while not self.stop.wait(0.25):
                 servers = [s for s in self.bouncer.show("SERVERS") if s["database"] == self.dbname]
                 self.peak_servers = max(self.peak_servers, len(servers))
-                self.states.update(s["state"] for s in servers)
+                if len(servers) >= self.peak_servers:
+                    self.peak_states = sorted(s["state"] for s in servers)
                 for p in self.bouncer.show("POOLS"):
                     if p["database"] == self.dbname:
                         self.peak_waiting = max(self.peak_waiting, p["cl_waiting"])
@@ -226,7 +227,8 @@ def main() -> int:
         f"({checked['records'] / max(1.0, call_seconds):.1f}/s per call)"
     )
     print(
-        f"pool: {args.pool_size}; server connections peak {sampler.peak_servers} (PgBouncer), "
+        f"pool: {args.pool_size}; server connections peak {sampler.peak_servers} (PgBouncer; "
+        f"states then {sampler.peak_states}), "
         f"backends peak {sampler.peak_backends} (pg_stat_activity); clients waiting peak "
         f"{sampler.peak_waiting}, longest wait {sampler.max_wait_s * 1000:.0f} ms"
     )
