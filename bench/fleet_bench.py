@@ -7,9 +7,9 @@ per call) through a transaction-pooling PgBouncer into one Postgres.
 
 Each call is its own process, forked from a forkserver that imported LiveKit and auditagent
 once (LiveKit's own job-process model on Linux): a real text `AgentSession` with the scripted
-LLM of tests/fakes, attached to its own `AuditRecorder`, taking a user turn every
+LLM of tests/support/fakes, attached to its own `AuditRecorder`, taking a user turn every
 `--turn-interval` seconds (a tool call and its result every other turn) for `--seconds`, then
-closing. Calls start spread over `--ramp` seconds. A private PgBouncer (tests/pgbouncer.py,
+closing. Calls start spread over `--ramp` seconds. A private PgBouncer (tests/support/pgbouncer.py,
 transaction mode, `--pool-size` server connections) fronts a scratch database on the server.
 
 Measured: server connections PgBouncer and Postgres hold for the database (sampled every
@@ -46,8 +46,8 @@ from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
 from bench.fleet_call import CallResult, CallSpec, run_call
-from tests.helpers import read_records
-from tests.pgbouncer import private_pgbouncer
+from tests.support.helpers import read_records
+from tests.support.pgbouncer import private_pgbouncer
 
 _TICK = os.sysconf("SC_CLK_TCK")
 

@@ -1,5 +1,5 @@
 """One simulated call of bench/fleet_bench.py, in its own process: a real text `AgentSession`
-(the scripted LLM of tests/fakes) attached to its own `AuditRecorder`, a user turn every
+(the scripted LLM of tests/support/fakes) attached to its own `AuditRecorder`, a user turn every
 `turn_interval` seconds and a tool call every other turn, then close. The fleet's forkserver
 imports this module once, so every call process forks with LiveKit and auditagent loaded, as
 LiveKit's own job processes do on Linux.
@@ -23,7 +23,7 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from auditagent.metrics import metrics
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.llm import Reply, ScriptedLLM
 
 CANARY = "ocelotharbour"
 # Written at close from LiveKit's chat history, not by a hook (LiveKit 1.8.9 emits no event for
