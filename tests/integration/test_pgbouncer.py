@@ -138,7 +138,7 @@ def test_a_live_run_stays_running_and_a_killed_one_is_marked_interrupted(
             [sys.executable, "-c", HOLDER, url, str(run_id)],
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         )
         engine = db.make_engine(Settings(database_url=url, data_dir=Path("/nonexistent")))
         try:
