@@ -32,7 +32,8 @@ from sqlalchemy import Engine
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.support.databases import create_database, drop_database, server_url
+from tests.support.databases import ADMIN_URL, create_database, drop_database, server_url
+from tests.support.pgbouncer import POOLER_ENV, PrivatePgBouncer, private_pgbouncer
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,22 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def make_database() -> Iterator[Callable[[], str]]:
+def pooler() -> Iterator[PrivatePgBouncer | None]:
+    """With AUDITAGENT_TEST_POOLER=pgbouncer, one private transaction-mode PgBouncer in front of
+    the test server for the run, and every database URL the fixtures hand out goes through it
+    (migrations included); otherwise None and URLs name the server directly."""
+    mode = os.environ.get(POOLER_ENV, "")
+    if not mode:
+        yield None
+        return
+    if mode != "pgbouncer":
+        pytest.exit(f"{POOLER_ENV}={mode!r}: the only pooler the suite knows is 'pgbouncer'", 3)
+    with private_pgbouncer(ADMIN_URL) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="session")
+def make_database(pooler: PrivatePgBouncer | None) -> Iterator[Callable[[], str]]:
     """Factory: a new, migrated database on the test server; dropped at the end of the run."""
     created: list[str] = []
 
@@ -52,6 +68,8 @@ def make_database() -> Iterator[Callable[[], str]]:
         name = create_database()
         created.append(name)
         url = db.sqlalchemy_url(server_url(name))
+        if pooler is not None:
+            url = pooler.route(url)
         db.upgrade(Settings(database_url=url, data_dir=Path("/nonexistent")), url=url)
         return url
 

@@ -306,9 +306,11 @@ async def _copy(cur: psycopg.AsyncCursor[Any], table: str, data: bytes) -> None:
 
 
 async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], data: bytes) -> None:
+    # Dropped at commit: nothing may outlive the transaction behind a transaction-pooling
+    # PgBouncer, whose next client on this server connection is somebody else.
     await cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS events_stage"
-        " (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        " (LIKE events INCLUDING DEFAULTS) ON COMMIT DROP"
     )
     await _copy(cur, "events_stage", data)
     cols = ", ".join(EVENT_COLUMNS)

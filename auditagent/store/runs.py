@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, any_, func, insert, select, update
+from sqlalchemy import Engine, Select, any_, func, insert, select, text, update
 
 from ._sql import uuid_array
 from .locks import RUN_LOCK_CLASS
@@ -17,20 +17,30 @@ _RUNS = RetentionRunRow.__table__
 
 
 def _run_lock(fn: str, run_id: uuid.UUID) -> Select[tuple[Any]]:
-    """``SELECT fn(class, hashtext(run id))``: the run's session-level lock."""
+    """``SELECT fn(class, hashtext(run id))``: the run's transaction-scoped lock."""
     return select(getattr(func, fn)(RUN_LOCK_CLASS, func.hashtext(str(run_id))))
 
 
 class RunLock:
-    """A session-level advisory lock held, on its own connection, for as long as a run lives.
-    A crashed or killed run's connection closes and frees it: that is how the next run knows
-    a ``running`` row is dead."""
+    """A run's liveness, for as long as it lives: a transaction-scoped advisory lock in a
+    transaction left open, on a connection of its own. A crashed or killed run's connection
+    closes, its transaction ends and frees the lock (PgBouncer, in transaction mode, closes the
+    server connection of a client that vanished mid-transaction): that is how the next run
+    knows a ``running`` row is dead.
+
+    Transaction-scoped rather than session-level so a transaction-pooling PgBouncer keeps it:
+    a session-level lock would stay on whichever server connection ran the statement, which the
+    pooler then lends to other clients (who would hold it too, advisory locks being re-entrant
+    per server session). The open transaction has no snapshot and no transaction id, so it
+    holds back neither vacuum nor anybody's locks; it costs one pinned server connection."""
 
     def __init__(self, engine: Engine, run_id: uuid.UUID) -> None:
         self._conn = engine.connect()
         try:
-            self._conn.execute(_run_lock("pg_advisory_lock", run_id))
-            self._conn.commit()
+            # Idle by design: a server-wide idle-in-transaction timeout must not end the run's
+            # liveness while the run goes on.
+            self._conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            self._conn.execute(_run_lock("pg_advisory_xact_lock", run_id))
         except BaseException:
             self._conn.close()
             raise
@@ -38,8 +48,7 @@ class RunLock:
 
     def release(self) -> None:
         try:
-            self._conn.execute(_run_lock("pg_advisory_unlock", self.run_id))
-            self._conn.commit()
+            self._conn.rollback()
         finally:
             self._conn.close()
 
@@ -54,22 +63,19 @@ def mark_dead_runs_interrupted(engine: Engine) -> list[uuid.UUID]:
         ]
         conn.commit()
         for run_id in running:
-            got = conn.execute(_run_lock("pg_try_advisory_lock", run_id)).scalar_one()
+            # Taken and released within one transaction, with the update it guards.
+            got = conn.execute(_run_lock("pg_try_advisory_xact_lock", run_id)).scalar_one()
             if not got:
-                conn.commit()
+                conn.rollback()
                 continue
-            try:
-                n = conn.execute(
-                    update(RetentionRunRow)
-                    .where(RetentionRunRow.id == run_id, RetentionRunRow.status == "running")
-                    .values(status="interrupted", finished_at=func.clock_timestamp())
-                ).rowcount
-                conn.commit()
-                if n:
-                    marked.append(run_id)
-            finally:
-                conn.execute(_run_lock("pg_advisory_unlock", run_id))
-                conn.commit()
+            n = conn.execute(
+                update(RetentionRunRow)
+                .where(RetentionRunRow.id == run_id, RetentionRunRow.status == "running")
+                .values(status="interrupted", finished_at=func.clock_timestamp())
+            ).rowcount
+            conn.commit()
+            if n:
+                marked.append(run_id)
     return marked
 
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -28,7 +29,7 @@ from auditagent.recorder.writer import Writer
 from auditagent.settings import Settings
 from auditagent.store import db
 from tests.support.helpers import assert_no_plaintext, read_records
-from tests.support.netproxy import free_port
+from tests.support.netproxy import TcpProxy, free_port
 
 CANARY = "quetzalpumice"
 
@@ -168,8 +169,13 @@ async def test_writer_spools_while_the_database_is_down_then_replays_it(
     def on_closed(got: Sequence[ClosedSessionHead]) -> None:
         heads.extend(got)
 
+    # The writer reaches the database through a proxy that is not listening yet: the database
+    # is really down (not only marked so) until the proxy starts, however slow this machine is.
+    target = urlsplit(db.libpq_url(url))
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxied = urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
     writer = Writer(settings)
-    writer.start(url=db.libpq_url(url), db_down=True, on_sessions_closed=on_closed)
+    writer.start(url=proxied, db_down=True, on_sessions_closed=on_closed)
     try:
         state = SessionSealing(
             keys=keyring, inbox=writer.inbox, tenant=tenant, participant=None, labels={}
@@ -185,10 +191,12 @@ async def test_writer_spools_while_the_database_is_down_then_replays_it(
         assert any(spool_dir.iterdir()) and _row(url, state.session_id) is None
         state.intake.add(r.Closed(at=t0, reason="user_initiated"))
         await writer.flush(10)
+        await proxy.start()  # the database is back: the next replay attempt brings it all in
         await _until(20, lambda: (_row(url, state.session_id) or (0,))[0] == 32)
         await _until(10, lambda: bool(heads))
     finally:
         await writer.stop()
+        await proxy.stop()
     assert writer.open_sessions() == []  # a closed session leaves the writer's registry
     got = read_records(url, state.session_id, keyring)
     assert [x.kind for x in got] == ["opened", *["user_utterance"] * 30, "closed"]
