@@ -28,6 +28,7 @@ from .routes import (
     holds,
     policies,
     runs,
+    search,
     sessions,
 )
 
@@ -107,7 +108,7 @@ def create_app(
                 route=label, method=request.method, status=str(status)
             ).observe(time.perf_counter() - start)
 
-    for module in (sessions, access_log, analytics, admin, health):
+    for module in (sessions, search, access_log, analytics, admin, health):
         app.include_router(module.router)
     app.include_router(policies.router)
     app.include_router(runs.router)

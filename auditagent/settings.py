@@ -62,6 +62,10 @@ class Settings(BaseSettings):
         default="enforce", description="Realtime models without transcription: enforce|warn|off."
     )
     record_interims: bool = Field(default=False, description="Also record interim transcripts.")
+    search_index: bool = Field(
+        default=True,
+        description="The writer adds keyed word beacons for search (docs/search.md).",
+    )
     queue_size: int = Field(
         default=20_000, ge=100, description="In-memory records before spooling."
     )

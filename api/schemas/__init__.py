@@ -24,6 +24,7 @@ from .holds import (
 from .policies import Period, PolicyIn, RetentionPolicies, RetentionPolicy
 from .problems import Problem
 from .runs import ErasureIn, PlannedSession, RunOut
+from .search import SearchHit, SearchPage, SearchResult
 from .sessions import LegalHold, SessionDetail, SessionPage, SessionSummary
 from .transcripts import EventItem, EventList, Transcript, TranscriptIntegrity
 from .verify import VerifyReport
@@ -64,6 +65,9 @@ __all__ = [
     "RetentionPolicy",
     "RunOut",
     "RunSummary",
+    "SearchHit",
+    "SearchPage",
+    "SearchResult",
     "SessionDetail",
     "SessionHoldIn",
     "SessionPage",

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..integrity.envelope import Envelope
+from ..store.search_rows import IndexRows
 from .ingest import COPY_HEADER, COPY_TRAILER, SessionOpen, SessionUpdate, encode_copy_rows
-from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, encode_frames
+from .spool import TAG_ENVELOPE, TAG_INDEX, TAG_SESSION, TAG_UPDATE, encode_frames
 
 SLICE_ITEMS = 64
 """Rows encoded (COPY stream, spool frames) between two yields to the loop: ~0.2 ms."""
@@ -24,6 +25,8 @@ class Batch:
     opens: list[SessionOpen] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     updates: list[SessionUpdate] = field(default_factory=list)
+    index: list[IndexRows] = field(default_factory=list)
+    """Search index rows of the records sealed in this batch (auditagent.search.writer)."""
     oldest: float | None = None
     """``time.time()`` when its oldest record was handed to the recorder."""
 
@@ -34,6 +37,7 @@ class Batch:
         out = [(TAG_SESSION, o.to_bytes()) for o in self.opens]
         out += [(TAG_ENVELOPE, e.to_bytes()) for e in self.envelopes]
         out += [(TAG_UPDATE, u.to_bytes()) for u in self.updates]
+        out += [(TAG_INDEX, x.to_bytes()) for x in self.index]
         return out
 
     def add_frame(self, tag: bytes, payload: bytes) -> None:
@@ -44,6 +48,8 @@ class Batch:
             self.opens.append(SessionOpen.from_bytes(payload))
         elif tag == TAG_UPDATE:
             self.updates.append(SessionUpdate.from_bytes(payload))
+        elif tag == TAG_INDEX:
+            self.index.append(IndexRows.from_bytes(payload))
 
 
 async def copy_stream(envelopes: list[Envelope]) -> bytes:
@@ -59,9 +65,9 @@ async def copy_stream(envelopes: list[Envelope]) -> bytes:
 async def spool_stream(batch: Batch) -> bytes:
     """The batch as spool frames, encoded in slices between which the loop runs."""
     parts: list[bytes] = []
-    items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates]
+    items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates, *batch.index]
     tags = [TAG_SESSION] * len(batch.opens) + [TAG_ENVELOPE] * len(batch.envelopes)
-    tags += [TAG_UPDATE] * len(batch.updates)
+    tags += [TAG_UPDATE] * len(batch.updates) + [TAG_INDEX] * len(batch.index)
     for i in range(0, len(items), SLICE_ITEMS):
         await asyncio.sleep(0)
         frames = [

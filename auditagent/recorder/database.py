@@ -74,6 +74,7 @@ async def write_on(
             opens=batch.opens,
             envelopes=batch.envelopes,
             updates=batch.updates,
+            index=batch.index,
             idempotent=idempotent,
             copy_data=copy_data,
         )

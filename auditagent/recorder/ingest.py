@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from ..integrity.envelope import Envelope
+from ..store.search_rows import IndexRows, write_rows_async
 
 EVENT_COLUMNS = (
     "session_id",
@@ -160,6 +161,7 @@ async def write_batch(
     opens: Sequence[SessionOpen] = (),
     envelopes: Sequence[Envelope] = (),
     updates: Sequence[SessionUpdate] = (),
+    index: Sequence[IndexRows] = (),
     idempotent: bool = False,
     copy_data: bytes | None = None,
 ) -> set[uuid.UUID]:
@@ -198,6 +200,8 @@ async def write_batch(
                 await _copy_idempotent(cur, data)
             else:
                 await _copy(cur, "events", data)
+        if index:
+            await write_rows_async(cur, index)
         if updates:
             updates = _merge_updates(updates)
             rows = [

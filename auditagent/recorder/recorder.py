@@ -19,6 +19,7 @@ from ..errors import AuditagentError, DatabaseUnavailable
 from ..keys import KeyProvider, load_key_provider
 from ..livekit import SessionCapture
 from ..livekit import _compat as lk
+from ..search.writer import IndexKeys
 from ..settings import Settings
 from ..store import db
 from . import clock
@@ -66,6 +67,7 @@ class AuditRecorder:
         self._started = False
         self._closed = False
         self._job_callback = False
+        self._index_keys: IndexKeys | None = None
 
     @classmethod
     def from_env(cls) -> AuditRecorder:
@@ -124,7 +126,16 @@ class AuditRecorder:
             participant=participant,
             labels=labels or {},
             session_id=session_id,
+            index_keys=self._search_keys(),
         )
+
+    def _search_keys(self) -> IndexKeys | None:
+        """Each tenant's search key, derived once (None with AUDITAGENT_SEARCH_INDEX=false)."""
+        if not self.settings.search_index:
+            return None
+        if self._index_keys is None:
+            self._index_keys = IndexKeys(self.key_provider)
+        return self._index_keys
 
     def attach(
         self,

@@ -20,6 +20,8 @@ from ..integrity.envelope import Envelope, SessionSealer, dek_context
 from ..keys import KeyProvider
 from ..livekit import RawEvent
 from ..metrics import metrics
+from ..search.writer import IndexKeys, SessionIndexer
+from ..store.search_rows import IndexRows
 from . import clock
 from .ingest import SessionOpen, SessionUpdate
 from .intake import Inbox, SessionIntake
@@ -48,6 +50,7 @@ class SessionSealing:
         participant: str | None,
         labels: dict[str, str],
         session_id: uuid.UUID | None = None,
+        index_keys: IndexKeys | None = None,
     ) -> None:
         if not tenant or len(tenant) > 128:
             raise AuditagentError(
@@ -83,6 +86,9 @@ class SessionSealing:
             ),
         )
         self._open_pending = True
+        self._indexer = (
+            SessionIndexer(index_keys.for_tenant(tenant), self.session_id) if index_keys else None
+        )
         self.next_seq = 0
         self.prev_hash = _GENESIS
         self._tools: set[str] = set()
@@ -174,6 +180,8 @@ class SessionSealing:
         )
         self.next_seq += 1
         self.prev_hash = env.hash
+        if self._indexer is not None:
+            self._indexer.add(record)
         if isinstance(record, records.ToolCall):
             if record.name not in self._tools:
                 self._tools.add(record.name)
@@ -192,6 +200,10 @@ class SessionSealing:
             self._closed_at = record.at
             self._close_reason = record.reason
         return env
+
+    def take_index(self) -> IndexRows | None:
+        """The search index rows of what the batch just sealed (None with indexing off)."""
+        return self._indexer.take(closing=self.closed) if self._indexer is not None else None
 
     def update(self) -> SessionUpdate:
         """What the batch just sealed changed about the session's row."""

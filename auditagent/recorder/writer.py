@@ -236,6 +236,8 @@ class Writer:
                     batch.oldest = time.time()
         for state in touched.values():
             batch.updates.append(state.update())
+            if (index := state.take_index()) is not None:
+                batch.index.append(index)
             if state.closed:
                 self._sessions.pop(state.session_id, None)
         return batch

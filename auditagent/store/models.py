@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     func,
@@ -284,6 +285,39 @@ class DeletionRecordRow(Base):
     signature: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_deletion_records_session", "session_id"),)
+
+
+class SearchIndexRow(Base):
+    """Keyed, truncated word beacons (auditagent.search): one row per session, key version,
+    role and beacon. Derived data, outside the hash chain; `auditagent search reindex` rebuilds
+    it, and erasing a session deletes its rows with it."""
+
+    __tablename__ = "search_index"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    token: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        CheckConstraint("role IN (1, 2, 3)", name="role_valid"),
+        CheckConstraint("token >= 0", name="token_nonnegative"),
+        Index("ix_search_index_lookup", "tenant", "key_id", "token", "role", "session_id"),
+    )
+
+
+class SearchIndexSessionRow(Base):
+    """Which key version a session's index rows are under: what a reindex has still to do."""
+
+    __tablename__ = "search_index_sessions"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))
+    indexed_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (Index("ix_search_index_sessions_tenant_key", "tenant", "key_id"),)
 
 
 # Tables whose rows may never change outside the retention path (see migrations).

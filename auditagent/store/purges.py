@@ -31,6 +31,7 @@ from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
 from ..integrity.encoding import ts
 from ..integrity.ledgers import Signer
 from ..period import RetentionPeriod
+from . import search_rows
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .locks import LOCK_HOLDS, clock, xact_lock
@@ -323,6 +324,8 @@ def shred_session(
             .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
             .values(wrapped=None, shredded_at=deleted_at)
         )
+        # The search index goes with the key, in this transaction (derived data: no record).
+        search_rows.delete_for_sessions(conn, [session_id])
         conn.execute(
             update(SessionRow)
             .where(SessionRow.id == session_id)
@@ -387,4 +390,7 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
             )
             .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
         )
+        if result.rowcount:
+            # Rows a writer added under the destroyed key after the shred (erased mid-call).
+            search_rows.delete_for_sessions(conn, [session_id])
         return bool(result.rowcount)
