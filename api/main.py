@@ -19,6 +19,7 @@ from auditagent.store.db import ensure_schema_current, make_engine
 from .docs import install_docs
 from .problems import install_openapi, install_problem_handlers
 from .routes import access_log, admin, analytics, deletions, health, holds, retention, sessions
+from .ui import install_ui
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -104,4 +105,5 @@ def create_app(
     retention.install(app, settings)  # 410 with the deletion record; floor in the schema
     install_openapi(app)
     install_docs(app)
+    install_ui(app)  # the review UI: after the problem handlers, which it renders as pages
     return app

@@ -223,9 +223,7 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
     access.record("sessions.get", tenant=session.tenant, session_id=session_id)
     conn = access.conn
     counts = reader.event_counts(conn, session_id)
-    integrity = erased_verify_report(access.engine, conn, keys, session) or _verify_report(
-        session_id, _verify(conn, session, _commitment(access, keys, session_id))
-    )
+    integrity = integrity_report(access, keys, session)
     holds = reader.holds_for_session(conn, session)
     return SessionDetail(
         **_summary(session).model_dump(),
@@ -389,3 +387,28 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
             "Content-Disposition": f'attachment; filename="auditagent-session-{session_id}.json"'
         },
     )
+
+
+# --- shared with the review UI (api/ui): the same reads, no second path -----------------------
+
+
+def integrity_report(access: AccessContext, keys: KeyProvider, session: Any) -> VerifyReport:
+    """The session's integrity exactly as `GET /v1/sessions/{id}` reports it: the chain held
+    to the sessions row and the signed checkpoint, or the deletion record of an erased one.
+    Reads no content (no access-log row of its own)."""
+    return erased_verify_report(access.engine, access.conn, keys, session) or _verify_report(
+        session.id, _verify(access.conn, session, _commitment(access, keys, session.id))
+    )
+
+
+def visible_session(access: AccessContext, session_id: uuid.UUID) -> Any:
+    """The session row, or the API's 404 (another tenant's session included, access-logged)."""
+    return _visible_session(access.conn, access, session_id)
+
+
+def read_session(
+    access: AccessContext, keys: KeyProvider, session: Any
+) -> tuple[list[review.OpenedRecord], chain.VerifyResult]:
+    """Decrypt and verify in one pass, as `/transcript` and `/events` do. The caller must have
+    written its access-log row first."""
+    return _read_verified(access, keys, session)
