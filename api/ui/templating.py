@@ -19,6 +19,7 @@ templates.env.filters["duration"] = view.fmt_duration
 templates.env.filters["utc"] = view.fmt_time
 templates.env.filters["clock"] = view.fmt_clock
 templates.env.filters["pretty_json"] = view.pretty_json
+templates.env.globals["timing_labels"] = view.TIMING_LABELS
 
 
 def _pager_query(params: Any, cursor: str | None) -> str:

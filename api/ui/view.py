@@ -16,6 +16,16 @@ BUDGETS: dict[str, tuple[int, int]] = {"pipeline": (500, 1200), "realtime": (200
 
 PAUSE_CODES = frozenset({"recording_paused", "recording_resumed"})
 
+TIMING_LABELS = {
+    "transcription_delay": "transcription",
+    "end_of_utterance_delay": "end of utterance",
+    "llm_ttft": "LLM first token",
+    "tts_ttfb": "TTS first audio",
+    "realtime_ttft": "realtime first audio",
+    "llm_duration": "generation",
+    "e2e_latency": "end to end",
+}
+
 
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
@@ -91,6 +101,8 @@ class Item:
 
 
 def timeline(entries: list[TranscriptEntry], started_at: datetime) -> list[Item]:
+    # the first record may carry a time a moment before the session row's start
+    started_at = min([started_at, *(e.at for e in entries[:1])])
     results = {e.call_id: e for e in entries if e.kind == "tool_result" and e.call_id}
     called = {e.call_id for e in entries if e.kind == "tool_call" and e.call_id}
     items: list[Item] = []

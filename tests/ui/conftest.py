@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from auditagent import checkpoints, retention
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import admin as store_admin
@@ -29,6 +30,16 @@ def ui_world(
     world = record_world(settings, keyring)
     engine = db.make_engine(settings)
     try:
+        retention.create_hold(
+            engine,
+            keyring,
+            scope="session",
+            tenant=world.tenant,
+            reason="litigation L-2026-114: keep the front-desk call",
+            created_by="ui-tests",
+            session_id=world.handmade,
+            sink=checkpoints.default_sink(settings),
+        )
         for name, role, tenant in (
             ("admin", "admin", None),
             ("auditor", "auditor", world.tenant),

@@ -47,9 +47,9 @@ def seed(world: World, name: str) -> uuid.UUID:
     return world.seeds[name]
 
 
-def shoot(page: Any, shots: Path, name: str, *, width: int = 1400) -> None:
+def shoot(page: Any, shots: Path, name: str, *, width: int = 1400, full: bool = True) -> None:
     page.set_viewport_size({"width": width, "height": 1000})
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=full)
     # readable at this width: nothing wider than the window, so no sideways scrolling
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} at {width}px is {overflow}px wider than the window"
@@ -314,7 +314,7 @@ def test_access_log_and_holds_pages(
     assert "access_log.list" in first.inner_text()
     body = page.locator("table.list").inner_text()
     assert "sessions.transcript" in body and "ticket QA-77" in body
-    shoot(page, shots, "access-log")
+    shoot(page, shots, "access-log", full=False)
     # holds are an admin's page, as in the API
     assert page.get_by_role("link", name="Holds").count() == 0
     assert page.goto(f"{ui_base}/ui/holds").status == 403
@@ -322,6 +322,12 @@ def test_access_log_and_holds_pages(
     sign_in(page, ui_base, ui_world.tokens["admin"])
     page.get_by_role("link", name="Holds").click()
     assert page.get_by_role("heading", name="Legal holds").is_visible()
+    held = page.locator("table.list tbody tr")
+    assert held.count() == 1 and "litigation L-2026-114" in held.inner_text()
+    held.get_by_role("link").click()
+    page.wait_for_url(f"{ui_base}/ui/sessions/{ui_world.handmade}")
+    assert "litigation L-2026-114" in page.locator("dl.facts").inner_text()
+    page.go_back()
     shoot(page, shots, "holds")
 
 
