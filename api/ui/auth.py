@@ -12,8 +12,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from ..deps import ConnDep, DbDep, get_settings
-from ..deps import AccessContext
+from ..deps import AccessContext, ConnDep, DbDep, get_settings
 from ..problems import correlation_id
 from .signins import SignIn, SignInPolicy, resolve_signin
 

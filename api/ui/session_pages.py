@@ -15,7 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from auditagent.review import DataKeyUnavailable, KeyShredded, RecordUnreadable
+from auditagent.review import (
+    DataKeyUnavailable,
+    KeyShredded,
+    RecordUnreadable,
+    transcript_entries,
+)
 from auditagent.store import reader
 
 from ..deps import AccessContext, KeysDep
@@ -226,7 +231,7 @@ def session_page(
     except (RecordUnreadable, DataKeyUnavailable) as exc:
         problem = str(exc)
     else:
-        entries = api.review.transcript_entries(opened)
+        entries = transcript_entries(opened)
         items = view.timeline(entries, detail.started_at)
         chart = view.waterfall(entries, detail.architecture)
         read_ok, read_reason = result.ok, result.reason
@@ -259,4 +264,3 @@ def session_page(
 def export_page(session_id: uuid.UUID, access: UiAccessDep, keys: KeysDep) -> Response:
     """The API's signed evidence bundle, as a download."""
     return api.export_session(session_id, access, keys)
-

@@ -33,7 +33,7 @@ def fmt_duration(seconds: float | None) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
+    minutes, sec = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {sec:02d} s"
     hours, minutes = divmod(minutes, 60)
@@ -208,9 +208,13 @@ def waterfall(entries: list[TranscriptEntry], architecture: str | None) -> Water
         pending_user = None
         row = TurnRow(number=len(rows) + 1, at=e.at, seq=e.seq)
         start = 0.0
-        parts = (("eou", eou), ("llm", _ms(t.llm_ttft)), ("tts", _ms(t.tts_ttfb)))
+        parts: list[tuple[str, float | None]] = [
+            ("eou", eou),
+            ("llm", _ms(t.llm_ttft)),
+            ("tts", _ms(t.tts_ttfb)),
+        ]
         if kind == "realtime" or t.realtime_ttft is not None:
-            parts = (("eou", eou), ("rt", _ms(t.realtime_ttft)))
+            parts = [("eou", eou), ("rt", _ms(t.realtime_ttft))]
         for key, ms in parts:
             if ms is not None:
                 row.bars.append(Bar(key, start, ms))

@@ -122,7 +122,8 @@ def _ui_sign_in_token(engine: Engine, api_token: str) -> str:
     principal = authenticate(engine, api_token)
     if principal is None:  # pragma: no cover - the key was created a moment ago
         raise AuditagentError("the demo admin key does not authenticate", fix="run demo again")
-    return create_one_time_token(engine, principal.id)
+    token: str = create_one_time_token(engine, principal.id)
+    return token
 
 
 def _next_steps(*, host: str, port: int, serve: bool, revoked: int) -> list[str]:

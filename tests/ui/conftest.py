@@ -19,9 +19,7 @@ from tests.ui.support import World, record_world, require_browser, screenshots_d
 
 
 @pytest.fixture(scope="session")
-def ui_world(
-    make_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
-) -> World:
+def ui_world(make_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> World:
     data_dir: Path = tmp_path_factory.mktemp("ui") / "data"
     data_dir.mkdir(mode=0o700)
     # A database of its own: the pages list every session an admin can see.

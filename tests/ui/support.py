@@ -96,31 +96,85 @@ async def _handmade(recorder: AuditRecorder, *, tenant: str, agent: str) -> uuid
             labels={"agent": agent},
         ),
     )
-    rec.add(r.UserUtterance(at=at(1), text=f"reschedule my {CANARY_USER} visit", source="stt",
-                            item_id="u1"))
-    rec.add(r.TurnTiming(at=at(1.1), role="user", item_id="u1", end_of_utterance_delay=0.42,
-                         transcription_delay=0.2, source="chat_message"))
-    rec.add(r.ToolCall(at=at(1.5), call_id="c1", name="reschedule",
-                       arguments='{"reference": "AB123", "day": "friday"}'))
-    rec.add(r.ToolResult(at=at(2.4), call_id="c1", name="reschedule", output="",
-                         is_error=True, exception=CANARY_TOOL_ERROR))
-    rec.add(r.AgentUtterance(at=at(3), text="I could not reach the booking desk,",
-                             generated_text="I could not reach the booking desk, please try "
-                             "again in a few minutes.", interrupted=True, item_id="a1"))
-    rec.add(r.TurnTiming(at=at(3.1), role="assistant", item_id="a1", llm_ttft=0.61,
-                         tts_ttfb=0.35, e2e_latency=1.41, source="chat_message"))
+    rec.add(
+        r.UserUtterance(
+            at=at(1), text=f"reschedule my {CANARY_USER} visit", source="stt", item_id="u1"
+        )
+    )
+    rec.add(
+        r.TurnTiming(
+            at=at(1.1),
+            role="user",
+            item_id="u1",
+            end_of_utterance_delay=0.42,
+            transcription_delay=0.2,
+            source="chat_message",
+        )
+    )
+    rec.add(
+        r.ToolCall(
+            at=at(1.5),
+            call_id="c1",
+            name="reschedule",
+            arguments='{"reference": "AB123", "day": "friday"}',
+        )
+    )
+    rec.add(
+        r.ToolResult(
+            at=at(2.4),
+            call_id="c1",
+            name="reschedule",
+            output="",
+            is_error=True,
+            exception=CANARY_TOOL_ERROR,
+        )
+    )
+    rec.add(
+        r.AgentUtterance(
+            at=at(3),
+            text="I could not reach the booking desk,",
+            generated_text="I could not reach the booking desk, please try again in a few minutes.",
+            interrupted=True,
+            item_id="a1",
+        )
+    )
+    rec.add(
+        r.TurnTiming(
+            at=at(3.1),
+            role="assistant",
+            item_id="a1",
+            llm_ttft=0.61,
+            tts_ttfb=0.35,
+            e2e_latency=1.41,
+            source="chat_message",
+        )
+    )
     # what SessionRecording.pause()/resume() record, placed at a chosen time
     rec.add(r.Notice(at=at(5), code="recording_paused", message="caller reads out a card number"))
-    rec.add(r.Notice(at=at(6), code="recording_resumed",
-                     message="2 events were not recorded while paused"))
+    rec.add(
+        r.Notice(
+            at=at(6), code="recording_resumed", message="2 events were not recorded while paused"
+        )
+    )
     rec.add(r.Gap(at=at(7), count=3, reason="spool full"))
     rec.add(r.Handoff(at=at(8), old_agent_name=agent, new_agent_name="billing"))
     rec.add(r.ErrorRecord(at=at(8.5), source="TTS", message="tts timeout", recoverable=True))
-    rec.add(r.UserUtterance(at=at(9), text="thanks, bye", source="text", input_mode="text",
-                            item_id="u2"))
+    rec.add(
+        r.UserUtterance(
+            at=at(9), text="thanks, bye", source="text", input_mode="text", item_id="u2"
+        )
+    )
     rec.add(r.AgentUtterance(at=at(10), text="Goodbye!", item_id="a2"))
-    rec.add(r.TurnTiming(at=at(10.1), role="assistant", item_id="a2", llm_ttft=0.22,
-                         tts_ttfb=0.12, source="chat_message"))
+    rec.add(
+        r.TurnTiming(
+            at=at(10.1),
+            role="assistant",
+            item_id="a2",
+            llm_ttft=0.22,
+            tts_ttfb=0.12,
+            source="chat_message",
+        )
+    )
     rec.add(r.Closed(at=at(11), reason="participant_disconnected"))
     return rec.session_id
 
@@ -154,7 +208,9 @@ def record_world(settings: Settings, keyring: LocalKeyring) -> World:
             target = await _handmade(recorder, tenant=tenant, agent="tamper-target")
             other_sid = await _handmade(recorder, tenant=other, agent="elsewhere")
             await recorder.flush(timeout=30)
-        seeds = {n: v for n, v in zip(SEED_SYSTEMS, results, strict=True) if isinstance(v, uuid.UUID)}
+        seeds = {
+            n: v for n, v in zip(SEED_SYSTEMS, results, strict=True) if isinstance(v, uuid.UUID)
+        }
         errors = {n: v for n, v in zip(SEED_SYSTEMS, results, strict=True) if isinstance(v, str)}
         return World(settings, keyring, tenant, other, seeds, errors, handmade, target, other_sid)
 

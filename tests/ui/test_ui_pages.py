@@ -94,11 +94,15 @@ def test_sign_in_list_filter_and_sign_out(
     page.get_by_role("button", name="Apply filters").click()
     page.wait_for_url(re.compile(r"gaps=1"))
     links = rows.locator("a.rowlink")
-    shown = {h.split("/")[-1] for h in (links.nth(i).get_attribute("href") for i in range(links.count()))}
+    shown = {
+        h.split("/")[-1] for h in (links.nth(i).get_attribute("href") for i in range(links.count()))
+    }
     assert shown == {str(ui_world.handmade), str(ui_world.tamper_target)}
 
     # interrupted: every seed session has its barge-in, so all of the tenant's sessions
-    page.goto(f"{ui_base}/ui/sessions?tenant={ui_world.tenant}&interrupted=1&tool=lookup_appointment")
+    page.goto(
+        f"{ui_base}/ui/sessions?tenant={ui_world.tenant}&interrupted=1&tool=lookup_appointment"
+    )
     assert rows.locator("a.rowlink").count() == len(ui_world.seeds)
 
     # keyset paging: two at a time reaches every session exactly once
@@ -183,7 +187,9 @@ def test_tool_error_pause_gap_and_handoff_where_they_happened(
     kinds = timeline.locator("li").evaluate_all("els => els.map(e => e.className)")
     order = [k.split()[1] for k in kinds]
     assert order.index("ev-tool_call") < order.index("ev-agent")
-    assert "Recording paused" in timeline.inner_text() and "Recording resumed" in timeline.inner_text()
+    assert (
+        "Recording paused" in timeline.inner_text() and "Recording resumed" in timeline.inner_text()
+    )
     assert "Gap: 3 records lost: spool full" in timeline.inner_text()
     assert "Handoff: front-desk -> billing" in timeline.inner_text()
     assert "typed" in timeline.locator("li.ev-user").nth(1).inner_text()
@@ -304,9 +310,7 @@ def test_integrity_failure_after_tampering(
     assert hrefs == [f"/ui/sessions/{sid}"]
 
 
-def test_access_log_and_holds_pages(
-    page: Any, ui_base: str, ui_world: World, shots: Path
-) -> None:
+def test_access_log_and_holds_pages(page: Any, ui_base: str, ui_world: World, shots: Path) -> None:
     sign_in(page, ui_base, ui_world.tokens["auditor"], reason="ticket QA-77")
     page.goto(f"{ui_base}/ui/sessions/{ui_world.handmade}")
     page.get_by_role("link", name="Access log").click()
@@ -347,8 +351,9 @@ def test_keyboard_and_labels(page: Any, ui_base: str, ui_world: World) -> None:
     page.wait_for_url(re.compile(r"/ui/sessions/[0-9a-f-]{36}$"))
 
 
-def test_one_time_token_signs_in_once(page: Any, context: Any, ui_base: str, ui_world: World,
-                                      ui_engine: Engine) -> None:
+def test_one_time_token_signs_in_once(
+    page: Any, context: Any, ui_base: str, ui_world: World, ui_engine: Engine
+) -> None:
     from auditagent_api.ui import create_one_time_token
 
     principal = store_admin.authenticate(ui_engine, ui_world.tokens["admin"])
