@@ -365,3 +365,28 @@ def test_one_time_token_signs_in_once(
     page.get_by_label("Token").fill(once)
     page.get_by_role("button", name="Sign in").click()
     assert "already used" in page.locator("[role=alert]").inner_text()
+
+
+def test_a_page_whose_access_log_row_cannot_be_written_shows_nothing(
+    page: Any, ui_base: str, ui_world: World, shots: Path
+) -> None:
+    sign_in(page, ui_base, ui_world.tokens["auditor"])
+    url = db.libpq_url(ui_world.settings.database_url or "")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION ui_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'access log disk full'; END $$;"
+            " CREATE TRIGGER ui_refuse BEFORE INSERT ON access_log"
+            " FOR EACH ROW EXECUTE FUNCTION ui_refuse()"
+        )
+    try:
+        for path in ("", "/export"):
+            response = page.goto(f"{ui_base}/ui/sessions/{ui_world.handmade}{path}")
+            assert response.status == 503, path
+            assert CANARY_USER not in page.content() and CANARY_TOOL_ERROR not in page.content()
+        assert page.get_by_role("heading", name="Unavailable").is_visible()
+        assert page.goto(f"{ui_base}/ui/sessions").status == 503
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER ui_refuse ON access_log; DROP FUNCTION ui_refuse()")
+    assert page.goto(f"{ui_base}/ui/sessions/{ui_world.handmade}").status == 200
