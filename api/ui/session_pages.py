@@ -1,7 +1,8 @@
 """`/ui/sessions` and `/ui/sessions/{id}`: the list, one session, its signed export.
 
-Every read is the API's own (`api.routes.sessions`): the same handlers, access-log rows,
-tenant scoping, integrity checks and decryption; this module only draws what they return.
+Every read is the API's own: its handlers (`api/routes/sessions.py`) and the reads they share
+(`api/reads.py`): the same access-log rows, tenant scoping, integrity checks and decryption;
+this module only draws what they return.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from auditagent.review import (
 )
 from auditagent.store import reader
 
+from .. import reads
 from ..deps import AccessContext, KeysDep
 from ..routes import sessions as api
 from ..schemas import SAFE_TEXT, SessionSummary, VerifyReport
@@ -84,7 +86,7 @@ def _content_flags(
         "sessions.scan", tenant=session.tenant, session_id=session.id, detail={"filters": used}
     )
     try:
-        opened, _ = api.read_session(access, keys, session)
+        opened, _ = reads.read_verified(access, keys, session)
     except (KeyShredded, RecordUnreadable, DataKeyUnavailable):
         return {"unreadable"}
     found: set[str] = set()
@@ -193,7 +195,7 @@ def sessions_page(
 def _row(access: AccessContext, keys: Any, s: SessionSummary, used: list[str]) -> Row:
     session = reader.get_session(access.conn, s.id)
     counts = reader.event_counts(access.conn, s.id)
-    integrity = api.integrity_report(access, keys, session)
+    integrity = reads.integrity_report(access, keys, session)
     row = Row(summary=s, integrity=integrity, counts=counts)
     if counts.get("gap"):
         row.flags.append("gaps")
@@ -215,7 +217,7 @@ def session_page(
     request: Request, session_id: uuid.UUID, access: UiAccessDep, keys: KeysDep
 ) -> Response:
     detail = api.get_session(session_id, access, keys)  # 404 for another tenant's, logged
-    session = api.visible_session(access, session_id)
+    session = reads.visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
     problem: str | None = None
     erased = False
@@ -225,7 +227,7 @@ def session_page(
     read_ok: bool | None = None
     read_reason: str | None = None
     try:
-        opened, result = api.read_session(access, keys, session)
+        opened, result = reads.read_verified(access, keys, session)
     except KeyShredded:
         erased = True
     except (RecordUnreadable, DataKeyUnavailable) as exc:

@@ -26,8 +26,8 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from auditagent.simulators.server import SimulatorServer
-from auditagent.simulators.systems import SEED_SYSTEMS, run_seed_system
+from auditagent_demo.server import SimulatorServer
+from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system
 from tests.netproxy import free_port
 
 REPO = Path(__file__).resolve().parents[2]

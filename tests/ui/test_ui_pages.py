@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from auditagent.review import check_bundle
-from auditagent.simulators import script
-from auditagent.simulators.systems import SEED_SYSTEMS, system_spec
 from auditagent.store import admin as store_admin
 from auditagent.store import db
+from auditagent_demo import script
+from auditagent_demo.systems import SEED_SYSTEMS, system_spec
 from tests.ui.support import CANARY_TOOL_ERROR, CANARY_USER, World
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
