@@ -18,7 +18,6 @@ from auditagent.store import admin as store_admin
 from ..deps import AccessContext, ConnDep, DbDep, get_settings
 from ..problems import correlation_id
 from ..schemas import SAFE_TEXT
-from . import csrf
 from .auth import (
     COOKIE,
     COOKIE_PATH,
@@ -27,6 +26,8 @@ from .auth import (
     policy,
     safe_next,
 )
+from .csrf import FIELD as CSRF_FIELD
+from .csrf import matches, new_secret, token_for
 from .signins import (
     ONE_TIME_PREFIX,
     end_signin,
@@ -72,11 +73,11 @@ def _refuse_csrf(request: Request) -> Response:
 def _login_form(
     request: Request, *, next_path: str, error: str | None = None, status: int = 200
 ) -> Response:
-    secret = request.cookies.get(LOGIN_COOKIE) or csrf.new_secret()
+    secret = request.cookies.get(LOGIN_COOKIE) or new_secret()
     response = render(
         request,
         "login.html",
-        {"next": safe_next(next_path), "error": error, "login_csrf": csrf.token_for(secret)},
+        {"next": safe_next(next_path), "error": error, "login_csrf": token_for(secret)},
         status=status,
     )
     response.set_cookie(
@@ -112,9 +113,9 @@ def login(
     token: FormText = "",
     reason: FormText = "",
     next: FormText = "",
-    csrf_token: Annotated[str, Form(alias=csrf.FIELD, max_length=128)] = "",
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
 ) -> Response:
-    if not csrf.matches(request.cookies.get(LOGIN_COOKIE), csrf_token):
+    if not matches(request.cookies.get(LOGIN_COOKIE), csrf_token):
         return _refuse_csrf(request)
     try:
         why = _clean_reason(reason)
@@ -166,9 +167,9 @@ def logout(
     request: Request,
     signin: SignInDep,
     db: ConnDep,
-    csrf_token: Annotated[str, Form(alias=csrf.FIELD, max_length=128)] = "",
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
 ) -> Response:
-    if not csrf.matches(signin.secret, csrf_token):
+    if not matches(signin.secret, csrf_token):
         return _refuse_csrf(request)
     end_signin(db.conn, signin.id)
     response = RedirectResponse("/ui/login?ended=1", status_code=303)
@@ -183,9 +184,9 @@ def change_reason(
     db: ConnDep,
     reason: FormText = "",
     next: FormText = "",
-    csrf_token: Annotated[str, Form(alias=csrf.FIELD, max_length=128)] = "",
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
 ) -> Response:
-    if not csrf.matches(signin.secret, csrf_token):
+    if not matches(signin.secret, csrf_token):
         return _refuse_csrf(request)
     try:
         why = _clean_reason(reason)

@@ -24,13 +24,13 @@ from auditagent.review import (
 )
 from auditagent.store import reader
 
-from .. import reads
 from ..deps import AccessContext, KeysDep
+from ..reads import integrity_report, read_verified, visible_session
 from ..routes import sessions as api
 from ..schemas import SAFE_TEXT, SessionSummary, VerifyReport
-from . import view
 from .auth import UiAccessDep
 from .templating import render
+from .view import PAUSE_CODES, Item, Waterfall, fmt_models, timeline, waterfall
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -60,7 +60,7 @@ class Row:
 
     @property
     def models(self) -> list[str]:
-        return view.fmt_models(self.summary.models)
+        return fmt_models(self.summary.models)
 
 
 def _when(value: str | None, what: str, errors: list[str]) -> datetime | None:
@@ -86,7 +86,7 @@ def _content_flags(
         "sessions.scan", tenant=session.tenant, session_id=session.id, detail={"filters": used}
     )
     try:
-        opened, _ = reads.read_verified(access, keys, session)
+        opened, _ = read_verified(access, keys, session)
     except (KeyShredded, RecordUnreadable, DataKeyUnavailable):
         return {"unreadable"}
     found: set[str] = set()
@@ -94,7 +94,7 @@ def _content_flags(
         r: Any = o.record
         if o.kind in ("agent_utterance", "user_utterance") and r.interrupted:
             found.add("interrupted")
-        elif o.kind == "notice" and r.code in view.PAUSE_CODES:
+        elif o.kind == "notice" and r.code in PAUSE_CODES:
             found.add("paused")
     return found
 
@@ -195,7 +195,7 @@ def sessions_page(
 def _row(access: AccessContext, keys: Any, s: SessionSummary, used: list[str]) -> Row:
     session = reader.get_session(access.conn, s.id)
     counts = reader.event_counts(access.conn, s.id)
-    integrity = reads.integrity_report(access, keys, session)
+    integrity = integrity_report(access, keys, session)
     row = Row(summary=s, integrity=integrity, counts=counts)
     if counts.get("gap"):
         row.flags.append("gaps")
@@ -217,25 +217,25 @@ def session_page(
     request: Request, session_id: uuid.UUID, access: UiAccessDep, keys: KeysDep
 ) -> Response:
     detail = api.get_session(session_id, access, keys)  # 404 for another tenant's, logged
-    session = reads.visible_session(access.conn, access, session_id)
+    session = visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
     problem: str | None = None
     erased = False
-    items: list[view.Item] = []
-    chart = None
+    items: list[Item] = []
+    chart: Waterfall | None = None
     participant: str | None = None
     read_ok: bool | None = None
     read_reason: str | None = None
     try:
-        opened, result = reads.read_verified(access, keys, session)
+        opened, result = read_verified(access, keys, session)
     except KeyShredded:
         erased = True
     except (RecordUnreadable, DataKeyUnavailable) as exc:
         problem = str(exc)
     else:
         entries = transcript_entries(opened)
-        items = view.timeline(entries, detail.started_at)
-        chart = view.waterfall(entries, detail.architecture)
+        items = timeline(entries, detail.started_at)
+        chart = waterfall(entries, detail.architecture)
         read_ok, read_reason = result.ok, result.reason
         first = opened[0].record if opened else None
         # Only roles allowed to see identities get one: admins (auditors see sessions only).
@@ -249,7 +249,7 @@ def session_page(
             "duration": (detail.ended_at - detail.started_at).total_seconds()
             if detail.ended_at
             else None,
-            "models": view.fmt_models(detail.models),
+            "models": fmt_models(detail.models),
             "items": items,
             "chart": chart,
             "erased": erased or detail.integrity.erased,

@@ -10,16 +10,18 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from . import csrf, view
+from .csrf import FIELD as CSRF_FIELD
+from .csrf import token_for
+from .view import TIMING_LABELS, fmt_clock, fmt_duration, fmt_time, pretty_json
 
 HERE = Path(__file__).parent
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters["duration"] = view.fmt_duration
-templates.env.filters["utc"] = view.fmt_time
-templates.env.filters["clock"] = view.fmt_clock
-templates.env.filters["pretty_json"] = view.pretty_json
-templates.env.globals["timing_labels"] = view.TIMING_LABELS
+templates.env.filters["duration"] = fmt_duration
+templates.env.filters["utc"] = fmt_time
+templates.env.filters["clock"] = fmt_clock
+templates.env.filters["pretty_json"] = pretty_json
+templates.env.globals["timing_labels"] = TIMING_LABELS
 
 
 def _pager_query(params: Any, cursor: str | None) -> str:
@@ -58,8 +60,8 @@ def render(
     ctx: dict[str, Any] = {
         "signin": signin,
         "principal": signin.principal if signin is not None else None,
-        "csrf_field": csrf.FIELD,
-        "csrf": csrf.token_for(signin.secret) if signin is not None else "",
+        "csrf_field": CSRF_FIELD,
+        "csrf": token_for(signin.secret) if signin is not None else "",
         "nav": next((n for p, n in _NAV if request.url.path.startswith(p)), None),
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
