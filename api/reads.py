@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from auditagent import chain, checkpoints, review
+from auditagent.integrity import chain, checkpoints
 from auditagent.keys import KeyProvider
+from auditagent.reading import decrypt
 from auditagent.store import reader
 
 from .deps import AccessContext, can_see
@@ -92,13 +93,13 @@ def visible_session(conn: Connection, access: AccessContext, session_id: uuid.UU
 
 def read_verified(
     access: AccessContext, keys: KeyProvider, session: Any
-) -> tuple[list[review.OpenedRecord], chain.VerifyResult]:
+) -> tuple[list[decrypt.OpenedRecord], chain.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
     to the session's signed checkpoint: what `/transcript` and `/events` both report."""
     conn = access.conn
-    sealer = review.session_sealer(keys, reader.get_data_key(conn, session.id), session)
+    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session.id), session)
     c = commitment(access, keys, session.id)
-    return review.read_verified(
+    return decrypt.read_verified(
         sealer,
         session,
         reader.event_tuples(conn, session.id, expected_rows=session.event_count),

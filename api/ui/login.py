@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from auditagent.store import admin as store_admin
+from auditagent.store.principals import authenticate_on
 
 from ..deps import AccessContext, ConnDep, DbDep, get_settings
 from ..problems import correlation_id
@@ -125,7 +125,7 @@ def login(
     if token.startswith(ONE_TIME_PREFIX):
         principal = redeem_one_time_token(db.conn, token, policy(request))
     else:
-        principal = store_admin.authenticate_on(db.conn, token) if token else None
+        principal = authenticate_on(db.conn, token) if token else None
     if principal is None:
         return _login_form(
             request,

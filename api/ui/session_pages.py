@@ -16,12 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from auditagent.review import (
-    DataKeyUnavailable,
-    KeyShredded,
-    RecordUnreadable,
-    transcript_entries,
-)
+from auditagent.reading.decrypt import DataKeyUnavailable, KeyShredded, RecordUnreadable
+from auditagent.reading.transcript import transcript_entries
 from auditagent.store import reader
 
 from ..deps import AccessContext, KeysDep

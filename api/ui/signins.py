@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from auditagent.store.admin import Principal
+from auditagent.store.principals import Principal
 
 __all__ = [
     "ONE_TIME_PREFIX",

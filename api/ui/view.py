@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from auditagent.review import Timing, TranscriptEntry
+from auditagent.reading.transcript import Timing, TranscriptEntry
 
 # The seed course's latency budget, end of utterance to first audio (milliseconds).
 BUDGETS: dict[str, tuple[int, int]] = {"pipeline": (500, 1200), "realtime": (200, 500)}

@@ -125,7 +125,7 @@ def _ui_sign_in_token(engine: Engine, api_token: str) -> str:
     """A token that signs the demo admin in to the review UI once (`/ui/login`)."""
     from auditagent_api.ui import create_one_time_token
 
-    from ..store.admin import authenticate
+    from ..store.principals import authenticate
 
     principal = authenticate(engine, api_token)
     if principal is None:  # pragma: no cover - the key was created a moment ago

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from auditagent import checkpoints, retention
+from auditagent import retention
+from auditagent.integrity import checkpoints
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
 from auditagent.store import db
+from auditagent.store.principals import create_principal
 from tests.ui.support import World, record_world, require_browser, screenshots_dir, serve
 
 
@@ -43,9 +44,7 @@ def ui_world(make_database: Callable[[], str], tmp_path_factory: pytest.TempPath
             ("auditor", "auditor", world.tenant),
             ("other", "auditor", world.other_tenant),
         ):
-            _, token = store_admin.create_principal(
-                engine, role=role, tenant=tenant, name=f"ui-{name}"
-            )
+            _, token = create_principal(engine, role=role, tenant=tenant, name=f"ui-{name}")
             world.tokens[name] = token
     finally:
         engine.dispose()

@@ -19,9 +19,8 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from auditagent.review import check_bundle
-from auditagent.store import admin as store_admin
-from auditagent.store import db
+from auditagent.reading.bundle import check_bundle
+from auditagent.store import access_log, db, principals
 from auditagent_demo import script
 from auditagent_demo.systems import SEED_SYSTEMS, system_spec
 from tests.ui.support import CANARY_TOOL_ERROR, CANARY_USER, World
@@ -118,7 +117,7 @@ def test_sign_in_list_filter_and_sign_out(
     assert len(seen) == len(set(seen)) == len(ui_world.seeds) + 3
 
     # the reason given at sign-in is in the access log, as X-Audit-Reason would be
-    admin_rows = store_admin.list_access_log(ui_engine, tenant=None, limit=200)
+    admin_rows = access_log.list_access_log(ui_engine, tenant=None, limit=200)
     assert any(r.entry.reason == reason and r.entry.action == "sessions.list" for r in admin_rows)
 
     page.get_by_role("button", name="Sign out").click()
@@ -235,7 +234,7 @@ def test_another_tenants_session_is_a_404_page(
     res = page.request.get(f"{ui_base}/ui/sessions/{ui_world.handmade}/export")
     assert res.status == 404
     # the owner's log shows the attempt
-    owner = store_admin.list_access_log(
+    owner = access_log.list_access_log(
         ui_engine, tenant=ui_world.tenant, session_id=ui_world.handmade, limit=50
     )
     assert any(r.entry.action == "session.denied" for r in owner)
@@ -356,7 +355,7 @@ def test_one_time_token_signs_in_once(
 ) -> None:
     from auditagent_api.ui import create_one_time_token
 
-    principal = store_admin.authenticate(ui_engine, ui_world.tokens["admin"])
+    principal = principals.authenticate(ui_engine, ui_world.tokens["admin"])
     assert principal is not None
     once = create_one_time_token(ui_engine, principal.id)
     sign_in(page, ui_base, once)

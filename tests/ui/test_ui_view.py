@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from auditagent_api.ui import view
 
-from auditagent.review import Timing, TranscriptEntry
+from auditagent.reading.transcript import Timing, TranscriptEntry
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
