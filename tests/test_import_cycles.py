@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 PACKAGES = {"auditagent": ROOT / "auditagent", "auditagent_api": ROOT / "api"}
 
 # Cycles in modules other branches of issue 11 are moving; each is removed here once its branch

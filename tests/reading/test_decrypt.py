@@ -17,7 +17,7 @@ from auditagent.reading.decrypt import (
     read_verified,
     session_sealer,
 )
-from tests.reading.support import Sealed
+from tests.support.sealed import Sealed
 
 
 def test_read_verified_matches_open_records_and_verify(sealed: Sealed) -> None:

@@ -28,7 +28,7 @@ from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent_demo.server import SimulatorServer
 from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system
-from tests.netproxy import free_port
+from tests.support.netproxy import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("AUDITAGENT_TEST_CHROMIUM") or shutil.which("chromium") or ""
