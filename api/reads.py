@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from auditagent.integrity import chain, checkpoints
+from auditagent.integrity import chain_verifier, checkpoints
 from auditagent.keys import KeyProvider
 from auditagent.reading import decrypt
 from auditagent.store import reader
@@ -35,7 +35,7 @@ __all__ = [
 log = logging.getLogger("auditagent.api")
 
 
-def verify_report(session_id: uuid.UUID, result: chain.VerifyResult) -> VerifyReport:
+def verify_report(session_id: uuid.UUID, result: chain_verifier.VerifyResult) -> VerifyReport:
     return VerifyReport(
         session_id=session_id,
         ok=result.ok,
@@ -93,7 +93,7 @@ def visible_session(conn: Connection, access: AccessContext, session_id: uuid.UU
 
 def read_verified(
     access: AccessContext, keys: KeyProvider, session: Any
-) -> tuple[list[decrypt.OpenedRecord], chain.VerifyResult]:
+) -> tuple[list[decrypt.OpenedRecord], chain_verifier.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
     to the session's signed checkpoint: what `/transcript` and `/events` both report."""
     conn = access.conn

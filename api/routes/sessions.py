@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from auditagent.integrity import chain
+from auditagent.integrity import chain_verifier
 from auditagent.reading import bundle, decrypt, transcript
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
@@ -193,7 +193,7 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
     )
 
 
-def _integrity(result: chain.VerifyResult) -> TranscriptIntegrity:
+def _integrity(result: chain_verifier.VerifyResult) -> TranscriptIntegrity:
     return TranscriptIntegrity(
         ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
     )
@@ -281,8 +281,8 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
     seen: dict[int, bytes] = {}
     if c is not None and c.count > 0:
         seen = {r.seq: bytes(r.hash) for r in rows if r.seq == c.count - 1}
-    result = chain.hold_to_commitments(
-        chain.verify(
+    result = chain_verifier.hold_to_commitments(
+        chain_verifier.verify(
             rows,
             expected_count=session.event_count or None,
             expected_head=(

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from auditagent.integrity import chain, crypto, envelope
+from auditagent.integrity import chain, chain_verifier, crypto, envelope
 from auditagent.integrity.envelope import Envelope
 
 SID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")
@@ -114,28 +114,28 @@ def test_link_refuses_naive_time_and_bad_prev_hash() -> None:
 
 def test_good_chain_verifies() -> None:
     rows = make_chain(6)
-    result = chain.verify(rows)
-    assert result == chain.VerifyResult(
+    result = chain_verifier.verify(rows)
+    assert result == chain_verifier.VerifyResult(
         ok=True, events=6, first_bad_seq=None, reason=None, head_hash=rows[-1].hash
     )
     assert rows[0].prev_hash == chain.GENESIS
-    assert chain.verify(rows, expected_count=6, expected_head=rows[-1].hash).ok
-    assert chain.verify(iter(rows)).ok  # a one-pass iterator is enough
+    assert chain_verifier.verify(rows, expected_count=6, expected_head=rows[-1].hash).ok
+    assert chain_verifier.verify(iter(rows)).ok  # a one-pass iterator is enough
 
 
 def test_empty_chain() -> None:
-    assert chain.verify([]) == chain.VerifyResult(
+    assert chain_verifier.verify([]) == chain_verifier.VerifyResult(
         ok=True, events=0, first_bad_seq=None, reason=None, head_hash=chain.GENESIS
     )
-    assert chain.verify([], expected_count=0, expected_head=chain.GENESIS).ok
-    bad = chain.verify([], expected_count=3)
+    assert chain_verifier.verify([], expected_count=0, expected_head=chain.GENESIS).ok
+    bad = chain_verifier.verify([], expected_count=3)
     assert not bad.ok and bad.reason == "chain truncated: 0 events, expected 3"
 
 
 def test_verify_needs_no_key_after_shredding() -> None:
     """Verification only reads sealed bytes: a chain still verifies once its key is gone."""
     rows = make_chain(3, key=crypto.new_data_key())
-    assert chain.verify(rows).ok
+    assert chain_verifier.verify(rows).ok
 
 
 def test_edited_record_is_reported_at_its_seq() -> None:
@@ -143,7 +143,7 @@ def test_edited_record_is_reported_at_its_seq() -> None:
     tampered = bytearray(rows[2].ciphertext)
     tampered[0] ^= 1
     rows[2] = dataclasses.replace(rows[2], ciphertext=bytes(tampered))
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok
     assert result.first_bad_seq == 2
     assert result.reason == "hash mismatch (record altered)"
@@ -161,7 +161,7 @@ def test_edited_metadata_is_detected(field: str) -> None:
         "key_id": dataclasses.replace(row, key_id="dk:2"),
         "at": dataclasses.replace(row, at=row.at + timedelta(microseconds=1)),
     }[field]
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok and result.first_bad_seq == 1
 
 
@@ -181,7 +181,7 @@ def test_rehashed_edit_breaks_the_next_link() -> None:
         ciphertext=edited.ciphertext,
     )
     rows[1] = dataclasses.replace(edited, hash=new_hash)
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok
     assert result.first_bad_seq == 2
     assert result.reason == "prev_hash mismatch"
@@ -190,21 +190,21 @@ def test_rehashed_edit_breaks_the_next_link() -> None:
 def test_deleted_record_is_a_gap() -> None:
     rows = make_chain(5)
     del rows[2]
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok
     assert result.first_bad_seq == 2
     assert result.reason == "missing seq 2"
 
 
 def test_deleted_first_record() -> None:
-    result = chain.verify(make_chain(3)[1:])
+    result = chain_verifier.verify(make_chain(3)[1:])
     assert not result.ok and result.first_bad_seq == 0 and result.reason == "missing seq 0"
 
 
 def test_reordered_records() -> None:
     rows = make_chain(5)
     rows[1], rows[2] = rows[2], rows[1]
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok
     assert result.first_bad_seq == 1
 
@@ -214,7 +214,7 @@ def test_renumbered_records_after_deletion() -> None:
     rows = make_chain(5)
     del rows[2]
     rows = [dataclasses.replace(r, seq=i) for i, r in enumerate(rows)]
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok
     assert result.first_bad_seq == 2
 
@@ -222,7 +222,7 @@ def test_renumbered_records_after_deletion() -> None:
 def test_duplicated_record() -> None:
     rows = make_chain(4)
     rows.insert(2, rows[1])
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok
     assert result.first_bad_seq == 1
     assert result.reason is not None and "out of order or duplicated" in result.reason
@@ -232,26 +232,26 @@ def test_record_swapped_from_another_session() -> None:
     rows = make_chain(4)
     foreign = make_chain(4, session_id=OTHER_SID)
     rows[2] = foreign[2]
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok and result.first_bad_seq == 2
     # Relabelled as this session: the hash no longer matches.
     rows[2] = dataclasses.replace(foreign[2], session_id=SID)
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok and result.first_bad_seq == 2
 
 
 def test_whole_chain_from_another_session_cannot_pass_as_this_one() -> None:
     foreign = make_chain(3, session_id=OTHER_SID)
     relabelled = [dataclasses.replace(r, session_id=SID) for r in foreign]
-    result = chain.verify(relabelled)
+    result = chain_verifier.verify(relabelled)
     assert not result.ok and result.first_bad_seq == 0
     assert result.reason == "hash mismatch (record altered)"
 
 
 def test_truncated_chain_with_expected_count() -> None:
     rows = make_chain(6)
-    assert chain.verify(rows[:4]).ok  # truncation alone is invisible without a checkpoint
-    result = chain.verify(rows[:4], expected_count=6)
+    assert chain_verifier.verify(rows[:4]).ok  # truncation alone is invisible without a checkpoint
+    result = chain_verifier.verify(rows[:4], expected_count=6)
     assert not result.ok
     assert result.reason == "chain truncated: 4 events, expected 6"
     assert result.first_bad_seq == 4
@@ -260,18 +260,18 @@ def test_truncated_chain_with_expected_count() -> None:
 
 def test_expected_head() -> None:
     rows = make_chain(6)
-    result = chain.verify(rows[:5], expected_head=rows[-1].hash)
+    result = chain_verifier.verify(rows[:5], expected_head=rows[-1].hash)
     assert not result.ok and result.reason is not None and "head" in result.reason
     # A checkpoint of a live session: later appends are fine, the prefix must match.
-    assert chain.verify(rows, expected_count=4, expected_head=rows[3].hash).ok
-    result = chain.verify(rows, expected_count=4, expected_head=rows[4].hash)
+    assert chain_verifier.verify(rows, expected_count=4, expected_head=rows[3].hash).ok
+    result = chain_verifier.verify(rows, expected_count=4, expected_head=rows[4].hash)
     assert not result.ok and result.reason == "head hash mismatch at checkpoint"
 
 
 def test_malformed_row_is_reported_not_raised() -> None:
     rows = make_chain(3)
     rows[1] = dataclasses.replace(rows[1], at=datetime(2025, 1, 1))
-    result = chain.verify(rows)
+    result = chain_verifier.verify(rows)
     assert not result.ok and result.first_bad_seq == 1
     assert result.reason is not None and result.reason.startswith("malformed record")
 
@@ -307,7 +307,7 @@ def test_rows_with_memoryview_columns() -> None:
         )
         for r in make_chain(3)
     ]
-    assert chain.verify(rows).ok  # type: ignore[arg-type]
+    assert chain_verifier.verify(rows).ok  # type: ignore[arg-type]
 
 
 def test_session_sealer_matches_the_reference_encoding() -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from auditagent import retention
 from auditagent.cli import main
-from auditagent.integrity import chain, checkpoints, crypto
+from auditagent.integrity import chain, chain_verifier, checkpoints, crypto
 from auditagent.integrity.checkpoints import Checkpoint, DirectorySink
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
@@ -152,7 +152,7 @@ def test_superuser_rewriting_a_whole_chain_is_caught(
     from auditagent.store import sessions as session_store
 
     with engine.connect() as conn:
-        assert chain.verify(
+        assert chain_verifier.verify(
             session_store.iter_session_events(conn, s.session_id), expected_head=prev
         ).ok
     report = _verify(engine, sink, keyring)

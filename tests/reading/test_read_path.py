@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from auditagent import records
 from auditagent import records as r
 from auditagent.errors import IntegrityError
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain, chain_verifier, crypto
 from auditagent.integrity.envelope import Envelope, SessionOpener, SessionSealer, aad
 from auditagent.keys import LocalKeyring
 from auditagent.reading.decrypt import OpenedRecord, RecordUnreadable, open_records, read_verified
@@ -133,10 +133,12 @@ def _session(sid: uuid.UUID, envs: list[Envelope], count: int | None = None) -> 
     return _Session(sid, "acme", n, envs[n - 1].hash if n else None)
 
 
-def _check(sealer: crypto.Sealer, session: _Session, envs: list[Envelope]) -> chain.VerifyResult:
+def _check(
+    sealer: crypto.Sealer, session: _Session, envs: list[Envelope]
+) -> chain_verifier.VerifyResult:
     opened, result = read_verified(sealer, session, [_tuple(e) for e in envs])
     exp = session.event_count or None
-    want = chain.verify(
+    want = chain_verifier.verify(
         envs,
         expected_count=exp,
         expected_head=session.head_hash if exp else None,

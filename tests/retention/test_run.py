@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 
 from auditagent import retention
 from auditagent.cli import main
-from auditagent.integrity.ledger_format import deletion_record_hash, ts
+from auditagent.integrity.encoding import ts
+from auditagent.integrity.ledgers import deletion_record_hash
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db, purges

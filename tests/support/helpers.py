@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 
 from auditagent import records
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain_verifier, crypto
 from auditagent.integrity.envelope import Envelope, dek_context, open_envelope
 from auditagent.keys import KeyProvider, WrappedKey
 from auditagent.store import db
@@ -34,7 +34,7 @@ def read_records(url: str, session_id: uuid.UUID, kp: KeyProvider) -> list[recor
     )
     sealer = crypto.Sealer(dk)
     envs = [Envelope(*r) for r in rows]
-    result = chain.verify(envs)
+    result = chain_verifier.verify(envs)
     assert result.ok, f"chain broken: {result}"
     return [records.decode(open_envelope(sealer, e)) for e in envs]
 
