@@ -170,6 +170,14 @@ class Waterfall:
     def w(self, ms: float) -> float:
         return round(max(1.0, self.plot_w * min(ms, self.scale_ms) / self.scale_ms), 1)
 
+    def label_x(self, row: TurnRow) -> float:
+        """Where a row's total goes: just after its bars, or after the end-to-end tick when
+        the tick would run through the label."""
+        at = self.x(row.total_ms) + 6
+        if row.e2e_ms is not None and at - 8 <= self.x(row.e2e_ms) <= at + 64:
+            at = self.x(row.e2e_ms) + 6
+        return min(at, self.label_w + self.plot_w - 40)
+
     @property
     def height(self) -> int:
         return self.top + self.row_h * max(1, len(self.rows)) + 34

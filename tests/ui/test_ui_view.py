@@ -63,3 +63,12 @@ def test_a_tool_result_is_drawn_with_its_call_and_the_unheard_part_is_the_tail()
     assert items[0].offset == 0.0  # the first record, not the session row, starts the clock
     assert items[1].result is not None and items[1].result.is_error
     assert items[3].unheard == " it."
+
+
+def test_a_rows_total_sits_after_its_bars_unless_the_e2e_tick_would_cross_it() -> None:
+    far = entry(3, "agent", text="a", timing=Timing(llm_ttft=0.2, tts_ttfb=0.1, e2e_latency=1.2))
+    near = entry(4, "agent", text="b", timing=Timing(llm_ttft=0.2, tts_ttfb=0.1, e2e_latency=0.32))
+    chart = view.waterfall([far, near], "pipeline")
+    first, second = chart.rows
+    assert chart.label_x(first) == chart.x(300) + 6
+    assert chart.label_x(second) == chart.x(320) + 6
