@@ -31,6 +31,7 @@ from .routes import (
     search,
     sessions,
 )
+from .ui import install_ui
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -117,4 +118,5 @@ def create_app(
     erased.install(app, settings)  # 410 with the deletion record; the retention engine
     install_openapi(app)
     install_docs(app)
+    install_ui(app)  # the review UI: after the problem handlers, which it renders as pages
     return app

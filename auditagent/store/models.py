@@ -320,6 +320,27 @@ class SearchIndexSessionRow(Base):
     __table_args__ = (Index("ix_search_index_sessions_tenant_key", "tenant", "key_id"),)
 
 
+class UiSignInRow(Base):
+    """A review-UI sign-in (the browser holds only its secret, this row only the secret's
+    hash) or a one-time sign-in token (``kind='once'``), ended when used."""
+
+    __tablename__ = "ui_signins"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principals.id"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('signin','once')", name="kind_valid"),
+        Index("ix_ui_signins_principal", "principal_id"),
+    )
+
+
 # Tables whose rows may never change outside the retention path (see migrations).
 APPEND_ONLY_TABLES = (
     "events",
