@@ -24,13 +24,24 @@ import psycopg
 
 from . import _lkcompat as lk
 from . import crypto, records
+from .audio.sealing import SealedChunk
+from .audio.session import SessionAudio
+from .audio.worker import ChunkReady
 from .capture import RawEvent, SessionCapture
 from .envelope import Envelope, SessionSealer, dek_context
 from .errors import AuditagentError, DatabaseUnavailable
 from .keys import KeyProvider, load_key_provider
 from .metrics import metrics
 from .settings import Settings
-from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, FrameReader, Spool, encode_frames
+from .spool import (
+    TAG_AUDIO,
+    TAG_ENVELOPE,
+    TAG_SESSION,
+    TAG_UPDATE,
+    FrameReader,
+    Spool,
+    encode_frames,
+)
 from .store import db
 from .store.ingest import (
     COPY_HEADER,
@@ -69,6 +80,7 @@ SESSION_CLOSE_WAIT_S = 5.0
 _KEPT_WHILE_PAUSED = frozenset(
     {
         "__record__",
+        "__audio__",
         "close",
         "agent_state_changed",
         "user_state_changed",
@@ -93,6 +105,7 @@ async def _write_on(
             updates=batch.updates,
             idempotent=idempotent,
             copy_data=copy_data,
+            audio=batch.audio,
         )
     except BaseException:
         # After an error or a cancel the connection's state is unknown: start over.
@@ -140,8 +153,9 @@ class SessionRecording:
         self._participant = participant
         self.key_id = uuid.uuid4().hex
         data_key = crypto.new_data_key()
+        self._data_sealer = crypto.Sealer(data_key)
         self._sealer = SessionSealer(
-            crypto.Sealer(data_key), tenant=tenant, session_id=self.session_id, key_id=self.key_id
+            self._data_sealer, tenant=tenant, session_id=self.session_id, key_id=self.key_id
         )
         kp = recorder.key_provider
         wrapped = kp.wrap(
@@ -182,12 +196,74 @@ class SessionRecording:
         self._paused_dropped = 0
         self._maxlen = recorder.settings.queue_size
         self._wake_at = recorder.settings.batch_size
+        self.audio: SessionAudio | None = None
+        self._audio_close: asyncio.Task[None] | None = None
+
+    # -- audio (issue 15) ----------------------------------------------------------------
+    def start_audio(self, session: AgentSession[Any]) -> None:
+        """Record the session's audio; its IO is tapped now, or once LiveKit has set it up
+        (RoomIO does so inside ``session.start``)."""
+        audio = self.audio = SessionAudio(
+            sealer=self._data_sealer,
+            tenant=self.tenant,
+            session_id=self.session_id,
+            key_id=self.key_id,
+            deliver=self._deliver_audio,
+            on_failed=self._audio_failed,
+        )
+        if audio.install(session):
+            return
+        loop = asyncio.get_running_loop()
+
+        def late(*_: Any) -> None:
+            session.off("agent_state_changed", late)
+            loop.call_soon(audio.install, session)
+
+        session.on("agent_state_changed", late)
+
+    def _deliver_audio(self, ready: ChunkReady) -> None:
+        # Past the queue bound and a pause: a chunk (silence while paused) is never dropped,
+        # or the recording would have a hole its records cannot account for.
+        self._q.append((self, ("__audio__", ready, time.time())))
+        self._recorder._wake_soon()
+
+    def _audio_failed(self, what: str) -> None:
+        self.add(
+            records.Notice(
+                at=_utcnow(),
+                code="audio_failed",
+                message=f"audio recording stopped ({what}); the records continue",
+            )
+        )
+
+    def _close_audio_then(self, raw: RawEvent) -> None:
+        """LiveKit's close arrived: the last audio chunks go into the chain before it."""
+        audio = self.audio
+        assert audio is not None
+
+        async def run() -> None:
+            try:
+                await audio.aclose()
+            finally:
+                self._put(raw)
+
+        self._audio_close = asyncio.get_running_loop().create_task(run())
+
+    async def close_audio(self) -> None:
+        """End the audio recording (bounded) before the session's end is queued."""
+        if self._audio_close is not None:
+            await self._audio_close
+        elif self.audio is not None:
+            await self.audio.aclose()
 
     # -- hot path ------------------------------------------------------------------------
     def _put(self, raw: RawEvent) -> None:
         """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
         if self._paused and raw[0] not in _KEPT_WHILE_PAUSED:
             self._paused_dropped += 1
+            return
+        if raw[0] == "close" and self.audio is not None and self.audio.active:
+            self._close_audio_then(raw)
             return
         q = self._q
         if len(q) < self._maxlen:
@@ -227,6 +303,8 @@ class SessionRecording:
         self._paused, self._paused_since, self._paused_dropped = True, t, 0
         if self.capture is not None:
             self.capture.pause_at(t)
+        if self.audio is not None:
+            self.audio.pause(t)
 
     def resume(self) -> None:
         """Record again after :meth:`pause`."""
@@ -236,6 +314,8 @@ class SessionRecording:
         self._paused = False
         if self.capture is not None:
             self.capture.resume_at(t)
+        if self.audio is not None:
+            self.audio.resume(t)
         self.add(self._resumed_notice(t))
 
     @property
@@ -271,6 +351,8 @@ class SessionRecording:
             # its close event (state changes during teardown at most).
             log.debug("session %s: %s after close not recorded", self.session_id, name)
             return []
+        if name == "__audio__":
+            return [payload.record]
         if name == "__record__" and not (payload.kind == "closed" and self.capture is not None):
             return [payload]
         if name == "__close__" or name == "__record__":
@@ -385,16 +467,18 @@ class _Batch:
     opens: list[SessionOpen] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     updates: list[SessionUpdate] = field(default_factory=list)
+    audio: list[SealedChunk] = field(default_factory=list)
     oldest: float | None = None
     """``time.time()`` when its oldest record was handed to the recorder."""
 
     def __bool__(self) -> bool:
-        return bool(self.opens or self.envelopes or self.updates)
+        return bool(self.opens or self.envelopes or self.updates or self.audio)
 
     def frames(self) -> list[tuple[bytes, bytes]]:
         out = [(TAG_SESSION, o.to_bytes()) for o in self.opens]
         out += [(TAG_ENVELOPE, e.to_bytes()) for e in self.envelopes]
         out += [(TAG_UPDATE, u.to_bytes()) for u in self.updates]
+        out += [(TAG_AUDIO, a.to_bytes()) for a in self.audio]
         return out
 
 
@@ -537,6 +621,10 @@ class AuditRecorder:
         for r in found:
             rec.add(r)
         capture.install()
+        # Unset means "when the session has audio IO": taps go in when it does, now or once
+        # LiveKit has set it up; a text-only session never gets any.
+        if self.settings.record_audio is not False:
+            rec.start_audio(session)
         return rec
 
     def open_session(
@@ -633,6 +721,8 @@ class AuditRecorder:
         self._closed = True
         # A session LiveKit is tearing down emits its close event (and its last items) soon.
         await self._wait_for_livekit_closes(running_too=False)
+        # the last audio chunks go into the chain before the sessions' ends
+        await asyncio.gather(*(rec.close_audio() for rec in list(self._sessions.values())))
         for rec in list(self._sessions.values()):
             if rec.capture is not None:
                 rec.capture.uninstall()
@@ -756,9 +846,12 @@ class AuditRecorder:
             if rec._open_pending:
                 batch.opens.append(rec._open)
                 rec._open_pending = False
-            for r in rec._records_for(raw):
+            out = rec._records_for(raw)
+            for r in out:
                 batch.envelopes.append(rec._seal(r))
                 n += 1
+            if out and raw[0] == "__audio__":
+                batch.audio.append(raw[1].sealed)
             touched[rec.session_id] = rec
             if clock() > slice_end:
                 await asyncio.sleep(0)
@@ -896,9 +989,9 @@ class AuditRecorder:
     async def _spool_bytes(self, batch: _Batch) -> bytes:
         """The batch as spool frames, encoded in slices between which the loop runs."""
         parts: list[bytes] = []
-        items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates]
+        items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates, *batch.audio]
         tags = [TAG_SESSION] * len(batch.opens) + [TAG_ENVELOPE] * len(batch.envelopes)
-        tags += [TAG_UPDATE] * len(batch.updates)
+        tags += [TAG_UPDATE] * len(batch.updates) + [TAG_AUDIO] * len(batch.audio)
         for i in range(0, len(items), SLICE_ITEMS):
             await asyncio.sleep(0)
             frames = [
@@ -1070,6 +1163,8 @@ class AuditRecorder:
                 batch.opens.append(SessionOpen.from_bytes(payload))
             elif tag == TAG_UPDATE:
                 batch.updates.append(SessionUpdate.from_bytes(payload))
+            elif tag == TAG_AUDIO:
+                batch.audio.append(SealedChunk.from_bytes(payload))
             if len(batch.envelopes) >= REPLAY_CHUNK:
                 if not await self._replay_chunk(conn, batch):
                     return False

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         default="enforce", description="Realtime models without transcription: enforce|warn|off."
     )
     record_interims: bool = Field(default=False, description="Also record interim transcripts.")
+    record_audio: bool | None = Field(
+        default=None,
+        description="Record the call's audio (both sides, sealed in chunks). Unset: on when the "
+        "session has audio input or output.",
+    )
     queue_size: int = Field(
         default=20_000, ge=100, description="In-memory records before spooling."
     )

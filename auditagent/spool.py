@@ -35,6 +35,8 @@ SUFFIX = ".spool"
 TAG_ENVELOPE = b"E"
 TAG_SESSION = b"S"
 TAG_UPDATE = b"U"
+TAG_AUDIO = b"A"
+"""A sealed audio chunk (auditagent.audio.sealing.SealedChunk): ciphertext only."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..audio.sealing import SealedChunk
+from ..audio.store import insert_chunks
 from ..envelope import Envelope
 
 EVENT_COLUMNS = (
@@ -162,6 +164,7 @@ async def write_batch(
     updates: Sequence[SessionUpdate] = (),
     idempotent: bool = False,
     copy_data: bytes | None = None,
+    audio: Sequence[SealedChunk] = (),
 ) -> set[uuid.UUID]:
     """Write one batch in one transaction; returns the sessions whose close it applied.
 
@@ -198,6 +201,8 @@ async def write_batch(
                 await _copy_idempotent(cur, data)
             else:
                 await _copy(cur, "events", data)
+        # with the batch that carries their audio records: a committed record has its chunk
+        await insert_chunks(cur, audio)
         if updates:
             updates = _merge_updates(updates)
             rows = [

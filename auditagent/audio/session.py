@@ -1,0 +1,165 @@
+"""One session's audio recording: taps on its IO, the worker thread, the flush clock.
+
+Created by the recorder for an attached session when ``AUDITAGENT_RECORD_AUDIO`` allows it.
+Sealed chunks and their audio records come back onto the loop through ``deliver``, which
+queues them behind the session's other records, so they reach the database or the spool in
+the same batches, and the chain, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from auditagent import crypto
+
+from .tap import TapAudioInput, TapAudioOutput
+from .worker import AudioWorker, ChunkReady
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentSession
+
+__all__ = ["FLUSH_INTERVAL", "SessionAudio", "has_audio_io"]
+
+log = logging.getLogger("auditagent.audio")
+
+FLUSH_INTERVAL = 1.0
+"""Seconds between two hand-overs of settled audio to the encoder."""
+INPUT_STALL_S = 1.0
+"""A caller channel that delivered nothing for this long is taken as settled (silent)."""
+CLOSE_TIMEOUT_S = 3.0
+"""How long closing waits for the worker's last chunk (the job has 10 s in all)."""
+
+
+def has_audio_io(session: AgentSession[Any]) -> bool:
+    return session.input.audio is not None or session.output.audio is not None
+
+
+class SessionAudio:
+    def __init__(
+        self,
+        *,
+        sealer: crypto.Sealer,
+        tenant: str,
+        session_id: uuid.UUID,
+        key_id: str,
+        deliver: Callable[[ChunkReady], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._deliver = deliver
+        self._on_failed = on_failed
+        self._args = {
+            "sealer": sealer,
+            "tenant": tenant,
+            "session_id": session_id,
+            "key_id": key_id,
+        }
+        self.worker: AudioWorker | None = None
+        self.input: TapAudioInput | None = None
+        self.output: TapAudioOutput | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+        self.closed = asyncio.Event()
+
+    @property
+    def active(self) -> bool:
+        return self.worker is not None and not self._closing
+
+    def _is_active(self) -> bool:
+        return self.worker is not None and not self._closing
+
+    def install(self, session: AgentSession[Any]) -> bool:
+        """Tap what audio IO the session has now; True when something was tapped."""
+        if self._closing:
+            return False
+        src, sink = session.input.audio, session.output.audio
+        tapped = False
+        if src is not None and not isinstance(src, TapAudioInput):
+            tapped = True
+        if sink is not None and not isinstance(sink, TapAudioOutput):
+            tapped = True
+        if not tapped:
+            return False
+        if self.worker is None:
+            self.worker = AudioWorker(
+                t0=time.time(),
+                on_chunk=self._from_worker,
+                on_failed=self._failed_from_worker,
+                **self._args,  # type: ignore[arg-type]
+            )
+            self.worker.start()
+            self._flusher = self._loop.create_task(self._flush_clock(), name="auditagent-audio")
+        put = self.worker.put
+        if src is not None and not isinstance(src, TapAudioInput):
+            self.input = TapAudioInput(src, put=put, active=self._is_active)
+            session.input.audio = self.input
+        if sink is not None and not isinstance(sink, TapAudioOutput):
+            self.output = TapAudioOutput(sink, put=put, active=self._is_active)
+            session.output.audio = self.output
+        return True
+
+    def pause(self, t: float) -> None:
+        if self.active:
+            assert self.worker is not None
+            self.worker.put(("pause", t))
+
+    def resume(self, t: float) -> None:
+        if self.active:
+            assert self.worker is not None
+            self.worker.put(("resume", t))
+
+    # -- worker thread -> loop -----------------------------------------------------------
+    def _from_worker(self, ready: ChunkReady) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the process is ending
+            self._loop.call_soon_threadsafe(self._deliver, ready)
+
+    def _failed_from_worker(self, what: str) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_failed, what)
+
+    # -- loop ----------------------------------------------------------------------------
+    def _settled_until(self) -> float:
+        now = time.time()
+        until = now - INPUT_STALL_S
+        if self.input is not None:
+            until = max(until, self.input.settled_at)
+        if self.output is not None and (pending := self.output.pending_since) is not None:
+            until = min(until, pending)
+        return until
+
+    async def _flush_clock(self) -> None:
+        while self.active:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            if self.active:
+                assert self.worker is not None
+                self.worker.put(("flush", self._settled_until()))
+
+    async def aclose(self) -> None:
+        """End the recording: the last chunks are delivered before this returns (bounded)."""
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        try:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
+            worker = self.worker
+            if worker is None:
+                return
+            worker.put(("close", time.time()))
+            done = await asyncio.to_thread(worker.done.wait, CLOSE_TIMEOUT_S)
+            if not done:
+                log.error("audio worker did not finish within %.0f s", CLOSE_TIMEOUT_S)
+                self._on_failed("timeout")
+            # deliveries the worker queued before it finished run before this continues
+            await asyncio.sleep(0)
+        finally:
+            self.closed.set()

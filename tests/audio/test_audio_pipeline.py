@@ -1,0 +1,191 @@
+"""A real AgentSession with audio in and out records its call audio: both channels, the length
+of the call, sealed; a pause leaves silence; nothing of it in plaintext in the database or the
+spool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from livekit.agents import Agent, AgentSession
+
+from auditagent.keys import LocalKeyring
+from auditagent.recorder import AuditRecorder
+from auditagent.settings import Settings
+from auditagent.store import db
+from tests.audio.audio_support import decode, read_audio, rms
+from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.fakes.llm import Reply, ScriptedLLM
+from tests.fakes.stt import ScriptedSTT
+from tests.fakes.tts import ScriptedTTS
+from tests.fakes.vad import EnergyVAD
+from tests.helpers import read_records
+from tests.netproxy import TcpProxy
+
+CANARY = "zebrafinch"
+
+
+async def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def _session() -> tuple[AgentSession[None], ScriptedAudioInput, ClockedAudioOutput]:
+    session: AgentSession[None] = AgentSession(
+        stt=ScriptedSTT([f"hello this is {CANARY}", "thanks"]),
+        vad=EnergyVAD(),
+        llm=ScriptedLLM([Reply(text="Hello there, how can I help?"), Reply(text="Bye now.")]),
+        tts=ScriptedTTS(seconds_per_word=0.1),
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": 0.15, "max_delay": 1.0},
+            "preemptive_generation": {"enabled": False},
+        },
+        user_away_timeout=None,
+        aec_warmup_duration=None,
+    )
+    mic, speaker = ScriptedAudioInput(), ClockedAudioOutput()
+    session.input.audio = mic
+    session.output.audio = speaker
+    session.output.transcription = CollectingTextOutput()
+    return session, mic, speaker
+
+
+async def _turn(session: AgentSession[None], mic: ScriptedAudioInput) -> None:
+    await mic.speak(0.6)
+    await _until(lambda: session.agent_state == "speaking", 10, "the agent to answer")
+    await _until(lambda: session.agent_state == "listening", 10, "the agent to finish")
+
+
+@pytest.fixture
+def keyring(settings: Settings) -> LocalKeyring:
+    return LocalKeyring.init(settings.resolved_keyring_path)
+
+
+def _no_audio_in_plaintext(url: str, spool: Path) -> None:
+    with psycopg.connect(db.libpq_url(url)) as conn:
+        for (t,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall():
+            for row in conn.execute(f'SELECT * FROM "{t}"'):
+                for v in row:
+                    if isinstance(v, (bytes, memoryview)):
+                        assert b"OggS" not in bytes(v) and b"OpusHead" not in bytes(v), t
+    for f in spool.rglob("*"):
+        if f.is_file():
+            assert b"OggS" not in f.read_bytes(), f
+
+
+async def test_call_audio_is_recorded_on_both_channels(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    session, mic, _ = _session()
+    async with AuditRecorder(settings) as recorder:
+        rec = recorder.attach(session, tenant=tenant)
+        assert rec.audio is not None and rec.audio.active
+        started = time.time()
+        await session.start(Agent(instructions="help"))
+        await _turn(session, mic)
+        await asyncio.sleep(0.3)
+        mic.close()
+        await session.aclose()
+        length = time.time() - started
+        await recorder.flush()
+    data, _recs, check = read_audio(settings.database_url or "", rec.session_id, keyring)
+    assert check.ok and check.complete, check  # type: ignore[attr-defined]
+    pcm, rate = decode(data)
+    assert pcm.shape[0] == 2
+    assert abs(pcm.shape[1] / rate - length) < 1.5, (pcm.shape[1] / rate, length)
+    assert rms(pcm[0]) > 0.01, "the caller's channel is silent"
+    assert rms(pcm[1]) > 0.01, "the agent's channel is silent"
+    # the caller and the agent take turns: where one is loud the other is mostly not
+    loud0 = np.abs(pcm[0]) > 0.05
+    loud1 = np.abs(pcm[1]) > 0.05
+    assert (loud0 & loud1).sum() < 0.2 * min(loud0.sum(), loud1.sum())
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    kinds = [r.kind for r in got]
+    assert kinds[-1] == "closed"
+    assert kinds.index("audio_chunk") > 0 and "audio_chunk" not in kinds[kinds.index("closed") :]
+    _no_audio_in_plaintext(settings.database_url or "", settings.resolved_spool_dir)
+
+
+async def test_a_pause_leaves_silence_of_the_same_length(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    session, mic, _ = _session()
+    async with AuditRecorder(settings) as recorder:
+        rec = recorder.attach(session, tenant=tenant)
+        t0 = time.time()
+        await session.start(Agent(instructions="help"))
+        await asyncio.sleep(0.2)
+        rec.pause(reason="card number")
+        p0 = time.time()
+        await mic.speak(1.0)  # the caller reads out the card number
+        rec.resume()
+        p1 = time.time()
+        await asyncio.sleep(0.3)
+        mic.close()
+        await session.aclose()
+        await recorder.flush()
+    assert rec.audio is not None and rec.audio.worker is not None
+    data, recs, check = read_audio(settings.database_url or "", rec.session_id, keyring)
+    assert check.ok, check  # type: ignore[attr-defined]
+    pcm, rate = decode(data)
+    start = recs[0].started_at.timestamp()
+    assert start <= t0 + 0.5
+    lo, hi = int((p0 - start + 0.05) * rate), int((p1 - start - 0.05) * rate)
+    assert hi - lo > 0.5 * rate
+    assert rms(pcm[:, lo:hi]) < 0.002, "audio kept while paused"
+    notices = [r for r in read_records(settings.database_url or "", rec.session_id, keyring)]
+    assert any(getattr(n, "code", None) == "recording_paused" for n in notices)
+
+
+async def test_a_database_outage_mid_call_loses_no_audio(
+    database_url: str, data_dir: Path, tenant: str
+) -> None:
+    target = psycopg.conninfo.conninfo_to_dict(db.libpq_url(database_url))
+    proxy = TcpProxy(str(target.get("host", "127.0.0.1")), int(target.get("port", 5432)))
+    await proxy.start()
+    url = f"postgresql://{target.get('user', 'postgres')}@127.0.0.1:{proxy.port}/{target['dbname']}"
+    settings = Settings(database_url=url, data_dir=data_dir, flush_interval=0.05, db_timeout=1.0)
+    kr = LocalKeyring.init(settings.resolved_keyring_path)
+    session, mic, _ = _session()
+    recorder = await AuditRecorder(settings).start()
+    try:
+        rec = recorder.attach(session, tenant=tenant)
+        started = time.time()
+        await session.start(Agent(instructions="help"))
+        await asyncio.sleep(0.5)
+        await proxy.stop()  # the database goes away mid-call
+        await _turn(session, mic)
+        await asyncio.sleep(5.5)  # more than a chunk of audio while it is gone
+        await recorder.flush()
+        assert list(settings.resolved_spool_dir.glob("*.spool"))
+        _no_audio_in_plaintext(database_url, settings.resolved_spool_dir)
+        await proxy.start()
+        mic.close()
+        await session.aclose()
+        length = time.time() - started
+        for _ in range(200):
+            await recorder.flush()
+            if not list(settings.resolved_spool_dir.glob("*.spool")):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await recorder.aclose()
+        await proxy.stop()
+    data, recs, check = read_audio(database_url, rec.session_id, kr)
+    assert check.ok and check.complete, check  # type: ignore[attr-defined]
+    assert len(recs) >= 2
+    pcm, rate = decode(data)
+    assert abs(pcm.shape[1] / rate - length) < 1.5
+    assert uuid.UUID(str(rec.session_id))
