@@ -18,7 +18,17 @@ from auditagent.store.db import ensure_schema_current, make_engine
 
 from .docs import install_docs
 from .problems import install_openapi, install_problem_handlers
-from .routes import access_log, admin, analytics, deletions, health, holds, retention, sessions
+from .routes import (
+    access_log,
+    admin,
+    analytics,
+    audio,
+    deletions,
+    health,
+    holds,
+    retention,
+    sessions,
+)
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -96,7 +106,7 @@ def create_app(
                 route=label, method=request.method, status=str(status)
             ).observe(time.perf_counter() - start)
 
-    for module in (sessions, access_log, analytics, admin, health):
+    for module in (sessions, audio, access_log, analytics, admin, health):
         app.include_router(module.router)
     app.include_router(retention.router)
     app.include_router(holds.router)

@@ -114,6 +114,17 @@ class DeletionRecordOut(_Out):
     problems: list[str] = Field(default_factory=list)
 
 
+class AudioIntegrity(_Out):
+    """The stored audio chunks held to the `audio_chunk` records in the chain (issue 15)."""
+
+    ok: bool
+    chunks: int = Field(description="Chunks that matched their record before the first failure")
+    seconds: float = Field(description="Audio those chunks carry")
+    complete: bool = Field(description="The last chunk ends the stream (recording closed)")
+    first_bad_chunk: int | None = None
+    reason: str | None = None
+
+
 class VerifyReport(_Out):
     session_id: uuid.UUID
     ok: bool
@@ -127,6 +138,12 @@ class VerifyReport(_Out):
         "records deleted; `ok` then says whether a valid signed deletion record accounts for it",
     )
     deletion_record: DeletionRecordOut | None = None
+    audio: AudioIntegrity | None = Field(
+        default=None,
+        description="Present when the session has call audio; a cut, swapped or edited chunk "
+        "makes `ok` false. Checking it opens the audio records (not the audio) with the "
+        "session's data key.",
+    )
 
 
 class SessionDetail(SessionSummary):

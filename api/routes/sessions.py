@@ -39,6 +39,7 @@ from ..schemas import (
     TranscriptIntegrity,
     VerifyReport,
 )
+from .audio import with_audio
 from .retention import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -328,7 +329,7 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     if erased is not None:
         return erased
     result = _verify(access.conn, session, _commitment(access, keys, session_id))
-    return _verify_report(session_id, result)
+    return with_audio(_verify_report(session_id, result), access.conn, keys, session)
 
 
 @router.get(

@@ -1433,6 +1433,9 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
             return 0
         conn.execute(text("SET LOCAL synchronous_commit = off"))
         conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
+        # The call audio goes with the first batch (a few rows a minute of call); late chunks
+        # written while it was erased, with the sweep's.
+        conn.execute(text("DELETE FROM audio_chunks WHERE session_id = :id"), {"id": session_id})
         result = conn.execute(
             text(
                 "DELETE FROM events WHERE session_id = :id AND seq < ("
@@ -1447,7 +1450,11 @@ def events_left(engine: Engine, session_id: uuid.UUID) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                text("SELECT count(*) FROM events WHERE session_id = :id"), {"id": session_id}
+                text(
+                    "SELECT (SELECT count(*) FROM events WHERE session_id = :id) "
+                    "+ (SELECT count(*) FROM audio_chunks WHERE session_id = :id)"
+                ),
+                {"id": session_id},
             ).scalar_one()
         )
 
@@ -1460,7 +1467,8 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
             text(
                 "UPDATE sessions SET status = 'purged', participant_index = NULL, "
                 "updated_at = clock_timestamp() WHERE id = :id AND status = 'shredded' "
-                "AND NOT EXISTS (SELECT 1 FROM events WHERE session_id = :id)"
+                "AND NOT EXISTS (SELECT 1 FROM events WHERE session_id = :id) "
+                "AND NOT EXISTS (SELECT 1 FROM audio_chunks WHERE session_id = :id)"
             ),
             {"id": session_id},
         )
@@ -1662,7 +1670,8 @@ def purged_with_rows(engine: Engine) -> list[tuple[uuid.UUID, int]]:
             (r[0], int(r[1]))
             for r in conn.execute(
                 text(
-                    "SELECT e.session_id, count(*) FROM events e JOIN sessions s "
+                    "SELECT e.session_id, count(*) FROM (SELECT session_id FROM events "
+                    "UNION ALL SELECT session_id FROM audio_chunks) e JOIN sessions s "
                     "ON s.id = e.session_id WHERE s.status = 'purged' GROUP BY e.session_id"
                 )
             )

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
+import uuid
+from collections.abc import Callable
 
 import av
 import numpy as np
 from livekit import rtc
+from livekit.agents import Agent, AgentSession
+
+from auditagent.recorder import AuditRecorder
+from auditagent.settings import Settings
+from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.fakes.llm import Reply, ScriptedLLM
+from tests.fakes.stt import ScriptedSTT
+from tests.fakes.tts import ScriptedTTS
+from tests.fakes.vad import EnergyVAD
+
+CANARY = "zebrafinch"
 
 
 def tone(seconds: float, *, rate: int, freq: float = 440.0, amp: int = 8000) -> np.ndarray:
@@ -84,3 +99,55 @@ def read_audio(url: str, session_id: object, kp: object) -> tuple[bytes, list, o
     finally:
         engine.dispose()
     return data, recs, check
+
+
+async def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def scripted_session() -> tuple[AgentSession[None], ScriptedAudioInput, ClockedAudioOutput]:
+    session: AgentSession[None] = AgentSession(
+        stt=ScriptedSTT([f"hello this is {CANARY}", "thanks"]),
+        vad=EnergyVAD(),
+        llm=ScriptedLLM([Reply(text="Hello there, how can I help?"), Reply(text="Bye now.")]),
+        tts=ScriptedTTS(seconds_per_word=0.1),
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": 0.15, "max_delay": 1.0},
+            "preemptive_generation": {"enabled": False},
+        },
+        user_away_timeout=None,
+        aec_warmup_duration=None,
+    )
+    mic, speaker = ScriptedAudioInput(), ClockedAudioOutput()
+    session.input.audio = mic
+    session.output.audio = speaker
+    session.output.transcription = CollectingTextOutput()
+    return session, mic, speaker
+
+
+async def take_a_turn(session: AgentSession[None], mic: ScriptedAudioInput) -> None:
+    await mic.speak(0.6)
+    await _until(lambda: session.agent_state == "speaking", 10, "the agent to answer")
+    await _until(lambda: session.agent_state == "listening", 10, "the agent to finish")
+
+
+async def record_call(
+    settings: Settings, tenant: str, *, participant: str | None = None
+) -> tuple[uuid.UUID, float]:
+    """One real voice turn recorded with audio; the session id and the call's length (s)."""
+    session, mic, _ = scripted_session()
+    async with AuditRecorder(settings) as recorder:
+        rec = recorder.attach(session, tenant=tenant, participant=participant)
+        started = time.time()
+        await session.start(Agent(instructions="help"))
+        await take_a_turn(session, mic)
+        mic.close()
+        await session.aclose()
+        length = time.time() - started
+        await recorder.flush()
+    return rec.session_id, length

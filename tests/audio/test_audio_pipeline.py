@@ -7,63 +7,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-from livekit.agents import Agent, AgentSession
+from livekit.agents import Agent
 
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.audio.audio_support import decode, read_audio, rms
-from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.stt import ScriptedSTT
-from tests.fakes.tts import ScriptedTTS
-from tests.fakes.vad import EnergyVAD
+from tests.audio.audio_support import decode, read_audio, rms, scripted_session, take_a_turn
 from tests.helpers import read_records
 from tests.netproxy import TcpProxy
 
 CANARY = "zebrafinch"
-
-
-async def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-def _session() -> tuple[AgentSession[None], ScriptedAudioInput, ClockedAudioOutput]:
-    session: AgentSession[None] = AgentSession(
-        stt=ScriptedSTT([f"hello this is {CANARY}", "thanks"]),
-        vad=EnergyVAD(),
-        llm=ScriptedLLM([Reply(text="Hello there, how can I help?"), Reply(text="Bye now.")]),
-        tts=ScriptedTTS(seconds_per_word=0.1),
-        turn_handling={
-            "turn_detection": "vad",
-            "endpointing": {"min_delay": 0.15, "max_delay": 1.0},
-            "preemptive_generation": {"enabled": False},
-        },
-        user_away_timeout=None,
-        aec_warmup_duration=None,
-    )
-    mic, speaker = ScriptedAudioInput(), ClockedAudioOutput()
-    session.input.audio = mic
-    session.output.audio = speaker
-    session.output.transcription = CollectingTextOutput()
-    return session, mic, speaker
-
-
-async def _turn(session: AgentSession[None], mic: ScriptedAudioInput) -> None:
-    await mic.speak(0.6)
-    await _until(lambda: session.agent_state == "speaking", 10, "the agent to answer")
-    await _until(lambda: session.agent_state == "listening", 10, "the agent to finish")
 
 
 @pytest.fixture
@@ -88,13 +47,13 @@ def _no_audio_in_plaintext(url: str, spool: Path) -> None:
 async def test_call_audio_is_recorded_on_both_channels(
     settings: Settings, keyring: LocalKeyring, tenant: str
 ) -> None:
-    session, mic, _ = _session()
+    session, mic, _ = scripted_session()
     async with AuditRecorder(settings) as recorder:
         rec = recorder.attach(session, tenant=tenant)
         assert rec.audio is not None and rec.audio.active
         started = time.time()
         await session.start(Agent(instructions="help"))
-        await _turn(session, mic)
+        await take_a_turn(session, mic)
         await asyncio.sleep(0.3)
         mic.close()
         await session.aclose()
@@ -121,7 +80,7 @@ async def test_call_audio_is_recorded_on_both_channels(
 async def test_a_pause_leaves_silence_of_the_same_length(
     settings: Settings, keyring: LocalKeyring, tenant: str
 ) -> None:
-    session, mic, _ = _session()
+    session, mic, _ = scripted_session()
     async with AuditRecorder(settings) as recorder:
         rec = recorder.attach(session, tenant=tenant)
         t0 = time.time()
@@ -158,7 +117,7 @@ async def test_a_database_outage_mid_call_loses_no_audio(
     url = f"postgresql://{target.get('user', 'postgres')}@127.0.0.1:{proxy.port}/{target['dbname']}"
     settings = Settings(database_url=url, data_dir=data_dir, flush_interval=0.05, db_timeout=1.0)
     kr = LocalKeyring.init(settings.resolved_keyring_path)
-    session, mic, _ = _session()
+    session, mic, _ = scripted_session()
     recorder = await AuditRecorder(settings).start()
     try:
         rec = recorder.attach(session, tenant=tenant)
@@ -166,7 +125,7 @@ async def test_a_database_outage_mid_call_loses_no_audio(
         await session.start(Agent(instructions="help"))
         await asyncio.sleep(0.5)
         await proxy.stop()  # the database goes away mid-call
-        await _turn(session, mic)
+        await take_a_turn(session, mic)
         await asyncio.sleep(5.5)  # more than a chunk of audio while it is gone
         await recorder.flush()
         assert list(settings.resolved_spool_dir.glob("*.spool"))
