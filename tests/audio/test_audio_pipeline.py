@@ -18,11 +18,16 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.audio.audio_support import decode, read_audio, rms, scripted_session, take_a_turn
-from tests.helpers import read_records
+from tests.audio.audio_support import (
+    CANARY,
+    decode,
+    read_audio,
+    rms,
+    scripted_session,
+    take_a_turn,
+)
+from tests.helpers import assert_no_plaintext, read_records
 from tests.netproxy import TcpProxy
-
-CANARY = "zebrafinch"
 
 
 @pytest.fixture
@@ -75,6 +80,48 @@ async def test_call_audio_is_recorded_on_both_channels(
     assert kinds[-1] == "closed"
     assert kinds.index("audio_chunk") > 0 and "audio_chunk" not in kinds[kinds.index("closed") :]
     _no_audio_in_plaintext(settings.database_url or "", settings.resolved_spool_dir)
+    assert_no_plaintext(settings.database_url or "", settings.resolved_spool_dir, CANARY)
+
+
+async def test_io_set_after_attach_is_tapped_once_the_session_runs(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """As with RoomIO, which sets the session's audio IO inside ``session.start``."""
+    session, mic, speaker = scripted_session()
+    session.input.audio = None
+    session.output.audio = None
+    async with AuditRecorder(settings) as recorder:
+        rec = recorder.attach(session, tenant=tenant)
+        assert rec.audio is not None and not rec.audio.active
+        session.input.audio = mic
+        session.output.audio = speaker
+        await session.start(Agent(instructions="help"))
+        await take_a_turn(session, mic)
+        assert rec.audio.active
+        mic.close()
+        await session.aclose()
+        await recorder.flush()
+    data, _, check = read_audio(settings.database_url or "", rec.session_id, keyring)
+    assert check.ok and check.complete, check  # type: ignore[attr-defined]
+    pcm, _ = decode(data)
+    assert rms(pcm[0]) > 0.01 and rms(pcm[1]) > 0.01
+
+
+async def test_record_audio_off_records_none(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    off = settings.model_copy(update={"record_audio": False})
+    session, mic, _ = scripted_session()
+    async with AuditRecorder(off) as recorder:
+        rec = recorder.attach(session, tenant=tenant)
+        assert rec.audio is None
+        await session.start(Agent(instructions="help"))
+        await take_a_turn(session, mic)
+        mic.close()
+        await session.aclose()
+        await recorder.flush()
+    kinds = [r.kind for r in read_records(settings.database_url or "", rec.session_id, keyring)]
+    assert "audio_chunk" not in kinds and kinds[-1] == "closed"
 
 
 async def test_a_pause_leaves_silence_of_the_same_length(
