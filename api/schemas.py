@@ -302,6 +302,22 @@ class BundleSignature(_Out):
     how_to_check: str = Field(description="What a recipient can check without auditagent")
 
 
+class BundleAudioChunk(_Out):
+    index: int
+    offset: int = Field(description="48 kHz samples from the recording's start")
+    duration: int = Field(description="48 kHz samples")
+    size: int = Field(description="Bytes of the Ogg stream this chunk carries")
+    sha256: str = Field(description="Digest of the sealed chunk, as its audio record states")
+
+
+class BundleAudio(_Out):
+    media_type: Literal["audio/ogg"]
+    data_base64: str = Field(description="The decrypted recording (two channels, Opus in Ogg)")
+    chunks: list[BundleAudioChunk]
+    ok: bool = Field(description="The stored chunks matched their audio records at export")
+    reason: str | None = None
+
+
 class EvidenceBundle(_Out):
     """Self-contained, signed export; `auditagent verify --bundle FILE --public-key K` checks it
     without any data key, and without auditagent (see `signature.how_to_check`)."""
@@ -314,4 +330,7 @@ class EvidenceBundle(_Out):
     records: list[EventItem]
     chain: list[ChainRow]
     verification: VerifyReport
+    audio: BundleAudio | None = Field(
+        default=None, description="With `?audio=true`: the call's recording (issue 15)"
+    )
     signature: BundleSignature

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from auditagent.integrity.encoding import lp as _lp
 
 from . import chain, crypto, records
+from .audio.bundle import bundle_audio_findings
 from .envelope import SessionOpener, dek_context
 from .errors import AuditagentError, IntegrityError, KeyringError
 from .keys import KeyProvider, WrappedKey
@@ -866,6 +867,7 @@ def check_bundle(doc: Any, *, public_key: bytes | None = None) -> BundleCheck:
             )
             if first_bad is None:
                 first_bad = seq
+    problems += bundle_audio_findings(doc)
     if problems:
         return BundleCheck(False, sid, result.events, first_bad, problems[0], tuple(problems))
     return BundleCheck(True, sid, result.events, None, None)

@@ -15,9 +15,11 @@ from fastapi import APIRouter, Header
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from auditagent import review
+from auditagent import crypto, review
+from auditagent.audio.bundle import bundle_audio
 from auditagent.audio.integrity import check_stored_audio
 from auditagent.audio.reading import RangeNotSatisfiable, parse_range, read_stream
+from auditagent.audio.sealing import open_chunk
 from auditagent.audio.store import ChunkInfo, PostgresAudioStore
 from auditagent.errors import AuditagentError
 from auditagent.keys import KeyProvider
@@ -71,6 +73,20 @@ def with_audio(
     ok = report.ok and audio.ok
     reason = report.reason or (None if audio.ok else f"audio: {audio.reason}")
     return report.model_copy(update={"audio": audio, "ok": ok, "reason": reason})
+
+
+def export_audio(conn: Connection, sealer: crypto.Sealer, session_id: uuid.UUID) -> Any:
+    """The bundle's ``audio`` part, or None when the session has no audio."""
+    store = PostgresAudioStore(conn)
+    chunks = list(store.read(session_id))
+    if not chunks and not reader.event_counts(conn, session_id).get("audio_chunk"):
+        return None
+    check = check_stored_audio(conn, sealer, session_id)
+    if not check.ok:
+        # a bundle must not carry audio that is not the recording: say so, and carry none
+        return bundle_audio(b"", [], check)
+    ogg = b"".join(open_chunk(sealer, c) for c in chunks)
+    return bundle_audio(ogg, chunks, check)
 
 
 @router.get(

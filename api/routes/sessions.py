@@ -39,7 +39,7 @@ from ..schemas import (
     TranscriptIntegrity,
     VerifyReport,
 )
-from .audio import with_audio
+from .audio import export_audio, with_audio
 from .retention import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -337,14 +337,26 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     response_model=EvidenceBundle,
     responses=_DECRYPT_ERRORS,
 )
-def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Response:
+def export_session(
+    session_id: uuid.UUID,
+    access: AccessDep,
+    keys: KeysDep,
+    audio: Annotated[
+        bool, Query(description="Include the call's recording (decrypted, base64 Ogg)")
+    ] = False,
+) -> Response:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
     hex and the verification result, signed as a whole with the service's Ed25519 key (the
     key `auditagent keys public` prints). `auditagent verify --bundle FILE --public-key K`
     checks it offline and names any part edited since; `signature.how_to_check` says what a
     recipient can check without auditagent."""
     session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.export", tenant=session.tenant, session_id=session_id)
+    access.record(
+        "sessions.export",
+        tenant=session.tenant,
+        session_id=session_id,
+        detail={"audio": True} if audio else None,
+    )
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
     c = _commitment(access, keys, session_id)
@@ -382,6 +394,8 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
         "chain": [ChainRow(**review.chain_row_json(r)).model_dump(mode="json") for r in rows],
         "verification": _verify_report(session_id, result).model_dump(mode="json"),
     }
+    if audio:
+        doc["audio"] = export_audio(conn, sealer, session_id)
     signed = review.sign_bundle(doc, keys.signing_key())
     return Response(
         content=json.dumps(signed, ensure_ascii=True, allow_nan=False).encode("ascii"),

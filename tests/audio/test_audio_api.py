@@ -4,6 +4,8 @@ and purges it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -13,7 +15,7 @@ from auditagent_api import create_app
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from auditagent import retention
+from auditagent import retention, review
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -102,6 +104,22 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     report = client.get(f"/v1/sessions/{sid}/verify", headers=auth(token)).json()
     assert report["ok"] and report["audio"]["ok"] and report["audio"]["complete"]
     assert abs(report["audio"]["seconds"] - length) < 1.5
+
+    # an export can carry the recording, bound by the bundle's signature and to its records
+    res = client.get(f"/v1/sessions/{sid}/export?audio=true", headers=auth(token))
+    assert res.status_code == 200, res.text
+    bundle = res.json()
+    assert base64.b64decode(bundle["audio"]["data_base64"]) == whole
+    assert bundle["audio"]["ok"] and len(bundle["audio"]["chunks"]) >= 1
+    public = keyring.signing_public_key()
+    assert review.check_bundle(bundle, public_key=public).ok
+    assert "audio" not in client.get(f"/v1/sessions/{sid}/export", headers=auth(token)).json()
+    forged = json.loads(json.dumps(bundle))
+    forged["audio"]["data_base64"] = base64.b64encode(whole[:-10]).decode()
+    found = review.check_bundle(forged, public_key=public)
+    assert not found.ok and any("audio" in p for p in found.problems), found.problems
+    found = review.check_bundle(forged)  # no key: the chunk sizes no longer add up
+    assert not found.ok and any("length" in p for p in found.problems), found.problems
 
     # an edited chunk: it no longer opens, and it no longer matches its record
     _tamper(
