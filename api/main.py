@@ -24,9 +24,11 @@ from .routes import (
     analytics,
     audio,
     deletions,
+    erased,
     health,
     holds,
-    retention,
+    policies,
+    runs,
     sessions,
 )
 
@@ -108,10 +110,11 @@ def create_app(
 
     for module in (sessions, audio, access_log, analytics, admin, health):
         app.include_router(module.router)
-    app.include_router(retention.router)
+    app.include_router(policies.router)
+    app.include_router(runs.router)
     app.include_router(holds.router)
     app.include_router(deletions.router)
-    retention.install(app, settings)  # 410 with the deletion record; floor in the schema
+    erased.install(app, settings)  # 410 with the deletion record; the retention engine
     install_openapi(app)
     install_docs(app)
     return app

@@ -7,12 +7,14 @@ rec = recorder.attach(session, tenant="acme", participant="+15551234567")
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# private aliases: the package namespace holds the public API and nothing else
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .errors import AuditagentError, IntegrityError, TranscriptionDisabled
 from .settings import Settings
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from .logfilter import protect_logs
     from .recorder import AuditRecorder, SessionRecording, record_session
 
@@ -38,7 +40,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'auditagent' has no attribute {name!r}")

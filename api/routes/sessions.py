@@ -40,7 +40,7 @@ from ..schemas import (
     VerifyReport,
 )
 from .audio import export_audio, with_audio
-from .retention import erased_verify_report
+from .erased import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 log = logging.getLogger("auditagent.api")
@@ -129,6 +129,7 @@ def _visible_session(conn: Connection, access: AccessContext, session_id: uuid.U
     return session
 
 
+ExportAudio = Annotated[bool, Query(description="Include the call's recording (base64 Ogg)")]
 Text128 = Annotated[str, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)]
 Text256 = Annotated[str, Query(min_length=1, max_length=256, pattern=SAFE_TEXT)]
 
@@ -338,12 +339,7 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     responses=_DECRYPT_ERRORS,
 )
 def export_session(
-    session_id: uuid.UUID,
-    access: AccessDep,
-    keys: KeysDep,
-    audio: Annotated[
-        bool, Query(description="Include the call's recording (decrypted, base64 Ogg)")
-    ] = False,
+    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, audio: ExportAudio = False
 ) -> Response:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
     hex and the verification result, signed as a whole with the service's Ed25519 key (the
@@ -351,12 +347,8 @@ def export_session(
     checks it offline and names any part edited since; `signature.how_to_check` says what a
     recipient can check without auditagent."""
     session = _visible_session(access.conn, access, session_id)
-    access.record(
-        "sessions.export",
-        tenant=session.tenant,
-        session_id=session_id,
-        detail={"audio": True} if audio else None,
-    )
+    detail = {"audio": True} if audio else None
+    access.record("sessions.export", tenant=session.tenant, session_id=session_id, detail=detail)
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
     c = _commitment(access, keys, session_id)

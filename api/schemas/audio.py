@@ -1,0 +1,36 @@
+"""Call audio in API answers (issue 15): its integrity in `/verify`, its part of a bundle."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import ApiModel
+
+
+class AudioIntegrity(ApiModel):
+    """The stored audio chunks held to the `audio_chunk` records in the chain."""
+
+    ok: bool
+    chunks: int = Field(description="Chunks that matched their record before the first failure")
+    seconds: float = Field(description="Audio those chunks carry")
+    complete: bool = Field(description="The last chunk ends the stream (recording closed)")
+    first_bad_chunk: int | None = None
+    reason: str | None = None
+
+
+class BundleAudioChunk(ApiModel):
+    index: int
+    offset: int = Field(description="48 kHz samples from the recording's start")
+    duration: int = Field(description="48 kHz samples")
+    size: int = Field(description="Bytes of the Ogg stream this chunk carries")
+    sha256: str = Field(description="Digest of the sealed chunk, as its audio record states")
+
+
+class BundleAudio(ApiModel):
+    media_type: Literal["audio/ogg"]
+    data_base64: str = Field(description="The decrypted recording (two channels, Opus in Ogg)")
+    chunks: list[BundleAudioChunk]
+    ok: bool = Field(description="The stored chunks matched their audio records at export")
+    reason: str | None = None
