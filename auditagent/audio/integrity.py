@@ -7,12 +7,16 @@ session is decrypted. Their place in the chain is what chain verification proves
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import Connection
 
 from auditagent import crypto, records
 from auditagent.envelope import Envelope, open_envelope
+from auditagent.errors import AuditagentError
+from auditagent.keys import KeyProvider
+from auditagent.review import session_sealer
 from auditagent.store import reader
 
 from .sealing import SealedChunk
@@ -55,3 +59,24 @@ def _with_infos(
 ) -> Iterator[tuple[ChunkInfo, SealedChunk]]:
     for sealed in store.read(session_id):
         yield ChunkInfo(sealed.index, sealed.offset, sealed.duration, sealed.size), sealed
+
+
+def audio_verdict(
+    conn: Connection, session: Any, key_provider: Callable[[], KeyProvider]
+) -> tuple[bool, str] | None:
+    """For ``auditagent verify``: (ok, one line) about a session's audio; None with no audio.
+
+    The keyring is asked for only when there is audio; without it the audio is reported
+    unchecked (not a failure: the chain under it still verified)."""
+    counts = reader.event_counts(conn, session.id)
+    if not counts.get(AUDIO_KIND) and not PostgresAudioStore(conn).index(session.id):
+        return None
+    try:
+        sealer = session_sealer(key_provider(), reader.get_data_key(conn, session.id), session)
+    except AuditagentError as exc:
+        return True, f"audio not checked ({exc.message})"
+    check = check_stored_audio(conn, sealer, session.id)
+    if not check.ok:
+        return False, f"audio INVALID at chunk {check.first_bad_index}: {check.reason}"
+    state = "complete" if check.complete else "incomplete (no final chunk)"
+    return True, f"audio: {check.chunks} chunks, {check.seconds:.1f} s, {state}"

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from auditagent import retention, review
+from auditagent.cli import main
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -69,6 +70,8 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     fresh_settings: Settings,  # noqa: F811
     keyring: LocalKeyring,
     engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = fresh_settings.database_url or ""
     sid, length = await record_call(fresh_settings, "acme")
@@ -121,6 +124,13 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     found = review.check_bundle(forged)  # no key: the chunk sizes no longer add up
     assert not found.ok and any("length" in p for p in found.problems), found.problems
 
+    # the command line too, with the keyring of the data directory
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", url)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(fresh_settings.data_dir))
+    capsys.readouterr()
+    assert main(["verify", str(sid)]) == 0
+    assert "chunks" in capsys.readouterr().out
+
     # an edited chunk: it no longer opens, and it no longer matches its record
     _tamper(
         url,
@@ -132,6 +142,8 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     report = client.get(f"/v1/sessions/{sid}/verify", headers=auth(token)).json()
     assert not report["ok"] and report["audio"]["first_bad_chunk"] == 0
     assert "altered" in report["audio"]["reason"]
+    assert main(["verify", str(sid)]) == 1
+    assert "audio INVALID at chunk 0" in capsys.readouterr().out
     assert client.get(f"/v1/sessions/{sid}/audio", headers=auth(token)).status_code == 409
     # a cut chunk
     _tamper(url, sid, "DELETE FROM audio_chunks WHERE session_id = %s AND chunk_index = 0")
