@@ -203,7 +203,7 @@ class SessionRecording:
     def start_audio(self, session: AgentSession[Any]) -> None:
         """Record the session's audio; its IO is tapped now, or once LiveKit has set it up
         (RoomIO does so inside ``session.start``)."""
-        audio = self.audio = SessionAudio(
+        self.audio = SessionAudio(
             sealer=self._data_sealer,
             tenant=self.tenant,
             session_id=self.session_id,
@@ -211,15 +211,26 @@ class SessionRecording:
             deliver=self._deliver_audio,
             on_failed=self._audio_failed,
         )
-        if audio.install(session):
+        if self._install_audio(session):
             return
         loop = asyncio.get_running_loop()
 
         def late(*_: Any) -> None:
             session.off("agent_state_changed", late)
-            loop.call_soon(audio.install, session)
+            loop.call_soon(self._install_audio, session)
 
         session.on("agent_state_changed", late)
+
+    def _install_audio(self, session: AgentSession[Any]) -> bool:
+        """Tap the session's audio IO; a failure costs the audio, never the call or records."""
+        assert self.audio is not None
+        try:
+            return self.audio.install(session)
+        except Exception as exc:
+            what = type(exc).__name__
+            log.error("session %s: audio taps not installed: %s", self.session_id, what)
+            self._audio_failed(what)
+            return False
 
     def _deliver_audio(self, ready: ChunkReady) -> None:
         # Past the queue bound and a pause: a chunk (silence while paused) is never dropped,

@@ -26,6 +26,7 @@ from tests.audio.audio_support import (
     scripted_session,
     take_a_turn,
 )
+from tests.fakes.io import ScriptedAudioInput
 from tests.helpers import assert_no_plaintext, read_records
 from tests.netproxy import TcpProxy
 
@@ -35,7 +36,12 @@ def keyring(settings: Settings) -> LocalKeyring:
     return LocalKeyring.init(settings.resolved_keyring_path)
 
 
+# the scripted mic's voice: 20 ms of its tone as raw PCM
+PCM = ScriptedAudioInput()._tone[:320]
+
+
 def _no_audio_in_plaintext(url: str, spool: Path) -> None:
+    """No Ogg page, Opus header or raw PCM of the call in the database or the spool."""
     with psycopg.connect(db.libpq_url(url)) as conn:
         for (t,) in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
@@ -43,10 +49,13 @@ def _no_audio_in_plaintext(url: str, spool: Path) -> None:
             for row in conn.execute(f'SELECT * FROM "{t}"'):
                 for v in row:
                     if isinstance(v, (bytes, memoryview)):
-                        assert b"OggS" not in bytes(v) and b"OpusHead" not in bytes(v), t
+                        data = bytes(v)
+                        assert b"OggS" not in data and b"OpusHead" not in data, t
+                        assert PCM not in data, t
     for f in spool.rglob("*"):
         if f.is_file():
-            assert b"OggS" not in f.read_bytes(), f
+            data = f.read_bytes()
+            assert b"OggS" not in data and PCM not in data, f
 
 
 async def test_call_audio_is_recorded_on_both_channels(

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
+from livekit import rtc
 
 from auditagent import crypto, records
 from auditagent.audio.ogg import PlainChunk
@@ -214,3 +215,50 @@ def test_worker_keeps_silence_of_the_same_length_while_paused() -> None:
     assert rms(pcm[:, int(0.6 * rate) : int(2.4 * rate)]) < 0.005
     assert rms(pcm[0, : int(0.4 * rate)]) > 0.1
     assert rms(pcm[1, int(2.6 * rate) :]) > 0.1
+
+
+class _BrokenSealer(crypto.Sealer):
+    def seal(
+        self, plaintext: bytes, aad: bytes, *, nonce: bytes | None = None
+    ) -> tuple[bytes, bytes]:
+        raise OSError("no entropy")
+
+
+def test_a_failing_worker_says_so_and_stops_taking_audio() -> None:
+    failed: list[str] = []
+    w = AudioWorker(
+        sealer=_BrokenSealer(KEY),
+        tenant="acme",
+        session_id=SID,
+        key_id="k1",
+        t0=0.0,
+        on_chunk=lambda _: None,
+        on_failed=failed.append,
+        chunk_seconds=0.5,
+    )
+    w.start()
+    for f in frames(tone(2.0, rate=24_000), rate=24_000):
+        w.put(("in", 0.0, f))
+    w.put(("flush", 2.0))
+    assert w.done.wait(10)
+    assert w.failed and failed == ["OSError"]
+
+
+async def test_taps_never_raise_into_livekit() -> None:
+    from livekit.agents.voice import io
+
+    from auditagent.audio.tap import TapAudioInput
+
+    class Mic(io.AudioInput):
+        def __init__(self) -> None:
+            super().__init__(label="mic")
+
+        async def __anext__(self) -> rtc.AudioFrame:
+            return frames(tone(0.02, rate=16_000), rate=16_000)[0]
+
+    def broken(_: tuple[object, ...]) -> None:
+        raise RuntimeError("queue gone")
+
+    tap = TapAudioInput(Mic(), put=broken, active=lambda: True)
+    frame = await tap.__anext__()
+    assert frame.samples_per_channel == 320 and tap.failures == 1
