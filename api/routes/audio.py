@@ -15,9 +15,10 @@ from fastapi import APIRouter, Header
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from auditagent import crypto, review
+from auditagent import crypto, records, review
 from auditagent.audio.bundle import bundle_audio
 from auditagent.audio.integrity import check_stored_audio
+from auditagent.audio.ogg import GRANULE_RATE
 from auditagent.audio.reading import RangeNotSatisfiable, parse_range, read_stream
 from auditagent.audio.sealing import open_chunk
 from auditagent.audio.store import ChunkInfo, PostgresAudioStore
@@ -27,7 +28,7 @@ from auditagent.store import reader
 
 from ..deps import AccessDep, KeysDep
 from ..problems import ProblemError, problem_responses
-from ..schemas import AudioIntegrity, VerifyReport
+from ..schemas import AudioIntegrity, TranscriptAudio, VerifyReport
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -73,6 +74,21 @@ def with_audio(
     ok = report.ok and audio.ok
     reason = report.reason or (None if audio.ok else f"audio: {audio.reason}")
     return report.model_copy(update={"audio": audio, "ok": ok, "reason": reason})
+
+
+def transcript_audio(
+    session_id: uuid.UUID, opened: list[review.OpenedRecord]
+) -> TranscriptAudio | None:
+    """The transcript's pointer to the recording, from its audio records (already opened)."""
+    recs = [o.record for o in opened if isinstance(o.record, records.AudioChunk)]
+    if not recs:
+        return None
+    return TranscriptAudio(
+        url=f"/v1/sessions/{session_id}/audio",
+        started_at=recs[0].started_at,
+        seconds=sum(r.duration for r in recs) / GRANULE_RATE,
+        complete=recs[-1].final,
+    )
 
 
 def export_audio(conn: Connection, sealer: crypto.Sealer, session_id: uuid.UUID) -> Any:

@@ -39,7 +39,7 @@ from ..schemas import (
     TranscriptIntegrity,
     VerifyReport,
 )
-from .audio import export_audio, with_audio
+from .audio import export_audio, transcript_audio, with_audio
 from .erased import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -284,9 +284,11 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> T
     session = _visible_session(access.conn, access, session_id)
     access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
     opened, result = _read_verified(access, keys, session)
+    audio = transcript_audio(session_id, opened)
     return Transcript(
         session_id=session_id,
         entries=review.transcript_entries(opened),
+        **({"audio": audio} if audio is not None else {}),
         integrity=TranscriptIntegrity(
             ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
         ),

@@ -8,7 +8,7 @@ from auditagent.review import Timing, TranscriptEntry
 from .access_log import AccessLogEntry, AccessLogPage
 from .analytics import LatencyGroup, LatencyReport, LatencyStat
 from .apikeys import ApiKey, ApiKeyList
-from .audio import AudioIntegrity, BundleAudio, BundleAudioChunk
+from .audio import AudioIntegrity, BundleAudio, BundleAudioChunk, TranscriptAudio
 from .base import SAFE_TEXT, ApiModel, IsoDatetime
 from .bundles import BundleSession, BundleSignature, ChainRow, EvidenceBundle
 from .deletions import ChainState, DeletionList, DeletionRecordOut, RunSummary
@@ -75,6 +75,7 @@ __all__ = [
     "TenantHoldIn",
     "Timing",
     "Transcript",
+    "TranscriptAudio",
     "TranscriptEntry",
     "TranscriptIntegrity",
     "VerifyReport",

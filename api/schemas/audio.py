@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -34,3 +35,13 @@ class BundleAudio(ApiModel):
     chunks: list[BundleAudioChunk]
     ok: bool = Field(description="The stored chunks matched their audio records at export")
     reason: str | None = None
+
+
+class TranscriptAudio(ApiModel):
+    """Where the call's recording is and how it lines up with the transcript: an entry at
+    `at` (or `started_at`) plays at `at - started_at` seconds into the recording."""
+
+    url: str = Field(description="The recording (`audio/ogg`, byte ranges)")
+    started_at: datetime = Field(description="Wall-clock time of the recording's first sample")
+    seconds: float = Field(description="Length of the recording, per its audio records")
+    complete: bool = Field(description="The recording's last chunk is in (the session closed)")

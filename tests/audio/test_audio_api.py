@@ -8,7 +8,9 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 
+import numpy as np
 import psycopg
 import pytest
 from auditagent_api import create_app
@@ -103,6 +105,19 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     other = make_token(engine, "auditor", "beta")
     assert client.get(f"/v1/sessions/{sid}/audio", headers=auth(other)).status_code == 404
     assert client.get(f"/v1/sessions/{uuid.uuid4()}/audio", headers=auth(token)).status_code == 404
+
+    # the transcript says where the recording is and how its turns line up with it
+    transcript = client.get(f"/v1/sessions/{sid}/transcript", headers=auth(token)).json()
+    audio = transcript["audio"]
+    assert audio["url"] == f"/v1/sessions/{sid}/audio" and audio["complete"]
+    assert abs(audio["seconds"] - pcm.shape[1] / rate) < 0.1
+    start = datetime.fromisoformat(audio["started_at"])
+    (user,) = [e for e in transcript["entries"] if e["kind"] == "user"]
+    at = (datetime.fromisoformat(user["at"]) - start).total_seconds()
+    assert 0 < at < audio["seconds"]
+    # the caller is loud on channel 0 shortly before the turn's transcript was final
+    lo = max(0, int((at - 1.5) * rate))
+    assert np.abs(pcm[0, lo : int(at * rate)]).max() > 0.1
 
     report = client.get(f"/v1/sessions/{sid}/verify", headers=auth(token)).json()
     assert report["ok"] and report["audio"]["ok"] and report["audio"]["complete"]
