@@ -197,75 +197,23 @@ class SessionRecording:
         self._maxlen = recorder.settings.queue_size
         self._wake_at = recorder.settings.batch_size
         self.audio: SessionAudio | None = None
-        self._audio_close: asyncio.Task[None] | None = None
 
     # -- audio (issue 15) ----------------------------------------------------------------
     def start_audio(self, session: AgentSession[Any]) -> None:
-        """Record the session's audio; its IO is tapped now, or once LiveKit has set it up
-        (RoomIO does so inside ``session.start``)."""
+        """Record the session's call audio (see auditagent/audio/session.py)."""
         self.audio = SessionAudio(
             sealer=self._data_sealer,
             tenant=self.tenant,
             session_id=self.session_id,
             key_id=self.key_id,
             deliver=self._deliver_audio,
-            on_failed=self._audio_failed,
+            notice=self.add,
         )
-        if self._install_audio(session):
-            return
-        loop = asyncio.get_running_loop()
-
-        def late(*_: Any) -> None:
-            session.off("agent_state_changed", late)
-            loop.call_soon(self._install_audio, session)
-
-        session.on("agent_state_changed", late)
-
-    def _install_audio(self, session: AgentSession[Any]) -> bool:
-        """Tap the session's audio IO; a failure costs the audio, never the call or records."""
-        assert self.audio is not None
-        try:
-            return self.audio.install(session)
-        except Exception as exc:
-            what = type(exc).__name__
-            log.error("session %s: audio taps not installed: %s", self.session_id, what)
-            self._audio_failed(what)
-            return False
+        self.audio.attach(session)
 
     def _deliver_audio(self, ready: ChunkReady) -> None:
-        # Past the queue bound and a pause: a chunk (silence while paused) is never dropped,
-        # or the recording would have a hole its records cannot account for.
         self._q.append((self, ("__audio__", ready, time.time())))
         self._recorder._wake_soon()
-
-    def _audio_failed(self, what: str) -> None:
-        self.add(
-            records.Notice(
-                at=_utcnow(),
-                code="audio_failed",
-                message=f"audio recording stopped ({what}); the records continue",
-            )
-        )
-
-    def _close_audio_then(self, raw: RawEvent) -> None:
-        """LiveKit's close arrived: the last audio chunks go into the chain before it."""
-        audio = self.audio
-        assert audio is not None
-
-        async def run() -> None:
-            try:
-                await audio.aclose()
-            finally:
-                self._put(raw)
-
-        self._audio_close = asyncio.get_running_loop().create_task(run())
-
-    async def close_audio(self) -> None:
-        """End the audio recording (bounded) before the session's end is queued."""
-        if self._audio_close is not None:
-            await self._audio_close
-        elif self.audio is not None:
-            await self.audio.aclose()
 
     # -- hot path ------------------------------------------------------------------------
     def _put(self, raw: RawEvent) -> None:
@@ -274,7 +222,7 @@ class SessionRecording:
             self._paused_dropped += 1
             return
         if raw[0] == "close" and self.audio is not None and self.audio.active:
-            self._close_audio_then(raw)
+            self.audio.close_then(lambda: self._put(raw))
             return
         q = self._q
         if len(q) < self._maxlen:
@@ -733,7 +681,9 @@ class AuditRecorder:
         # A session LiveKit is tearing down emits its close event (and its last items) soon.
         await self._wait_for_livekit_closes(running_too=False)
         # the last audio chunks go into the chain before the sessions' ends
-        await asyncio.gather(*(rec.close_audio() for rec in list(self._sessions.values())))
+        await asyncio.gather(
+            *(rec.audio.finish() for rec in list(self._sessions.values()) if rec.audio)
+        )
         for rec in list(self._sessions.values()):
             if rec.capture is not None:
                 rec.capture.uninstall()

@@ -14,9 +14,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from auditagent import crypto
+from auditagent import crypto, records
 
 from .tap import TapAudioInput, TapAudioOutput
 from .worker import AudioWorker, ChunkReady
@@ -49,11 +50,16 @@ class SessionAudio:
         session_id: uuid.UUID,
         key_id: str,
         deliver: Callable[[ChunkReady], None],
-        on_failed: Callable[[str], None],
+        notice: Callable[[records.Notice], None],
     ) -> None:
+        """``deliver`` queues a sealed chunk and its record behind the session's other records
+        (past the queue bound and a pause: a chunk, silence while paused, is never dropped or
+        the recording would have a hole its records cannot account for); ``notice`` queues a
+        record saying the audio failed."""
         self._loop = asyncio.get_running_loop()
         self._deliver = deliver
-        self._on_failed = on_failed
+        self._notice = notice
+        self._session_id = session_id
         self._args = {
             "sealer": sealer,
             "tenant": tenant,
@@ -65,7 +71,39 @@ class SessionAudio:
         self.output: TapAudioOutput | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        self._closing_task: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+
+    def _on_failed(self, what: str) -> None:
+        self._notice(
+            records.Notice(
+                at=datetime.now(timezone.utc),
+                code="audio_failed",
+                message=f"audio recording stopped ({what}); the records continue",
+            )
+        )
+
+    def attach(self, session: AgentSession[Any]) -> None:
+        """Tap the session's audio IO now, or once LiveKit has set it up (RoomIO does so
+        inside ``session.start``, before the session's first state change)."""
+        if self._install(session):
+            return
+
+        def late(*_: Any) -> None:
+            session.off("agent_state_changed", late)
+            self._loop.call_soon(self._install, session)
+
+        session.on("agent_state_changed", late)
+
+    def _install(self, session: AgentSession[Any]) -> bool:
+        """A failure costs the audio (an ``audio_failed`` notice), never the call or records."""
+        try:
+            return self.install(session)
+        except Exception as exc:
+            what = type(exc).__name__
+            log.error("session %s: audio taps not installed: %s", self._session_id, what)
+            self._on_failed(what)
+            return False
 
     @property
     def active(self) -> bool:
@@ -139,6 +177,25 @@ class SessionAudio:
             if self.active:
                 assert self.worker is not None
                 self.worker.put(("flush", self._settled_until()))
+
+    def close_then(self, then: Callable[[], None]) -> None:
+        """End the recording, then call ``then`` (on the loop): LiveKit's close event goes
+        into the chain after the last chunks."""
+
+        async def run() -> None:
+            try:
+                await self.aclose()
+            finally:
+                then()
+
+        self._closing_task = self._loop.create_task(run())
+
+    async def finish(self) -> None:
+        """End the recording (bounded) and wait for whatever ``close_then`` holds back."""
+        if self._closing_task is not None:
+            await self._closing_task
+        else:
+            await self.aclose()
 
     async def aclose(self) -> None:
         """End the recording: the last chunks are delivered before this returns (bounded)."""
