@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from livekit.agents import Agent
+from livekit.agents import Agent, AgentSession
 
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
@@ -204,3 +204,47 @@ async def test_a_database_outage_mid_call_loses_no_audio(
     pcm, rate = decode(data)
     assert abs(pcm.shape[1] / rate - length) < 1.5
     assert uuid.UUID(str(rec.session_id))
+
+
+async def test_a_realtime_session_records_the_callers_audio(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """The realtime fake answers in text only: the agent's channel stays silent, the caller's
+    carries what the model was sent."""
+    from livekit.agents.voice.events import ConversationItemAddedEvent
+
+    from tests.fakes.io import ClockedAudioOutput
+    from tests.fakes.realtime import OpenAILikeRealtime
+
+    model = OpenAILikeRealtime(replies=["Hello."])
+    session: AgentSession[None] = AgentSession(llm=model, vad=None)
+    mic = ScriptedAudioInput()
+    session.input.audio = mic
+    session.output.audio = ClockedAudioOutput()
+    said: list[object] = []
+
+    def on_item(ev: ConversationItemAddedEvent) -> None:
+        said.append(ev.item)
+
+    session.on("conversation_item_added", on_item)
+    async with AuditRecorder(settings) as recorder:
+        rec = recorder.attach(session, tenant=tenant)
+        started = time.time()
+        await session.start(Agent(instructions="help"))
+        await mic.speak(0.8)
+        (rt,) = model.sessions
+        rt.user_turn("hello there")
+        deadline = time.monotonic() + 10
+        while len(said) < 2:
+            assert time.monotonic() < deadline, "no reply from the realtime fake"
+            await asyncio.sleep(0.02)
+        mic.close()
+        await session.aclose()
+        length = time.time() - started
+        await recorder.flush()
+    data, _, check = read_audio(settings.database_url or "", rec.session_id, keyring)
+    assert check.ok and check.complete, check  # type: ignore[attr-defined]
+    pcm, rate = decode(data)
+    assert abs(pcm.shape[1] / rate - length) < 1.5
+    assert rms(pcm[0]) > 0.01 and rms(pcm[1]) < 0.001
+    assert rt.audio_frames > 0
