@@ -167,6 +167,38 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     assert client.get(f"/v1/sessions/{sid}/audio", headers=auth(token)).status_code == 409
 
 
+async def test_a_legal_hold_keeps_the_audio(
+    client: TestClient,
+    fresh_settings: Settings,  # noqa: F811
+    keyring: LocalKeyring,
+    engine: Engine,
+) -> None:
+    sid, _ = await record_call(fresh_settings, "acme", participant="bob")
+    token = make_token(engine, "auditor", "acme")
+    before = client.get(f"/v1/sessions/{sid}/audio", headers=auth(token)).content
+    hold = retention.create_hold(
+        engine,
+        keyring,
+        scope="session",
+        tenant="acme",
+        reason="litigation",
+        created_by="counsel",
+        session_id=sid,
+    )
+    with pytest.raises(retention.ErasureBlocked, match=f"legal hold {hold.id}"):
+        retention.erase_participant(
+            engine,
+            keyring,
+            settings=fresh_settings,
+            tenant="acme",
+            participant="bob",
+            reason="DSR-16",
+            requested_by="dpo",
+        )
+    after = client.get(f"/v1/sessions/{sid}/audio", headers=auth(token))
+    assert after.status_code == 200 and after.content == before and len(before) > 1000
+
+
 async def test_erasure_makes_audio_unreadable_and_purges_it(
     client: TestClient,
     fresh_settings: Settings,  # noqa: F811
