@@ -107,10 +107,12 @@ class SessionAudio:
 
     @property
     def active(self) -> bool:
-        return self.worker is not None and not self._closing
+        return self._is_active()
 
     def _is_active(self) -> bool:
-        return self.worker is not None and not self._closing
+        # a failed worker takes nothing more: its queue would only grow
+        w = self.worker
+        return w is not None and not self._closing and not w.failed
 
     def install(self, session: AgentSession[Any]) -> bool:
         """Tap what audio IO the session has now; True when something was tapped."""
