@@ -34,9 +34,9 @@ from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice import io
 
-from auditagent import crypto
 from auditagent.audio.tap import TapAudioInput
 from auditagent.audio.worker import AudioWorker, ChunkReady
+from auditagent.integrity import crypto
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings

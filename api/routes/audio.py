@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from auditagent import crypto, records, review
+from auditagent import records
 from auditagent.audio.bundle import bundle_audio
 from auditagent.audio.integrity import check_stored_audio
 from auditagent.audio.ogg import GRANULE_RATE
@@ -23,7 +23,9 @@ from auditagent.audio.reading import RangeNotSatisfiable, parse_range, read_stre
 from auditagent.audio.sealing import open_chunk
 from auditagent.audio.store import ChunkInfo, PostgresAudioStore
 from auditagent.errors import AuditagentError
+from auditagent.integrity import crypto
 from auditagent.keys import KeyProvider
+from auditagent.reading import decrypt
 from auditagent.store import reader
 
 from ..deps import AccessDep, KeysDep
@@ -56,7 +58,7 @@ def with_audio(
     if not has_chunks and not reader.event_counts(conn, session.id).get("audio_chunk"):
         return report
     try:
-        sealer = review.session_sealer(keys, reader.get_data_key(conn, session.id), session)
+        sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session.id), session)
         check = check_stored_audio(conn, sealer, session.id)
     except AuditagentError as exc:
         audio = AudioIntegrity(
@@ -77,7 +79,7 @@ def with_audio(
 
 
 def transcript_audio(
-    session_id: uuid.UUID, opened: list[review.OpenedRecord]
+    session_id: uuid.UUID, opened: list[decrypt.OpenedRecord]
 ) -> TranscriptAudio | None:
     """The transcript's pointer to the recording, from its audio records (already opened)."""
     recs = [o.record for o in opened if isinstance(o.record, records.AudioChunk)]
@@ -137,7 +139,7 @@ def get_audio(
     store = PostgresAudioStore(conn)
     infos = store.index(session_id)
     # erased first: a shredded session says 410 whether or not its chunks are purged yet
-    sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
+    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session_id), session)
     if not infos and not reader.event_counts(conn, session_id).get("audio_chunk"):
         raise ProblemError(404, f"no audio recorded for session {session_id}", type_="not-found")
     if not infos or not _contiguous(infos):

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from auditagent import crypto, records
-from auditagent.envelope import Envelope, open_envelope
+from auditagent import records
 from auditagent.errors import AuditagentError
+from auditagent.integrity import crypto
+from auditagent.integrity.envelope import Envelope, open_envelope
 from auditagent.keys import KeyProvider
-from auditagent.review import session_sealer
+from auditagent.reading.decrypt import session_sealer
 from auditagent.store import reader
 
 from .sealing import SealedChunk

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from auditagent import crypto
+from auditagent.integrity import crypto
 
 from .sealing import open_chunk
 from .store import AudioBlobStore, ChunkInfo

@@ -14,16 +14,20 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from auditagent import crypto
-from auditagent.integrity.encoding import U32, UUID_PREFIX, lp
+from auditagent.integrity import crypto
+from auditagent.integrity.encoding import (
+    AUDIO_CHUNK_LABEL,
+    AUDIO_LABEL,
+    SEQ,
+    U32,
+    UUID_PREFIX,
+    lp,
+)
 
 from .ogg import PlainChunk
 
 __all__ = ["SealedChunk", "chunk_aad", "chunk_digest", "open_chunk", "seal_chunk"]
 
-_AAD_LABEL = b"auditagent/audio/v1\0"
-_DIGEST_LABEL = b"auditagent/audio-chunk/v1\0"
-_U64 = struct.Struct(">IQ")  # length-prefixed like every field of an integrity format
 _MAGIC = b"AAC\x01"
 _HEAD = struct.Struct(">4s16sQQQI")  # magic, session, index, offset, duration, size
 
@@ -40,21 +44,21 @@ def chunk_aad(
     """Associated data of one chunk under ``auditagent/audio/v1``."""
     return b"".join(
         (
-            _AAD_LABEL,
+            AUDIO_LABEL,
             lp(tenant.encode()),
             UUID_PREFIX,
             session_id.bytes,
             lp(key_id.encode()),
-            _U64.pack(8, index),
-            _U64.pack(8, offset),
-            _U64.pack(8, duration),
+            SEQ.pack(8, index),
+            SEQ.pack(8, offset),
+            SEQ.pack(8, duration),
         )
     )
 
 
 def chunk_digest(nonce: bytes, ciphertext: bytes) -> bytes:
     """SHA-256 over the sealed chunk: what its audio record commits the chain to."""
-    return hashlib.sha256(_DIGEST_LABEL + lp(nonce) + lp(ciphertext)).digest()
+    return hashlib.sha256(AUDIO_CHUNK_LABEL + lp(nonce) + lp(ciphertext)).digest()
 
 
 @dataclass(slots=True)

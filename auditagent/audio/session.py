@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from auditagent import crypto, records
+from auditagent import records
+from auditagent.integrity import crypto
 
 from .tap import TapAudioInput, TapAudioOutput
 from .worker import AudioWorker, ChunkReady

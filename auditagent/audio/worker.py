@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 import numpy as np
 from livekit import rtc
 
-from auditagent import crypto, records
+from auditagent import records
+from auditagent.integrity import crypto
 
 from .encoder import OpusOggEncoder
 from .ogg import GRANULE_RATE, Chunker, PlainChunk

@@ -64,11 +64,11 @@ def read_audio(url: str, session_id: object, kp: object) -> tuple[bytes, list, o
 
     from sqlalchemy import create_engine
 
-    from auditagent import crypto
     from auditagent.audio.reading import read_stream
     from auditagent.audio.store import PostgresAudioStore
     from auditagent.audio.verify import check_audio
-    from auditagent.envelope import dek_context
+    from auditagent.integrity import crypto
+    from auditagent.integrity.envelope import dek_context
     from auditagent.keys import WrappedKey
     from auditagent.store import db
     from tests.helpers import read_records

@@ -17,9 +17,10 @@ from auditagent_api import create_app
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from auditagent import retention, review
+from auditagent import retention
 from auditagent.cli import main
 from auditagent.keys import LocalKeyring
+from auditagent.reading.bundle import check_bundle
 from auditagent.settings import Settings
 from auditagent.store import db
 from tests.api_support import access_rows, auth, make_token
@@ -130,13 +131,13 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     assert base64.b64decode(bundle["audio"]["data_base64"]) == whole
     assert bundle["audio"]["ok"] and len(bundle["audio"]["chunks"]) >= 1
     public = keyring.signing_public_key()
-    assert review.check_bundle(bundle, public_key=public).ok
+    assert check_bundle(bundle, public_key=public).ok
     assert "audio" not in client.get(f"/v1/sessions/{sid}/export", headers=auth(token)).json()
     forged = json.loads(json.dumps(bundle))
     forged["audio"]["data_base64"] = base64.b64encode(whole[:-10]).decode()
-    found = review.check_bundle(forged, public_key=public)
+    found = check_bundle(forged, public_key=public)
     assert not found.ok and any("audio" in p for p in found.problems), found.problems
-    found = review.check_bundle(forged)  # no key: the chunk sizes no longer add up
+    found = check_bundle(forged)  # no key: the chunk sizes no longer add up
     assert not found.ok and any("length" in p for p in found.problems), found.problems
 
     # the command line too, with the keyring of the data directory

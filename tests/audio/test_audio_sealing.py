@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from livekit import rtc
 
-from auditagent import crypto, records
+from auditagent import records
 from auditagent.audio.ogg import PlainChunk
 from auditagent.audio.reading import ByteRange, RangeNotSatisfiable, parse_range
 from auditagent.audio.sealing import SealedChunk, open_chunk, seal_chunk
@@ -20,6 +20,7 @@ from auditagent.audio.store import ChunkInfo
 from auditagent.audio.verify import check_audio
 from auditagent.audio.worker import AudioWorker, ChunkReady
 from auditagent.errors import IntegrityError
+from auditagent.integrity import crypto
 from tests.audio.audio_support import decode, frames, rms, tone
 
 SID = uuid.uuid4()
@@ -262,3 +263,37 @@ async def test_taps_never_raise_into_livekit() -> None:
     tap = TapAudioInput(Mic(), put=broken, active=lambda: True)
     frame = await tap.__anext__()
     assert frame.samples_per_channel == 320 and tap.failures == 1
+
+
+def test_formats_byte_for_byte() -> None:
+    """What docs/architecture.md states, so an independent verifier can rebuild both."""
+    import hashlib
+    import struct
+
+    from auditagent.audio.sealing import chunk_aad, chunk_digest
+
+    sid = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
+
+    def lp(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    def u64(n: int) -> bytes:
+        return struct.pack(">IQ", 8, n)
+
+    assert chunk_aad(
+        tenant="acme", session_id=sid, key_id="k1", index=2, offset=480, duration=960
+    ) == b"".join(
+        (
+            b"auditagent/audio/v1\0",
+            lp(b"acme"),
+            lp(sid.bytes),
+            lp(b"k1"),
+            u64(2),
+            u64(480),
+            u64(960),
+        )
+    )
+    assert (
+        chunk_digest(b"n" * 12, b"ct")
+        == hashlib.sha256(b"auditagent/audio-chunk/v1\0" + lp(b"n" * 12) + lp(b"ct")).digest()
+    )

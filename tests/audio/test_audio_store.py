@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from auditagent import crypto
 from auditagent.audio.ogg import PlainChunk
 from auditagent.audio.reading import ByteRange, read_stream
 from auditagent.audio.sealing import seal_chunk
 from auditagent.audio.store import PostgresAudioStore
+from auditagent.integrity import crypto
 from auditagent.store import db
 
 KEY = crypto.new_data_key()
