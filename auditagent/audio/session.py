@@ -26,7 +26,7 @@ from .worker import AudioWorker, ChunkReady
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
 
-__all__ = ["FLUSH_INTERVAL", "SessionAudio", "has_audio_io"]
+__all__ = ["FLUSH_INTERVAL", "SessionAudio"]
 
 log = logging.getLogger("auditagent.audio")
 
@@ -36,10 +36,6 @@ INPUT_STALL_S = 1.0
 """A caller channel that delivered nothing for this long is taken as settled (silent)."""
 CLOSE_TIMEOUT_S = 3.0
 """How long closing waits for the worker's last chunk (the job has 10 s in all)."""
-
-
-def has_audio_io(session: AgentSession[Any]) -> bool:
-    return session.input.audio is not None or session.output.audio is not None
 
 
 class SessionAudio:
@@ -61,12 +57,9 @@ class SessionAudio:
         self._deliver = deliver
         self._notice = notice
         self._session_id = session_id
-        self._args = {
-            "sealer": sealer,
-            "tenant": tenant,
-            "session_id": session_id,
-            "key_id": key_id,
-        }
+        self._sealer = sealer
+        self._tenant = tenant
+        self._key_id = key_id
         self.worker: AudioWorker | None = None
         self.input: TapAudioInput | None = None
         self.output: TapAudioOutput | None = None
@@ -129,10 +122,13 @@ class SessionAudio:
             return False
         if self.worker is None:
             self.worker = AudioWorker(
+                sealer=self._sealer,
+                tenant=self._tenant,
+                session_id=self._session_id,
+                key_id=self._key_id,
                 t0=time.time(),
                 on_chunk=self._from_worker,
                 on_failed=self._failed_from_worker,
-                **self._args,  # type: ignore[arg-type]
             )
             self.worker.start()
             self._flusher = self._loop.create_task(self._flush_clock(), name="auditagent-audio")
