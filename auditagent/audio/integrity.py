@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from auditagent import records
+import auditagent.records as records
 from auditagent.errors import AuditagentError
 from auditagent.integrity import crypto
 from auditagent.integrity.envelope import Envelope, open_envelope

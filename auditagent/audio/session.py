@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from auditagent import records
+import auditagent.records as records
 from auditagent.integrity import crypto
 
 from .tap import TapAudioInput, TapAudioOutput

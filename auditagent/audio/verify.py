@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from auditagent import records
+import auditagent.records as records
 
 from .store import ChunkInfo
 

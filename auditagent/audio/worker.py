@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 from livekit import rtc
 
-from auditagent import records
+import auditagent.records as records
 from auditagent.integrity import crypto
 
 from .encoder import OpusOggEncoder

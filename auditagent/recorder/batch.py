@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..audio.sealing import SealedChunk
-from ..envelope import Envelope
+from ..integrity.envelope import Envelope
 from .ingest import COPY_HEADER, COPY_TRAILER, SessionOpen, SessionUpdate, encode_copy_rows
 from .spool import TAG_AUDIO, TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, encode_frames
 

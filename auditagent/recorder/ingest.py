@@ -22,7 +22,7 @@ from psycopg import sql
 
 from ..audio.sealing import SealedChunk
 from ..audio.store import insert_chunks
-from ..envelope import Envelope
+from ..integrity.envelope import Envelope
 
 EVENT_COLUMNS = (
     "session_id",
