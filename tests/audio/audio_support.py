@@ -15,11 +15,11 @@ from livekit.agents import Agent, AgentSession
 
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.stt import ScriptedSTT
-from tests.fakes.tts import ScriptedTTS
-from tests.fakes.vad import EnergyVAD
+from tests.support.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.stt import ScriptedSTT
+from tests.support.fakes.tts import ScriptedTTS
+from tests.support.fakes.vad import EnergyVAD
 
 CANARY = "zebrafinch"
 
@@ -71,7 +71,7 @@ def read_audio(url: str, session_id: object, kp: object) -> tuple[bytes, list, o
     from auditagent.integrity.envelope import dek_context
     from auditagent.keys import WrappedKey
     from auditagent.store import db
-    from tests.helpers import read_records
+    from tests.support.helpers import read_records
 
     assert isinstance(session_id, _uuid.UUID)
     recs = [r for r in read_records(url, session_id, kp) if r.kind == "audio_chunk"]  # type: ignore[arg-type]

@@ -23,18 +23,17 @@ from auditagent.keys import LocalKeyring
 from auditagent.reading.bundle import check_bundle
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.api_support import access_rows, auth, make_token
 from tests.audio.audio_support import decode, record_call
-from tests.retention_support import fresh_settings  # noqa: F401
+from tests.support.api import access_rows, auth, make_token
 
 
 @pytest.fixture
-def keyring(fresh_settings: Settings) -> LocalKeyring:  # noqa: F811
+def keyring(fresh_settings: Settings) -> LocalKeyring:
     return LocalKeyring.init(fresh_settings.resolved_keyring_path)
 
 
 @pytest.fixture
-def engine(fresh_settings: Settings) -> Iterator[Engine]:  # noqa: F811
+def engine(fresh_settings: Settings) -> Iterator[Engine]:
     eng = db.make_engine(fresh_settings)
     yield eng
     eng.dispose()
@@ -42,7 +41,7 @@ def engine(fresh_settings: Settings) -> Iterator[Engine]:  # noqa: F811
 
 @pytest.fixture
 def client(
-    fresh_settings: Settings,  # noqa: F811
+    fresh_settings: Settings,
     engine: Engine,
     keyring: LocalKeyring,
 ) -> Iterator[TestClient]:
@@ -70,7 +69,7 @@ def _tamper(url: str, sid: uuid.UUID, statement: str) -> None:
 
 async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
     client: TestClient,
-    fresh_settings: Settings,  # noqa: F811
+    fresh_settings: Settings,
     keyring: LocalKeyring,
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
@@ -170,7 +169,7 @@ async def test_audio_whole_ranges_scope_access_log_verify_and_tampering(
 
 async def test_a_legal_hold_keeps_the_audio(
     client: TestClient,
-    fresh_settings: Settings,  # noqa: F811
+    fresh_settings: Settings,
     keyring: LocalKeyring,
     engine: Engine,
 ) -> None:
@@ -202,7 +201,7 @@ async def test_a_legal_hold_keeps_the_audio(
 
 async def test_erasure_makes_audio_unreadable_and_purges_it(
     client: TestClient,
-    fresh_settings: Settings,  # noqa: F811
+    fresh_settings: Settings,
     keyring: LocalKeyring,
     engine: Engine,
 ) -> None:

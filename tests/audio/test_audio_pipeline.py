@@ -26,9 +26,9 @@ from tests.audio.audio_support import (
     scripted_session,
     take_a_turn,
 )
-from tests.fakes.io import ScriptedAudioInput
-from tests.helpers import assert_no_plaintext, read_records
-from tests.netproxy import TcpProxy
+from tests.support.fakes.io import ScriptedAudioInput
+from tests.support.helpers import assert_no_plaintext, read_records
+from tests.support.netproxy import TcpProxy
 
 
 @pytest.fixture
@@ -213,8 +213,8 @@ async def test_a_realtime_session_records_the_callers_audio(
     carries what the model was sent."""
     from livekit.agents.voice.events import ConversationItemAddedEvent
 
-    from tests.fakes.io import ClockedAudioOutput
-    from tests.fakes.realtime import OpenAILikeRealtime
+    from tests.support.fakes.io import ClockedAudioOutput
+    from tests.support.fakes.realtime import OpenAILikeRealtime
 
     model = OpenAILikeRealtime(replies=["Hello."])
     session: AgentSession[None] = AgentSession(llm=model, vad=None)
