@@ -22,6 +22,7 @@ from .routes import (
     access_log,
     admin,
     analytics,
+    audio,
     deletions,
     erased,
     health,
@@ -109,7 +110,7 @@ def create_app(
                 route=label, method=request.method, status=str(status)
             ).observe(time.perf_counter() - start)
 
-    for module in (sessions, search, access_log, analytics, admin, health):
+    for module in (sessions, search, audio, access_log, analytics, admin, health):
         app.include_router(module.router)
     app.include_router(policies.router)
     app.include_router(runs.router)

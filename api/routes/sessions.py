@@ -20,6 +20,7 @@ from auditagent.reading import bundle, decrypt, transcript
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
+from ..audio_reads import export_audio, transcript_audio, with_audio
 from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import problem_responses
 from ..reads import commitment as _commitment
@@ -78,6 +79,7 @@ def _summary(row: Any) -> SessionSummary:
     )
 
 
+ExportAudio = Annotated[bool, Query(description="Include the call's recording (base64 Ogg)")]
 Text128 = Annotated[str, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)]
 Text256 = Annotated[str, Query(min_length=1, max_length=256, pattern=SAFE_TEXT)]
 
@@ -220,6 +222,7 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
         session_id,
         transcript.transcript_entry_dicts(opened),
         {"ok": result.ok, "first_bad_seq": result.first_bad_seq, "reason": result.reason},
+        audio=_audio_block(session_id, opened),
     )
     return Response(content=body, media_type="application/json")
 
@@ -261,7 +264,7 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     if erased is not None:
         return erased
     result = _verify(access.conn, session, _commitment(access, keys, session_id))
-    return _verify_report(session_id, result)
+    return with_audio(_verify_report(session_id, result), access.conn, keys, session)
 
 
 @router.get(
@@ -269,14 +272,17 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     response_model=EvidenceBundle,
     responses=_DECRYPT_ERRORS,
 )
-def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Response:
+def export_session(
+    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, audio: ExportAudio = False
+) -> Response:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
     hex and the verification result, signed as a whole with the service's Ed25519 key (the
     key `auditagent keys public` prints). `auditagent verify --bundle FILE --public-key K`
     checks it offline and names any part edited since; `signature.how_to_check` says what a
     recipient can check without auditagent."""
     session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.export", tenant=session.tenant, session_id=session_id)
+    detail = {"audio": True} if audio else None
+    access.record("sessions.export", tenant=session.tenant, session_id=session_id, detail=detail)
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
     c = _commitment(access, keys, session_id)
@@ -314,6 +320,8 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
         "chain": [ChainRow(**bundle.chain_row_json(r)).model_dump(mode="json") for r in rows],
         "verification": _verify_report(session_id, result).model_dump(mode="json"),
     }
+    if audio:
+        doc["audio"] = export_audio(conn, sealer, session_id)
     signed = bundle.sign_bundle(doc, keys.signing_key())
     return Response(
         content=json.dumps(signed, ensure_ascii=True, allow_nan=False).encode("ascii"),
@@ -322,3 +330,12 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
             "Content-Disposition": f'attachment; filename="auditagent-session-{session_id}.json"'
         },
     )
+
+
+def _audio_block(
+    session_id: uuid.UUID, opened: list[decrypt.OpenedRecord]
+) -> dict[str, Any] | None:
+    """The transcript's ``audio`` block as JSON-ready values, or None for a session without
+    a recording (the field then stays unset, as in the model dumped with exclude_unset)."""
+    found = transcript_audio(session_id, opened).get("audio")
+    return found.model_dump(mode="json", exclude_unset=True) if found is not None else None

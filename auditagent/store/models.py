@@ -341,11 +341,37 @@ class UiSignInRow(Base):
     )
 
 
+class AudioChunkRow(Base):
+    """Sealed chunks of a session's call audio (issue 15). Keyed by session first, like events,
+    so it can be hash-distributed or partitioned by session; only placement is plaintext."""
+
+    __tablename__ = "audio_chunks"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))
+    offset_samples: Mapped[int] = mapped_column(BigInteger)
+    duration_samples: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    ingested_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "chunk_index >= 0 AND offset_samples >= 0 AND duration_samples >= 0 AND size >= 0",
+            name="placement_valid",
+        ),
+    )
+
+
 # Tables whose rows may never change outside the retention path (see migrations).
 APPEND_ONLY_TABLES = (
     "events",
     "access_log",
     "deletion_records",
+    "audio_chunks",
     "retention_changes",
     "retention_policies",
 )
