@@ -1,0 +1,210 @@
+"""Apply a redaction policy to text: find, merge, replace with typed placeholders.
+
+``Redactor`` is stateless and holds the policy; ``Conversation`` adds what one conversation
+needs: what the agent last asked for, so that "what is the security code?" followed by the
+caller's "one two three" removes the answer although nothing in it names a security code.
+
+Placeholders are typed and keep nothing the rules forbid: ``[card_number ****1111]`` (at most
+the last four digits, PCI DSS 3.4.1; ``fp=...`` a keyed fingerprint when the policy asks),
+``[security_code]``, ``[expiry]``, ``[phone]``, ... Callers get the count per kind, never a
+value.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import cards, personal
+from .cards import Expect
+from .hits import Hit, merge
+from .policy import PolicyLike, RedactionPolicy, resolve_policy
+from .spoken import Run, may_hold_numbers, runs
+
+Fingerprint = Callable[[str], str]
+"""Card digits -> a short keyed token (never reversible without the key)."""
+
+ASK_GRACE_S = 20.0
+"""After the agent speaks again, a question it asked still covers answers given this long after:
+a realtime model's transcript of the caller can arrive after the agent's next reply."""
+
+_DIGIT = re.compile(r"\d")
+_SPLIT = str.maketrans({c: " " for c in "-,.;:!?\"'()[]{}/\\*"})
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """Text after redaction, and what was removed: kind -> count (never the values)."""
+
+    text: str
+    removed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.removed)
+
+
+def add_counts(into: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+    return into
+
+
+class Redactor:
+    """One policy, applied to any text. Safe to share between conversations."""
+
+    def __init__(
+        self, policy: PolicyLike = None, *, fingerprint: Fingerprint | None = None
+    ) -> None:
+        self.policy: RedactionPolicy = resolve_policy(policy)
+        self._fingerprint = fingerprint if self.policy.fingerprint else None
+        p = self.policy
+        self._context_kinds: set[Expect] = set()
+        if p.security_codes:
+            self._context_kinds.add(Expect.SECURITY_CODE)
+        if p.expiry:
+            self._context_kinds.add(Expect.EXPIRY)
+        if p.dates_of_birth:
+            self._context_kinds.add(Expect.DATE_OF_BIRTH)
+        if p.national_ids:
+            self._context_kinds.add(Expect.NATIONAL_ID)
+        self._askable = set(self._context_kinds)
+        if p.cards:
+            self._askable.add(Expect.CARD_NUMBER)
+        self._rules = [(r, r.compiled()) for r in p.rules]
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy.enabled
+
+    def conversation(self) -> Conversation:
+        return Conversation(self)
+
+    # -- finding -------------------------------------------------------------------------
+    def asks(self, text: str) -> set[Expect]:
+        """What a question in ``text`` asks the other side for (kinds this policy removes)."""
+        if not text:
+            return set()
+        return {k for k in self._askable if cards.ASKS[k].search(text)}
+
+    def hits(self, text: str, expect: Iterable[Expect] = ()) -> list[Hit]:
+        if not text or not self.policy.enabled:
+            return []
+        p = self.policy
+        expect = [e for e in expect if e in self._askable]
+        out: list[Hit] = []
+        has_digit = _DIGIT.search(text) is not None
+        numeric = has_digit or may_hold_numbers(set(text.lower().translate(_SPLIT).split()))
+        found: list[Run] = runs(text) if numeric else []
+        if p.cards and found:
+            out += cards.card_hits(text, found)
+        named: set[Expect] = set()
+        if numeric and self._context_kinds and cards.CONTEXT_HINT.search(text):
+            named = {k for k in self._context_kinds if cards.ASKS[k].search(text)}
+            out += cards.named_hits(text, named - {Expect.NATIONAL_ID})
+        for e in expect:
+            if numeric:
+                out += cards.answer_hits(text, e, found)
+        if p.national_ids and numeric:
+            out += personal.national_id_hits(
+                text,
+                p.national_ids,
+                found,
+                named=Expect.NATIONAL_ID in named or Expect.NATIONAL_ID in expect,
+            )
+        if p.phones and numeric:
+            out += personal.phone_hits(text, p.phone_regions, found)
+        if p.emails and ("@" in text or " at " in text.lower()):
+            out += personal.email_hits(text)
+        if p.ibans and has_digit:
+            out += personal.iban_hits(text)
+        for rule, pattern in self._rules:
+            for m in pattern.finditer(text):
+                if m.end() > m.start() and (rule.validate is None or rule.validate(m.group())):
+                    keep = m.group()[-rule.keep_last :] if rule.keep_last > 0 else ""
+                    out.append(Hit(m.start(), m.end(), rule.kind, keep=keep))
+        return merge(out)
+
+    # -- replacing -----------------------------------------------------------------------
+    def placeholder(self, hit: Hit) -> str:
+        if hit.kind == "card_number":
+            return self.card_placeholder(hit.digits)
+        if hit.keep:
+            return f"[{hit.kind} ...{hit.keep}]"
+        return f"[{hit.kind}]"
+
+    def card_placeholder(self, digits: str) -> str:
+        if not (cards.CARD_MIN <= len(digits) <= cards.CARD_MAX):
+            return "[card_number]"  # a part of a number: its last four are not a card's
+        parts = ["card_number"]
+        if self.policy.keep_last4:
+            parts.append("****" + digits[-4:])
+        if self._fingerprint is not None:
+            parts.append("fp=" + self._fingerprint(digits))
+        return "[" + " ".join(parts) + "]"
+
+    def apply(self, text: str, hits: list[Hit]) -> Redacted:
+        if not hits:
+            return Redacted(text)
+        pieces: list[str] = []
+        pos = 0
+        counts: Counter[str] = Counter()
+        for h in hits:
+            pieces.append(text[pos : h.start])
+            pieces.append(self.placeholder(h))
+            counts[h.kind] += 1
+            pos = h.end
+        pieces.append(text[pos:])
+        return Redacted("".join(pieces), dict(counts))
+
+    def text(self, text: str, *, expect: Iterable[Expect] = ()) -> Redacted:
+        """``text`` with what the policy removes replaced by placeholders (no dialog state)."""
+        return self.apply(text, self.hits(text, expect))
+
+
+@dataclass
+class _Ask:
+    kind: Expect
+    until: float | None = None
+
+
+class Conversation:
+    """Redaction for one conversation: remembers what the agent asked for.
+
+    Feed texts in the order they were said: ``agent()`` for the agent's words (a question it
+    asks covers the caller's answers until it speaks again, plus ``ASK_GRACE_S``), ``user()``
+    for the caller's (interim transcripts too), ``other()`` for anything else.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self._asks: list[_Ask] = []
+
+    @property
+    def expecting(self) -> set[Expect]:
+        return {a.kind for a in self._asks}
+
+    def _live(self, at: float) -> list[Expect]:
+        self._asks = [a for a in self._asks if a.until is None or at <= a.until]
+        return [a.kind for a in self._asks]
+
+    def agent(self, text: str, *, at: float | None = None) -> Redacted:
+        t = time.time() if at is None else at
+        self._live(t)
+        for a in self._asks:
+            if a.until is None:
+                a.until = t + ASK_GRACE_S
+        out = self.redactor.text(text)
+        for kind in self.redactor.asks(text):
+            self._asks.append(_Ask(kind))
+        return out
+
+    def user(self, text: str, *, at: float | None = None) -> Redacted:
+        t = time.time() if at is None else at
+        return self.redactor.text(text, expect=self._live(t))
+
+    def other(self, text: str) -> Redacted:
+        return self.redactor.text(text)
