@@ -36,6 +36,10 @@ class _Base(BaseModel):
     provenance: Provenance = "live"
     """``live``: built from an event as it happened (or by the recorder itself);
     ``reconciled``: found in ``session.history`` at close, never delivered by an event."""
+    redacted: dict[str, int] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    """What redaction took out of this record before it was sealed: kind -> count, never the
+    value (``card_number``, ``security_code``, ...). Left out of the encoding when empty, so a
+    record with nothing removed encodes as it did before redaction existed."""
 
     @field_validator("at", mode="after")
     @classmethod

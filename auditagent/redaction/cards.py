@@ -54,12 +54,32 @@ ASKS: dict[Expect, re.Pattern[str]] = {
 }
 """How an agent asks for, or anyone names, each kind."""
 
-CONTEXT_HINT = re.compile(
-    r"secur|cv[vc]|csc|\bcid\b|verif|digit|back of|expir|\bexp\b|valid|good thru|birth|\bdob\b"
-    r"|\bd\.o\.b|born|social|ssn|\bsin\b|national|tax id|bsn|nhs|aadhaar|cpf",
-    re.I,
-)
-"""A quick screen: a text matching none of these names no context-bound kind."""
+TRIGGERS: dict[Expect, frozenset[str]] = {
+    Expect.CARD_NUMBER: frozenset({"card", "pan", "long"}),
+    Expect.SECURITY_CODE: frozenset(
+        {
+            "security",
+            "cvv",
+            "cvv2",
+            "cvc",
+            "cvc2",
+            "csc",
+            "cid",
+            "verification",
+            "digit",
+            "digits",
+            "card",
+        }
+    ),
+    Expect.EXPIRY: frozenset(
+        {"expires", "expire", "expiry", "expiration", "expiring", "expired", "exp", "valid", "good"}
+    ),
+    Expect.DATE_OF_BIRTH: frozenset({"birth", "birthday", "birthdate", "dob", "d", "born"}),
+    Expect.NATIONAL_ID: frozenset(
+        {"social", "ssn", "sin", "national", "tax", "bsn", "nhs", "aadhaar", "cpf"}
+    ),
+}
+"""Words without which ``ASKS[kind]`` cannot match: a cheap screen before the pattern."""
 
 _DATE_FILLERS = frozenset({"of", "the", "in", "on", "and", "st", "nd", "rd", "th"})
 _WORD = re.compile(r"[^\W\d_]+")

@@ -22,7 +22,7 @@ from . import cards, personal
 from .cards import Expect
 from .hits import Hit, merge
 from .policy import PolicyLike, RedactionPolicy, resolve_policy
-from .spoken import Run, may_hold_numbers, runs
+from .spoken import NUMBER_WORDS, Run, runs
 
 Fingerprint = Callable[[str], str]
 """Card digits -> a short keyed token (never reversible without the key)."""
@@ -31,7 +31,12 @@ ASK_GRACE_S = 20.0
 """After the agent speaks again, a question it asked still covers answers given this long after:
 a realtime model's transcript of the caller can arrive after the agent's next reply."""
 
-_DIGIT = re.compile(r"\d")
+_DEL_DIGITS = str.maketrans("", "", "0123456789")
+SPOKEN_CARD_WORDS = 4
+"""Number words from which a text is read for a card said in words (the fewest a 12-digit
+number takes is six; four leaves room for digits and words mixed)."""
+# Digits with only separators or fillers between: where a card number in digits can be.
+_CLUSTER = re.compile(r"\d(?:[\d\s,.\-/]|\b(?:uh|um|umm|er|erm|ah)\b)*\d", re.I)
 _SPLIT = str.maketrans({c: " " for c in "-,.;:!?\"'()[]{}/\\*"})
 
 
@@ -75,6 +80,9 @@ class Redactor:
         if p.cards:
             self._askable.add(Expect.CARD_NUMBER)
         self._rules = [(r, r.compiled()) for r in p.rules]
+        self._triggers: frozenset[str] = frozenset().union(
+            *(cards.TRIGGERS[k] for k in self._context_kinds)
+        )
 
     @property
     def enabled(self) -> bool:
@@ -86,9 +94,14 @@ class Redactor:
     # -- finding -------------------------------------------------------------------------
     def asks(self, text: str) -> set[Expect]:
         """What a question in ``text`` asks the other side for (kinds this policy removes)."""
-        if not text:
+        if not text or not self._askable:
             return set()
-        return {k for k in self._askable if cards.ASKS[k].search(text)}
+        words = text.lower().translate(_SPLIT).split()
+        return {
+            k
+            for k in self._askable
+            if not cards.TRIGGERS[k].isdisjoint(words) and cards.ASKS[k].search(text)
+        }
 
     def hits(self, text: str, expect: Iterable[Expect] = ()) -> list[Hit]:
         if not text or not self.policy.enabled:
@@ -96,30 +109,48 @@ class Redactor:
         p = self.policy
         expect = [e for e in expect if e in self._askable]
         out: list[Hit] = []
-        has_digit = _DIGIT.search(text) is not None
-        numeric = has_digit or may_hold_numbers(set(text.lower().translate(_SPLIT).split()))
-        found: list[Run] = runs(text) if numeric else []
-        if p.cards and found:
-            out += cards.card_hits(text, found)
+        # The screen: a text with no digit, no number word and no word naming a kind (most of
+        # what is said) costs a lower(), a split() and two set tests.
+        ndig = len(text) - len(text.translate(_DEL_DIGITS))
+        low = text.lower()
+        words = low.translate(_SPLIT).split()
+        nw = 0 if NUMBER_WORDS.isdisjoint(words) else sum(map(NUMBER_WORDS.__contains__, words))
+        est = ndig + 2 * nw
         named: set[Expect] = set()
-        if numeric and self._context_kinds and cards.CONTEXT_HINT.search(text):
-            named = {k for k in self._context_kinds if cards.ASKS[k].search(text)}
+        if est and not self._triggers.isdisjoint(words):
+            named = {
+                k
+                for k in self._context_kinds
+                if not cards.TRIGGERS[k].isdisjoint(words) and cards.ASKS[k].search(text)
+            }
+        # a card said in words takes at least six number words; in digits, one cluster of them
+        card = (
+            p.cards and est >= cards.CARD_MIN and (nw >= SPOKEN_CARD_WORDS or self._clustered(text))
+        )
+        found: list[Run] = []
+        if est and (
+            card or named or expect or (p.phones and est >= 7) or (p.national_ids and est >= 8)
+        ):
+            found = runs(text, words=nw > 0)
+        if card:
+            out += cards.card_hits(text, found)
+        if named:
             out += cards.named_hits(text, named - {Expect.NATIONAL_ID})
         for e in expect:
-            if numeric:
+            if est:
                 out += cards.answer_hits(text, e, found)
-        if p.national_ids and numeric:
+        if p.national_ids and (ndig >= 5 or found):
             out += personal.national_id_hits(
                 text,
                 p.national_ids,
                 found,
                 named=Expect.NATIONAL_ID in named or Expect.NATIONAL_ID in expect,
             )
-        if p.phones and numeric:
+        if p.phones and est >= 7:
             out += personal.phone_hits(text, p.phone_regions, found)
-        if p.emails and ("@" in text or " at " in text.lower()):
+        if p.emails and ("@" in text or " at " in low):
             out += personal.email_hits(text)
-        if p.ibans and has_digit:
+        if p.ibans and ndig >= 6:
             out += personal.iban_hits(text)
         for rule, pattern in self._rules:
             for m in pattern.finditer(text):
@@ -127,6 +158,15 @@ class Redactor:
                     keep = m.group()[-rule.keep_last :] if rule.keep_last > 0 else ""
                     out.append(Hit(m.start(), m.end(), rule.kind, keep=keep))
         return merge(out)
+
+    @staticmethod
+    def _clustered(text: str) -> bool:
+        """Whether some cluster of digits holds enough digits for a card number."""
+        for m in _CLUSTER.finditer(text):
+            c = m.group()
+            if len(c) - len(c.translate(_DEL_DIGITS)) >= cards.CARD_MIN:
+                return True
+        return False
 
     # -- replacing -----------------------------------------------------------------------
     def placeholder(self, hit: Hit) -> str:
@@ -199,6 +239,8 @@ class Conversation:
                 a.until = t + ASK_GRACE_S
         out = self.redactor.text(text)
         for kind in self.redactor.asks(text):
+            # one open ask per kind: asking again refreshes it
+            self._asks = [a for a in self._asks if a.kind is not kind]
             self._asks.append(_Ask(kind))
         return out
 

@@ -111,6 +111,7 @@ _TOKEN = re.compile(r"\d+|[^\W\d_]+")
 _GAP = re.compile(r"[\s,.\-\u2013\u2014/:]*")
 # Between the two words of one number ("forty-one", "forty one"): a hyphen or spacing only.
 _TIGHT = re.compile(r"[\s\-\u2013]*")
+_AND = re.compile(r"[\s\-]*(?:and[\s\-]+)?", re.I)
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,22 @@ class _Tok:
     end: int
 
 
-def _tokens(text: str) -> list[_Tok]:
-    return [_Tok(m.group(), m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+_DIGITS = re.compile(r"\d+")
+VOCAB: frozenset[str] = frozenset({*UNITS, *TEENS, *TENS, *ORDINALS, *REPEAT, "hundred"})
+
+
+def _tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
+    """The numeric tokens only (digit groups, number words, month names if asked): what lies
+    between two of them is judged by ``_joined``, so other words need no object."""
+    if not words:
+        return [_Tok(m.group(), m.group(), m.start(), m.end()) for m in _DIGITS.finditer(text)]
+    out = []
+    for m in _TOKEN.finditer(text):
+        t = m.group()
+        low = t.lower()
+        if low in VOCAB or t.isdigit() or (months and low in MONTHS):
+            out.append(_Tok(t, low, m.start(), m.end()))
+    return out
 
 
 def _tight(text: str, a: _Tok, b: _Tok) -> bool:
@@ -168,13 +183,18 @@ def _item_at(text: str, toks: list[_Tok], i: int, *, months: bool) -> tuple[Item
         if t.text.isascii():
             return Item(t.text, t.start, t.end), i + 1
         return Item(str(int(t.text)), t.start, t.end), i + 1
-    if w in REPEAT and nxt is not None:
+    if w in REPEAT and nxt is not None and _tight(text, t, nxt):
         d = UNITS.get(nxt.low) or (nxt.text if nxt.text.isdigit() and len(nxt.text) == 1 else "")
         if d:
             return Item(d * REPEAT[w], t.start, nxt.end), i + 2
         return None, i + 1
     if w in UNITS:
-        if nxt is not None and nxt.low == "hundred" and w not in ("oh", "o"):
+        if (
+            nxt is not None
+            and nxt.low == "hundred"
+            and w not in ("oh", "o")
+            and _tight(text, t, nxt)
+        ):
             return _hundred(text, toks, i, UNITS[w])
         return Item(UNITS[w], t.start, t.end), i + 1
     if w in TEENS:
@@ -198,19 +218,18 @@ def _hundred(text: str, toks: list[_Tok], i: int, unit: str) -> tuple[Item, int]
     start = toks[i].start
     j = i + 2  # past "hundred"
     end = toks[i + 1].end
-    if j < len(toks) and toks[j].low == "and":
-        j += 1
-    if j < len(toks):
+    if j < len(toks) and _AND.fullmatch(text, end, toks[j].start):
         rest, k = _item_at(text, toks, j, months=False)
         if rest is not None and len(rest.digits) <= 2 and not rest.ordinal:
             return Item(unit + rest.digits.zfill(2), start, rest.end), k
     return Item(unit + "00", start, end), i + 2
 
 
-def runs(text: str, *, months: bool = False) -> list[Run]:
+def runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
     """Every run of numbers in ``text``, in order. ``months`` also reads month names as
-    two digits (for dates: "December twenty twenty-eight" -> 12 2028)."""
-    toks = _tokens(text)
+    two digits (for dates: "December twenty twenty-eight" -> 12 2028); ``words=False`` is for
+    a text known to hold no number word (digit groups only, much cheaper)."""
+    toks = _tokens(text, months=months, words=words or months)
     out: list[Run] = []
     cur: list[Item] = []
     i = 0
@@ -238,6 +257,8 @@ def runs(text: str, *, months: bool = False) -> list[Run]:
 
 def _joined(text: str, a: int, b: int) -> bool:
     """Whether only spacing, light punctuation and fillers stand between ``a`` and ``b``."""
+    if b - a > 24:  # longer than any separator with a filler or two
+        return False
     gap = text[a:b]
     if _GAP.fullmatch(gap):
         return True

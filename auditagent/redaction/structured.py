@@ -182,6 +182,24 @@ def redact_value(redactor: Redactor, value: Any) -> tuple[Any, dict[str, int]]:
     return out, w.counts
 
 
+_KEY_HINTS = ("card", "pan", "cc", "cv", "csc", "cid", "secur", "verif", "exp", "valid", "pin",
+              "track", "mag")  # fmt: skip
+_PII_KEY_HINTS = ("ssn", "sin", "social", "national", "tax", "nino", "bsn", "aadhaar", "cpf",
+                  "passport", "dob", "birth", "phone", "mobile", "tel", "cell", "mail",
+                  "iban")  # fmt: skip
+
+
+def _names_a_key(policy: RedactionPolicy, raw: str) -> bool:
+    """Whether ``raw`` may hold a key naming sensitive data (substrings: a cheap superset)."""
+    low = raw.lower()
+    if any(h in low for h in _KEY_HINTS) or any(
+        norm_key(k) in _NORM.sub("", low) for k in policy.keys
+    ):
+        return True
+    pii = policy.national_ids or policy.phones or policy.emails or policy.ibans
+    return bool(pii or policy.dates_of_birth) and any(h in low for h in _PII_KEY_HINTS)
+
+
 # key = value pairs in text that is not JSON: "cvv": "123", card_number=4111..., 'exp': '12/28'
 _PAIR = re.compile(
     r"""(?P<key>[A-Za-z][\w \-]{0,40}?)["']?\s*[:=]\s*"""
@@ -193,6 +211,8 @@ def redact_json_text(redactor: Redactor, raw: str) -> Redacted:
     """Tool arguments or results as the model or tool produced them (JSON or not)."""
     if not raw or not redactor.enabled:
         return Redacted(raw)
+    if not redactor.hits(raw) and not _names_a_key(redactor.policy, raw):
+        return Redacted(raw)  # nothing in the values and no key that could name card data
     stripped = raw.lstrip()
     if stripped[:1] in ("{", "["):
         try:
