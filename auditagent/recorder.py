@@ -29,6 +29,8 @@ from .envelope import Envelope, SessionSealer, dek_context
 from .errors import AuditagentError, DatabaseUnavailable
 from .keys import KeyProvider, load_key_provider
 from .metrics import metrics
+from .redaction import PolicyLike, Redactor, resolve_policy
+from .redaction.step import RedactionStep
 from .settings import Settings
 from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, FrameReader, Spool, encode_frames
 from .store import db
@@ -105,6 +107,16 @@ async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
         await asyncio.wait_for(conn.close(), 1.0)
 
 
+def _card_fingerprint(kp: KeyProvider, tenant: str) -> Callable[[str], str]:
+    """A card number's keyed, tenant-separated fingerprint for its placeholder (policies with
+    ``fingerprint=True``): the same card matches across mentions, the number stays unknown."""
+
+    def fingerprint(digits: str) -> str:
+        return kp.blind_index(tenant=tenant, value=digits, purpose="card_fingerprint").hex()[:16]
+
+    return fingerprint
+
+
 def _log_failure(what: str, exc: BaseException) -> None:
     # Type and place only: exception messages can quote record content.
     tb = exc.__traceback__
@@ -126,6 +138,7 @@ class SessionRecording:
         labels: dict[str, str],
         capture: SessionCapture | None,
         session_id: uuid.UUID | None = None,
+        redaction: PolicyLike = None,
     ) -> None:
         if not tenant or len(tenant) > 128:
             raise AuditagentError(
@@ -149,6 +162,12 @@ class SessionRecording:
             context=dek_context(tenant=tenant, session_id=self.session_id, key_id=self.key_id),
         )
         del data_key
+        self.redaction = resolve_policy(
+            redaction, default=resolve_policy(recorder.settings.redaction)
+        )
+        self._redaction = RedactionStep(
+            Redactor(self.redaction, fingerprint=_card_fingerprint(kp, tenant))
+        )
         self._open = SessionOpen(
             session_id=self.session_id,
             tenant=tenant,
@@ -295,6 +314,16 @@ class SessionRecording:
             # closed while paused: say how much was left out before the closing records
             self._paused = False
             return [self._resumed_notice(t), *out]
+        return out
+
+    def _redacted(self, recs: list[records.Record]) -> list[records.Record]:
+        """The redaction step between translation and sealing (redaction/step.py)."""
+        step = self._redaction
+        if not step.enabled:
+            return recs
+        out: list[records.Record] = []
+        for r in recs:
+            out += step(r)
         return out
 
     def _translate(self, raw: RawEvent) -> list[records.Record]:
@@ -506,15 +535,24 @@ class AuditRecorder:
         labels: dict[str, str] | None = None,
         room: str | None = None,
         job_id: str | None = None,
+        redaction: PolicyLike = None,
     ) -> SessionRecording:
         """Start recording ``session``. Call before ``session.start()``.
+
+        ``redaction``: ``"pci"`` (default: ``AUDITAGENT_REDACTION``, else pci), ``"pii"``,
+        ``"off"`` or a ``RedactionPolicy``; applied to every text before it is sealed.
 
         Raises ``TranscriptionDisabled`` (policy ``enforce``) when a realtime model would leave
         no text to record and cannot be switched on.
         """
         self._require_started()
         rec = SessionRecording(
-            self, tenant=tenant, participant=participant, labels=labels or {}, capture=None
+            self,
+            tenant=tenant,
+            participant=participant,
+            labels=labels or {},
+            capture=None,
+            redaction=redaction,
         )
         capture = SessionCapture(
             session,
@@ -530,7 +568,7 @@ class AuditRecorder:
         opened = capture.opened(
             tenant=tenant, participant=participant, labels=rec.labels, room=room, job_id=job_id
         )
-        rec.add(opened)
+        rec.add(opened.model_copy(update={"redaction": rec.redaction.name}))
         compat = capture.compat_notice()
         if compat is not None:
             rec.add(compat)
@@ -547,6 +585,7 @@ class AuditRecorder:
         labels: dict[str, str] | None = None,
         opened: records.Opened | None = None,
         session_id: uuid.UUID | None = None,
+        redaction: PolicyLike = None,
     ) -> SessionRecording:
         """Record a conversation that is not a LiveKit AgentSession (or a test's)."""
         self._require_started()
@@ -557,18 +596,17 @@ class AuditRecorder:
             labels=labels or {},
             capture=None,
             session_id=session_id,
+            redaction=redaction,
         )
         self._sessions[rec.session_id] = rec
-        rec.add(
-            opened
-            or records.Opened(
-                at=_utcnow(),
-                tenant=tenant,
-                participant=participant,
-                architecture="pipeline",
-                labels=rec.labels,
-            )
+        opened = opened or records.Opened(
+            at=_utcnow(),
+            tenant=tenant,
+            participant=participant,
+            architecture="pipeline",
+            labels=rec.labels,
         )
+        rec.add(opened.model_copy(update={"redaction": rec.redaction.name}))
         return rec
 
     async def attach_job(
@@ -579,6 +617,7 @@ class AuditRecorder:
         tenant: str,
         participant: str | None = None,
         labels: dict[str, str] | None = None,
+        redaction: PolicyLike = None,
     ) -> SessionRecording:
         """Attach inside a LiveKit entrypoint and flush at job shutdown."""
         await self.start()
@@ -589,7 +628,13 @@ class AuditRecorder:
         )
         job_id = getattr(job, "id", None)
         rec = self.attach(
-            session, tenant=tenant, participant=participant, labels=labels, room=room, job_id=job_id
+            session,
+            tenant=tenant,
+            participant=participant,
+            labels=labels,
+            room=room,
+            job_id=job_id,
+            redaction=redaction,
         )
         if not self._job_callback:
             ctx.add_shutdown_callback(self._on_job_shutdown)
@@ -756,7 +801,7 @@ class AuditRecorder:
             if rec._open_pending:
                 batch.opens.append(rec._open)
                 rec._open_pending = False
-            for r in rec._records_for(raw):
+            for r in rec._redacted(rec._records_for(raw)):
                 batch.envelopes.append(rec._seal(r))
                 n += 1
             touched[rec.session_id] = rec
@@ -1123,6 +1168,7 @@ async def record_session(
     participant: str | None = None,
     labels: dict[str, str] | None = None,
     settings: Settings | None = None,
+    redaction: PolicyLike = None,
 ) -> SessionRecording:
     """The one-liner for a LiveKit entrypoint: record ``session``, flush at job shutdown.
 
@@ -1131,5 +1177,5 @@ async def record_session(
     """
     recorder = AuditRecorder(settings)
     return await recorder.attach_job(
-        ctx, session, tenant=tenant, participant=participant, labels=labels
+        ctx, session, tenant=tenant, participant=participant, labels=labels, redaction=redaction
     )

@@ -87,6 +87,9 @@ class Opened(_Base):
     sdk_versions: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     transcription: TranscriptionInfo = Field(default_factory=TranscriptionInfo)
+    redaction: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The redaction policy this session's records went through (``pci``, ``pii``, ``off`` or
+    a custom policy's name); None in records older than redaction."""
 
 
 def _history_is_reconciled(data: Any) -> Any:

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         default="enforce", description="Realtime models without transcription: enforce|warn|off."
     )
     record_interims: bool = Field(default=False, description="Also record interim transcripts.")
+    redaction: Literal["pci", "pii", "off"] = Field(
+        default="pci",
+        description="What is removed from every text before it is sealed: pci (card numbers, "
+        "security codes, expiry dates), pii (pci plus national ids, phone numbers, email "
+        "addresses, IBANs, dates of birth) or off. attach(redaction=...) overrides it.",
+    )
     queue_size: int = Field(
         default=20_000, ge=100, description="In-memory records before spooling."
     )
@@ -131,6 +137,11 @@ class Settings(BaseSettings):
                 "(or _MONTHS / _YEARS) or lower the floor"
             )
         return v
+
+    @field_validator("redaction", mode="before")
+    @classmethod
+    def _policy_name(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("database_url", "retention_database_url")
     @classmethod

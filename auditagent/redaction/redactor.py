@@ -104,6 +104,8 @@ class Redactor:
         }
 
     def hits(self, text: str, expect: Iterable[Expect] = ()) -> list[Hit]:
+        """What to remove from ``text``; ``expect``: what the other side just asked for,
+        the newest question first."""
         if not text or not self.policy.enabled:
             return []
         p = self.policy
@@ -136,9 +138,14 @@ class Redactor:
             out += cards.card_hits(text, found)
         if named:
             out += cards.named_hits(text, named - {Expect.NATIONAL_ID})
-        for e in expect:
-            if est:
-                out += cards.answer_hits(text, e, found)
+        answers: list[Hit] = []
+        for e in expect if est else ():
+            # newest question first: an answer is what was asked last ("and the security
+            # code?") even while an earlier question ("the card number?") still holds
+            for h in cards.answer_hits(text, e, found):
+                if not any(h.start < a.end and a.start < h.end for a in answers):
+                    answers.append(h)
+        out += answers
         if p.national_ids and (ndig >= 5 or found):
             out += personal.national_id_hits(
                 text,
@@ -246,7 +253,7 @@ class Conversation:
 
     def user(self, text: str, *, at: float | None = None) -> Redacted:
         t = time.time() if at is None else at
-        return self.redactor.text(text, expect=self._live(t))
+        return self.redactor.text(text, expect=self._live(t)[::-1])
 
     def other(self, text: str) -> Redacted:
         return self.redactor.text(text)

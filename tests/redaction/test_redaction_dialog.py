@@ -73,3 +73,13 @@ def test_pii_questions_cover_dates_of_birth_and_national_ids() -> None:
     got = conv.user("one two three, four five, six seven eight nine", at=5)
     assert got.removed == {"national_id": 1}
     assert "nine" not in got.text
+
+
+def test_the_newest_question_names_the_answer() -> None:
+    conv = Redactor().conversation()
+    conv.agent("Please read me the card number.", at=0)
+    assert conv.user("4929 8173 5526 4190", at=3).text == "[card_number ****4190]"
+    conv.agent("Thanks. What is the security code on the back of the card?", at=5)
+    assert conv.user("7391", at=8).text == "[security_code]"
+    conv.agent("And when does it expire?", at=10)
+    assert conv.user("eleven twenty-nine", at=12).text == "[expiry]"
