@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +29,7 @@ from .envelope import Envelope, SessionSealer, dek_context
 from .errors import AuditagentError, DatabaseUnavailable
 from .keys import KeyProvider, load_key_provider
 from .metrics import metrics
+from .pauses import PauseRule, PauseRules
 from .redaction import PolicyLike, Redactor, resolve_policy
 from .redaction.step import RedactionStep
 from .settings import Settings
@@ -199,12 +200,17 @@ class SessionRecording:
         self._paused = False
         self._paused_since: float | None = None
         self._paused_dropped = 0
+        self._pause_details: dict[str, Any] = {}
+        self._rules: PauseRules | None = None
         self._maxlen = recorder.settings.queue_size
         self._wake_at = recorder.settings.batch_size
 
     # -- hot path ------------------------------------------------------------------------
     def _put(self, raw: RawEvent) -> None:
         """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
+        rules = self._rules
+        if rules is not None:
+            rules.before(raw)
         if self._paused and raw[0] not in _KEPT_WHILE_PAUSED:
             self._paused_dropped += 1
             return
@@ -213,6 +219,8 @@ class SessionRecording:
             q.append((self, raw))
             if len(q) >= self._wake_at:
                 self._recorder._wake_soon()
+            if rules is not None:
+                rules.after(raw)
         else:
             self._overflow += 1
             if self._overflow_first is None:
@@ -233,41 +241,72 @@ class SessionRecording:
         that time are left out of the close-time reconciliation, and :meth:`resume` records how
         many events were not recorded. Timing, state and usage events are still recorded.
         """
+        if self._rules is not None and self._rules.active is not None:
+            self._rules.drop()  # a manual pause takes over the pause a rule started
+            self._pause_details = {"reason": reason}
+            return
         if self._paused:
             return
-        t = time.time()
-        self.add(
-            records.Notice(
-                at=datetime.fromtimestamp(t, timezone.utc),
-                code="recording_paused",
-                message=reason,
-            )
-        )
-        self._paused, self._paused_since, self._paused_dropped = True, t, 0
-        if self.capture is not None:
-            self.capture.pause_at(t)
+        self._pause(time.time(), reason, {})
 
     def resume(self) -> None:
         """Record again after :meth:`pause`."""
         if not self._paused:
             return
-        t = time.time()
+        if self._rules is not None:
+            self._rules.drop()
+        self._resume(time.time(), {})
+
+    @contextlib.contextmanager
+    def paused(self, *, reason: str) -> Iterator[SessionRecording]:
+        """``with rec.paused(reason="card details"):`` — :meth:`pause`, then :meth:`resume`
+        however the block ends (an exception inside it no longer leaves the rest of the call
+        unrecorded)."""
+        self.pause(reason=reason)
+        try:
+            yield self
+        finally:
+            self.resume()
+
+    @property
+    def is_paused(self) -> bool:
+        return self._paused
+
+    def _pause(self, t: float, reason: str, details: dict[str, Any]) -> None:
+        self.add(
+            records.Notice(
+                at=datetime.fromtimestamp(t, timezone.utc),
+                code="recording_paused",
+                message=reason,
+                details=details,
+            )
+        )
+        self._paused, self._paused_since, self._paused_dropped = True, t, 0
+        self._pause_details = details
+        if self.capture is not None:
+            self.capture.pause_at(t)
+
+    def _resume(self, t: float, details: dict[str, Any]) -> None:
         self._paused = False
         if self.capture is not None:
             self.capture.resume_at(t)
-        self.add(self._resumed_notice(t))
+        self.add(self._resumed_notice(t, details))
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def _resumed_notice(self, t: float) -> records.Notice:
+    def _resumed_notice(self, t: float, details: dict[str, Any] | None = None) -> records.Notice:
         since = self._paused_since or t
+        extra = {k: v for k, v in self._pause_details.items() if k == "rule"}
+        extra.update(details or {})
+        expired = extra.get("max_duration_reached") is True
         return records.Notice(
             at=datetime.fromtimestamp(t, timezone.utc),
             code="recording_resumed",
-            message=f"{self._paused_dropped} events were not recorded while paused",
-            details={"events_not_recorded": self._paused_dropped, "paused_seconds": t - since},
+            message=f"{self._paused_dropped} events were not recorded while paused"
+            + (" (the rule's maximum duration was reached)" if expired else ""),
+            details={
+                "events_not_recorded": self._paused_dropped,
+                "paused_seconds": t - since,
+                **extra,
+            },
         )
 
     def close(self, *, reason: str = "closed", error: str | None = None) -> None:
@@ -536,8 +575,12 @@ class AuditRecorder:
         room: str | None = None,
         job_id: str | None = None,
         redaction: PolicyLike = None,
+        pause_rules: Iterable[PauseRule] = (),
     ) -> SessionRecording:
         """Start recording ``session``. Call before ``session.start()``.
+
+        ``pause_rules``: pause while a named agent/AgentTask is active or a named tool runs
+        (``PauseRule``, see pauses.py), each for at most its ``max_duration``.
 
         ``redaction``: ``"pci"`` (default: ``AUDITAGENT_REDACTION``, else pci), ``"pii"``,
         ``"off"`` or a ``RedactionPolicy``; applied to every text before it is sealed.
@@ -564,6 +607,9 @@ class AuditRecorder:
         # it is ever written.
         found = capture.check_transcription()
         rec.capture = capture
+        rules = list(pause_rules)
+        if rules:
+            rec._rules = PauseRules(rules, rec)
         self._sessions[rec.session_id] = rec
         opened = capture.opened(
             tenant=tenant, participant=participant, labels=rec.labels, room=room, job_id=job_id
@@ -618,6 +664,7 @@ class AuditRecorder:
         participant: str | None = None,
         labels: dict[str, str] | None = None,
         redaction: PolicyLike = None,
+        pause_rules: Iterable[PauseRule] = (),
     ) -> SessionRecording:
         """Attach inside a LiveKit entrypoint and flush at job shutdown."""
         await self.start()
@@ -635,6 +682,7 @@ class AuditRecorder:
             room=room,
             job_id=job_id,
             redaction=redaction,
+            pause_rules=pause_rules,
         )
         if not self._job_callback:
             ctx.add_shutdown_callback(self._on_job_shutdown)
