@@ -202,6 +202,7 @@ class SessionRecording:
         self._paused_dropped = 0
         self._pause_details: dict[str, Any] = {}
         self._rules: PauseRules | None = None
+        self._notice_task: asyncio.Task[None] | None = None
         self._maxlen = recorder.settings.queue_size
         self._wake_at = recorder.settings.batch_size
 
@@ -576,8 +577,13 @@ class AuditRecorder:
         job_id: str | None = None,
         redaction: PolicyLike = None,
         pause_rules: Iterable[PauseRule] = (),
+        notice: str | None = None,
     ) -> SessionRecording:
         """Start recording ``session``. Call before ``session.start()``.
+
+        ``notice``: a recording notice the agent says first, once the session runs (not
+        interruptible; said again if the caller spoke over it); each time it is said is sealed
+        as a ``recording_notice`` record (notice.py).
 
         ``pause_rules``: pause while a named agent/AgentTask is active or a named tool runs
         (``PauseRule``, see pauses.py), each for at most its ``max_duration``.
@@ -621,6 +627,10 @@ class AuditRecorder:
         for r in found:
             rec.add(r)
         capture.install()
+        if notice:
+            from .notice import start_notice
+
+            rec._notice_task = start_notice(rec, session, notice)
         return rec
 
     def open_session(
@@ -665,6 +675,7 @@ class AuditRecorder:
         labels: dict[str, str] | None = None,
         redaction: PolicyLike = None,
         pause_rules: Iterable[PauseRule] = (),
+        notice: str | None = None,
     ) -> SessionRecording:
         """Attach inside a LiveKit entrypoint and flush at job shutdown."""
         await self.start()
@@ -683,6 +694,7 @@ class AuditRecorder:
             job_id=job_id,
             redaction=redaction,
             pause_rules=pause_rules,
+            notice=notice,
         )
         if not self._job_callback:
             ctx.add_shutdown_callback(self._on_job_shutdown)

@@ -470,6 +470,13 @@ def _entry(o: OpenedRecord, r: records.Record) -> dict[str, Any] | None:
         return {**base, "kind": "notice", "name": r.code, "text": r.message}
     if isinstance(r, records.Gap):
         return {**base, "kind": "gap", "text": f"{r.count} records lost: {r.reason}"}
+    if isinstance(r, records.RecordingNotice):
+        said = (
+            "said in full" if r.completed else ("spoken over" if r.spoken_over else "not completed")
+        )
+        return {**base, "kind": "notice", "name": r.kind, "text": f"recording notice {said}"}
+    if isinstance(r, records.RecordingFailed):
+        return {**base, "kind": "gap", "name": r.kind, "text": f"recording failed: {r.reason}"}
     if isinstance(r, records.Opened):
         return {**base, "kind": "opened", "name": r.agent_name}
     if isinstance(r, records.Closed):

@@ -1,0 +1,110 @@
+"""The recording notice: said first, sealed with its hash and playout times, said again when
+the caller spoke over it. A real audio pipeline (scripted STT/TTS/VAD, LiveKit's own session)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from livekit.agents import Agent, AgentSession
+
+from auditagent import records as r
+from auditagent import review
+from auditagent.keys import LocalKeyring
+from auditagent.recorder import AuditRecorder
+from auditagent.settings import Settings
+from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.fakes.llm import Reply, ScriptedLLM
+from tests.fakes.stt import ScriptedSTT
+from tests.fakes.tts import ScriptedTTS
+from tests.fakes.vad import EnergyVAD
+from tests.helpers import by_kind, read_records
+
+NOTICE = "This call is recorded for quality and compliance purposes, thank you for holding."
+
+
+@pytest.fixture
+def keyring(settings: Settings) -> LocalKeyring:
+    return LocalKeyring.init(settings.resolved_keyring_path)
+
+
+async def _until(pred: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def _session() -> tuple[AgentSession[None], ScriptedAudioInput]:
+    session: AgentSession[None] = AgentSession(
+        stt=ScriptedSTT(["hello is anyone there"]),
+        vad=EnergyVAD(),
+        llm=ScriptedLLM([Reply(text="Yes, I am here.")]),
+        tts=ScriptedTTS(seconds_per_word=0.05),
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": 0.15, "max_delay": 1.0},
+            "preemptive_generation": {"enabled": False},
+        },
+        user_away_timeout=None,
+        aec_warmup_duration=None,
+    )
+    mic = ScriptedAudioInput()
+    session.input.audio = mic
+    session.output.audio = ClockedAudioOutput()
+    session.output.transcription = CollectingTextOutput()
+    return session, mic
+
+
+async def _record(settings: Settings, *, talk_over: bool) -> Any:
+    session, mic = _session()
+    async with AuditRecorder(settings) as recorder:
+        rec = recorder.attach(session, tenant="clinic", notice=NOTICE)
+        await session.start(Agent(instructions="You are a receptionist."))
+        try:
+            if talk_over:
+                await _until(lambda: session.agent_state == "speaking", "the notice to play")
+                await mic.speak(0.3)
+            assert rec._notice_task is not None
+            await asyncio.wait_for(asyncio.shield(rec._notice_task), 20)
+        finally:
+            mic.close()
+            await session.aclose()
+        await recorder.flush()
+    return rec
+
+
+async def test_the_notice_is_said_first_and_sealed_with_its_hash_and_times(
+    settings: Settings, keyring: LocalKeyring
+) -> None:
+    rec = await _record(settings, talk_over=False)
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    (notice,) = by_kind(got, "recording_notice")
+    assert isinstance(notice, r.RecordingNotice)
+    assert notice.text_sha256 == hashlib.sha256(NOTICE.encode()).hexdigest()
+    assert notice.completed and notice.attempt == 1 and not notice.spoken_over
+    assert notice.started_at is not None and notice.ended_at is not None
+    assert notice.ended_at > notice.started_at
+    agents = [a.text for a in by_kind(got, "agent_utterance")]  # type: ignore[attr-defined]
+    assert agents[0] == NOTICE
+    opened = [review.OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)]
+    entries = [e for e in review.transcript_entries(opened) if e.name == "recording_notice"]
+    assert [e.text for e in entries] == ["recording notice said in full"]
+
+
+async def test_a_notice_the_caller_spoke_over_is_said_again(
+    settings: Settings, keyring: LocalKeyring
+) -> None:
+    rec = await _record(settings, talk_over=True)
+    got = read_records(settings.database_url or "", rec.session_id, keyring)
+    notices = [n for n in by_kind(got, "recording_notice") if isinstance(n, r.RecordingNotice)]
+    assert [(n.attempt, n.spoken_over, n.completed) for n in notices] == [
+        (1, True, False),
+        (2, False, True),
+    ]
+    agents = [a.text for a in by_kind(got, "agent_utterance")]  # type: ignore[attr-defined]
+    assert agents.count(NOTICE) == 2
