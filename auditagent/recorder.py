@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from . import _lkcompat as lk
-from . import crypto, records
+from . import crypto, guarantee, records
 from .capture import RawEvent, SessionCapture
 from .envelope import Envelope, SessionSealer, dek_context
 from .errors import AuditagentError, DatabaseUnavailable
@@ -203,12 +203,17 @@ class SessionRecording:
         self._pause_details: dict[str, Any] = {}
         self._rules: PauseRules | None = None
         self._notice_task: asyncio.Task[None] | None = None
+        self._failed_since: float | None = None  # set: records can be kept nowhere
+        self._lost = 0
         self._maxlen = recorder.settings.queue_size
         self._wake_at = recorder.settings.batch_size
 
     # -- hot path ------------------------------------------------------------------------
     def _put(self, raw: RawEvent) -> None:
         """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
+        if self._failed_since is not None:
+            self._lost += 1  # recording failed (require_recording): nothing more is kept
+            return
         rules = self._rules
         if rules is not None:
             rules.before(raw)
@@ -522,6 +527,7 @@ class AuditRecorder:
         self._next_db_try = 0.0
         self._last_write = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
+        self._failures: dict[uuid.UUID, guarantee.FailureMarker] = {}
         self._job_callback = False
 
     @classmethod
@@ -558,6 +564,10 @@ class AuditRecorder:
         self._wake = asyncio.Event()
         self._started = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="auditagent-writer")
+        try:
+            await self._report_failures()
+        except Exception as exc:  # a bad marker must not stop recording
+            _log_failure("reporting earlier recording failures", exc)
         return self
 
     async def __aenter__(self) -> AuditRecorder:
@@ -595,6 +605,12 @@ class AuditRecorder:
         no text to record and cannot be switched on.
         """
         self._require_started()
+        if (
+            self.settings.require_recording
+            and self._db_down_since is not None
+            and not guarantee.spool_writable(self.settings.resolved_spool_dir)
+        ):
+            raise guarantee.RecordingUnavailable()
         rec = SessionRecording(
             self,
             tenant=tenant,
@@ -754,6 +770,9 @@ class AuditRecorder:
             self._conn = None
         if self._spool is not None:
             self._spool.close()
+        if self._failures:
+            with contextlib.suppress(Exception):
+                self._close_failures()
         if self._pending:
             lost = sum(len(b.envelopes) for b in self._pending)
             log.error(
@@ -858,6 +877,9 @@ class AuditRecorder:
             rec, raw = q.popleft()
             if batch.oldest is None:
                 batch.oldest = raw[2]
+            if rec._failed_since is not None:
+                rec._lost += 1  # queued before the failure: not sealed, it could not be kept
+                continue
             if rec._open_pending:
                 batch.opens.append(rec._open)
                 rec._open_pending = False
@@ -1095,10 +1117,69 @@ class AuditRecorder:
         except OSError as exc:
             log.error("spool write failed (%s); keeping the batch in memory", type(exc).__name__)
             self._pending.append(batch)
+            if self.settings.require_recording:
+                await self._recording_failed(batch)
             return
         finally:
             self._spool_busy -= 1
         metrics().records_spooled.inc(len(batch.envelopes))
+
+    async def _recording_failed(self, batch: _Batch) -> None:
+        """Neither the database nor the spool took ``batch``: under the recording guarantee,
+        its sessions stop being recorded, are ended after the configured line, and a failure
+        marker outside the spool lets the next recorder record that it happened."""
+        now = time.time()
+        for sid in {e.session_id for e in batch.envelopes}:
+            rec = self._sessions.get(sid)
+            if rec is None or rec._failed_since is not None:
+                continue
+            rec._failed_since = now
+            marker = guarantee.FailureMarker(
+                tenant=rec.tenant,
+                session_id=str(sid),
+                failed_from=now,
+                records_lost=sum(1 for e in batch.envelopes if e.session_id == sid),
+                ended_session=rec.capture is not None,
+            )
+            self._failures[sid] = marker
+            await asyncio.to_thread(guarantee.write_marker, self.settings, marker)
+            log.error("session %s: recording failed; ending the session", sid)
+            if rec.capture is not None:
+                task = asyncio.get_running_loop().create_task(
+                    guarantee.end_unrecorded(
+                        rec.capture.session, self.settings.recording_failed_line
+                    )
+                )
+                self._orphans.add(task)
+                task.add_done_callback(self._orphans.discard)
+
+    def _close_failures(self) -> None:
+        now = time.time()
+        for sid, marker in self._failures.items():
+            rec = self._sessions.get(sid)
+            pending = sum(1 for b in self._pending for e in b.envelopes if e.session_id == sid)
+            marker.failed_until = now
+            marker.records_lost += pending + (rec._lost if rec is not None else 0)
+            guarantee.write_marker(self.settings, marker)
+
+    async def _report_failures(self) -> None:
+        """Turn failure markers left by earlier processes into ``recording_failed`` records."""
+        claimed = await asyncio.to_thread(guarantee.claim_markers, self.settings)
+        if not claimed:
+            return
+        for _, marker in claimed:
+            rec = self.open_session(
+                tenant=marker.tenant, labels={"recording_failed_for": marker.session_id}
+            )
+            rec.add(
+                records.RecordingFailed(at=_utcnow(), **guarantee.failure_record_fields(marker))
+            )
+            rec.close(reason="recording_failed")
+        await self.flush()
+        if not self._pending:
+            for path, _ in claimed:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     async def _retry_pending(self) -> None:
         pending, self._pending = self._pending, []

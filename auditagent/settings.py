@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         "security codes, expiry dates), pii (pci plus national ids, phone numbers, email "
         "addresses, IBANs, dates of birth) or off. attach(redaction=...) overrides it.",
     )
+    require_recording: bool = Field(
+        default=False,
+        description="Recording guarantee: attach refuses when neither the database nor the "
+        "spool can be written; a call whose records can be kept nowhere is ended after "
+        "recording_failed_line, and the next recorder that can writes a recording_failed record.",
+    )
+    recording_failed_line: str = Field(
+        default="I'm sorry, this call cannot be recorded right now, so I have to end it here. "
+        "Please call again later.",
+        description="What the agent says before a call is ended because it cannot be recorded.",
+    )
     queue_size: int = Field(
         default=20_000, ge=100, description="In-memory records before spooling."
     )
