@@ -203,6 +203,7 @@ class SessionRecording:
         self._pause_details: dict[str, Any] = {}
         self._rules: PauseRules | None = None
         self._notice_task: asyncio.Task[None] | None = None
+        self._notice_state: str | None = None  # sessions.notice: incomplete | completed
         self._failed_since: float | None = None  # set: records can be kept nowhere
         self._lost = 0
         self._maxlen = recorder.settings.queue_size
@@ -430,6 +431,11 @@ class SessionRecording:
                 if (m := getattr(op, k, None)) is not None
             }
             self._meta_dirty = True
+        elif kind == "recording_notice":
+            if record.completed:  # type: ignore[union-attr]
+                self._notice_state = "completed"
+            elif self._notice_state != "completed":
+                self._notice_state = "incomplete"
         elif kind == "closed":
             self.closed = True
             self._closed_at = record.at
@@ -444,6 +450,7 @@ class SessionRecording:
             tool_names=self._new_tools,
             ended_at=self._closed_at,
             close_reason=self._close_reason,
+            notice=self._notice_state,
         )
         if self._meta_dirty:
             upd.architecture = self._open.architecture
@@ -646,6 +653,7 @@ class AuditRecorder:
         if notice:
             from .notice import start_notice
 
+            rec._notice_state = "incomplete"  # until a recording_notice record says otherwise
             rec._notice_task = start_notice(rec, session, notice)
         return rec
 

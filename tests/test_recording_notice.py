@@ -10,13 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from livekit.agents import Agent, AgentSession
+from sqlalchemy import Engine
 
 from auditagent import records as r
 from auditagent import review
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
+from tests.api_support import auth, client, engine, make_token  # noqa: F401
 from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
 from tests.fakes.llm import Reply, ScriptedLLM
 from tests.fakes.stt import ScriptedSTT
@@ -60,10 +63,10 @@ def _session() -> tuple[AgentSession[None], ScriptedAudioInput]:
     return session, mic
 
 
-async def _record(settings: Settings, *, talk_over: bool) -> Any:
+async def _record(settings: Settings, *, talk_over: bool, tenant: str = "clinic") -> Any:
     session, mic = _session()
     async with AuditRecorder(settings) as recorder:
-        rec = recorder.attach(session, tenant="clinic", notice=NOTICE)
+        rec = recorder.attach(session, tenant=tenant, notice=NOTICE)
         await session.start(Agent(instructions="You are a receptionist."))
         try:
             if talk_over:
@@ -108,3 +111,28 @@ async def test_a_notice_the_caller_spoke_over_is_said_again(
     ]
     agents = [a.text for a in by_kind(got, "agent_utterance")]  # type: ignore[attr-defined]
     assert agents.count(NOTICE) == 2
+
+
+async def test_the_session_list_filters_sessions_without_a_completed_notice(
+    settings: Settings,
+    keyring: LocalKeyring,
+    client: TestClient,  # noqa: F811
+    engine: Engine,  # noqa: F811
+    tenant: str,
+) -> None:
+    heard = await _record(settings, talk_over=False, tenant=tenant)
+    async with AuditRecorder(settings) as recorder:
+        plain = recorder.open_session(tenant=tenant)  # no notice asked for
+        plain.close()
+        await recorder.flush()
+    token = make_token(engine, "auditor", tenant)
+
+    def ids(query: str) -> dict[str, str | None]:
+        resp = client.get(f"/v1/sessions?tenant={tenant}{query}", headers=auth(token))
+        assert resp.status_code == 200, resp.text
+        return {item["id"]: item["notice"] for item in resp.json()["items"]}
+
+    assert ids("&notice=completed") == {str(heard.session_id): "completed"}
+    assert ids("&notice=missing") == {str(plain.session_id): None}
+    resp = client.get(f"/v1/sessions?tenant={tenant}&notice=maybe", headers=auth(token))
+    assert resp.status_code == 422
