@@ -16,6 +16,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
+from auditagent.checkpoints import CheckpointSink, default_sink
 from auditagent.keys import KeyProvider
 from auditagent.settings import Settings
 from auditagent.store import admin as store_admin
@@ -146,6 +147,39 @@ def scope_tenant(principal: Principal, requested: str | None) -> str | None:
 
 def can_see(principal: Principal, tenant: str) -> bool:
     return principal.tenant is None or principal.tenant == tenant
+
+
+def required_tenant(principal: Principal, requested: str | None) -> str:
+    """A change (policy, hold, erasure) names its tenant; a tenant-bound admin's is its own."""
+    tenant = scope_tenant(principal, requested)
+    if tenant is None:
+        raise ProblemError(422, "a tenant is required", type_="validation")
+    return tenant
+
+
+def actor(principal: Principal) -> str:
+    """Who made a change, as the signed change log and the runs record it."""
+    return f"{principal.name} ({principal.id})"[:256]
+
+
+def get_retention_engine(request: Request) -> Engine:
+    """Changes run on the retention engine (``AUDITAGENT_RETENTION_DATABASE_URL`` when the API
+    itself runs as the application role, which may not change what decides expiry)."""
+    engine: Engine | None = getattr(request.app.state, "retention_engine", None)
+    if engine is None:
+        engine = request.app.state.engine
+    assert engine is not None
+    return engine
+
+
+RetentionDbDep = Annotated[Engine, Depends(get_retention_engine)]
+
+
+def get_sink(settings: SettingsDep) -> CheckpointSink:
+    return default_sink(settings)
+
+
+SinkDep = Annotated[CheckpointSink, Depends(get_sink)]
 
 
 ReasonHeader = Annotated[

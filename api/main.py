@@ -18,7 +18,18 @@ from auditagent.store.db import ensure_schema_current, make_engine
 
 from .docs import install_docs
 from .problems import install_openapi, install_problem_handlers
-from .routes import access_log, admin, analytics, deletions, health, holds, retention, sessions
+from .routes import (
+    access_log,
+    admin,
+    analytics,
+    deletions,
+    erased,
+    health,
+    holds,
+    policies,
+    runs,
+    sessions,
+)
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -98,10 +109,11 @@ def create_app(
 
     for module in (sessions, access_log, analytics, admin, health):
         app.include_router(module.router)
-    app.include_router(retention.router)
+    app.include_router(policies.router)
+    app.include_router(runs.router)
     app.include_router(holds.router)
     app.include_router(deletions.router)
-    retention.install(app, settings)  # 410 with the deletion record; floor in the schema
+    erased.install(app, settings)  # 410 with the deletion record; the retention engine
     install_openapi(app)
     install_docs(app)
     return app

@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,23 +32,12 @@ from auditagent.review import KeyShredded, RecordUnreadable
 from auditagent.store.admin import AccessLogUnavailable, InvalidPrincipal
 from auditagent.store.reader import InvalidCursor
 
+from .schemas import Problem
+
 log = logging.getLogger("auditagent.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-_TYPE_BASE = "https://auditagent.dev/problems/"
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = Field(default="about:blank", description="URI identifying the problem type")
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(
-        default=None, description="Validation failures (422 only)"
-    )
+PROBLEM_TYPE_BASE = "https://auditagent.dev/problems/"
 
 
 class ProblemError(Exception):
@@ -86,7 +74,7 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     body = Problem(
-        type=_TYPE_BASE + type_ if type_ else "about:blank",
+        type=PROBLEM_TYPE_BASE + type_ if type_ else "about:blank",
         title=title or HTTPStatus(status).phrase,
         status=status,
         detail=detail,

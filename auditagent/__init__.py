@@ -7,19 +7,25 @@ rec = recorder.attach(session, tenant="acme", participant="+15551234567")
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# private aliases: the package namespace holds the public API and nothing else
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .errors import AuditagentError, IntegrityError, TranscriptionDisabled
 from .settings import Settings
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from .logfilter import protect_logs
+    from .pauses import PauseRule
     from .recorder import AuditRecorder, SessionRecording, record_session
+    from .redaction.policy import RedactionPolicy
 
 __all__ = [
     "AuditRecorder",
     "AuditagentError",
     "IntegrityError",
+    "PauseRule",
+    "RedactionPolicy",
     "SessionRecording",
     "Settings",
     "TranscriptionDisabled",
@@ -35,10 +41,12 @@ _LAZY = {
     "SessionRecording": "recorder",
     "record_session": "recorder",
     "protect_logs": "logfilter",
+    "PauseRule": "pauses",
+    "RedactionPolicy": "redaction.policy",
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'auditagent' has no attribute {name!r}")

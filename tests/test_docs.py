@@ -43,3 +43,21 @@ def test_compliance_does_not_list_pause_recording_as_not_built() -> None:
         if "not built" in bullet:
             unbuilt = bullet[: bullet.index("not built")].lower()
             assert "pause recording" not in unbuilt, bullet
+
+
+def test_readme_commands_install_what_they_run() -> None:
+    """The fresh-machine command installs the demo extra; CI runs the test command verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [
+        line
+        for block in re.findall(r"```bash\n(.*?)```", readme, re.S)
+        for line in block.splitlines()
+        if line.startswith("python3 -m venv .venv")
+    ]
+    demo = [c for c in commands if c.endswith("auditagent demo")]
+    assert demo == [
+        'python3 -m venv .venv && .venv/bin/pip install ".[demo]" && .venv/bin/auditagent demo'
+    ]
+    tests = [c for c in commands if c.endswith("pytest")]
+    assert len(tests) == 1 and '".[test]"' in tests[0]
+    assert tests[0] in (ROOT / ".ci" / "run").read_text()

@@ -29,10 +29,10 @@ from auditagent.errors import TranscriptionDisabled
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from auditagent.simulators import script
-from auditagent.simulators.server import SimulatorServer, gemini_live
-from auditagent.simulators.systems import SEED_SYSTEMS, run_seed_system, system_spec
 from auditagent.store import db
+from auditagent_demo import script
+from auditagent_demo.server import SimulatorServer, gemini_live
+from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system, system_spec
 from tests.api_support import auth, make_token
 from tests.helpers import read_records
 

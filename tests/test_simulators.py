@@ -11,8 +11,8 @@ import pytest
 from livekit import rtc
 from livekit.agents import llm, stt, utils
 
-from auditagent.simulators import script
-from auditagent.simulators.server import (
+from auditagent_demo import script
+from auditagent_demo.server import (
     SimulatorServer,
     cartesia_tts,
     deepgram_stt,

@@ -9,61 +9,21 @@ Admins see every tenant (or theirs); auditors their own tenant. Access-logged li
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from auditagent import retention_proof
 from auditagent.retention import signer_for
 
 from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import problem_responses
-from ..schemas import SAFE_TEXT, DeletionRecordOut, IsoDatetime
-from .retention import deletion_out
+from ..schemas import SAFE_TEXT, ChainState, DeletionList, IsoDatetime, RunSummary
+from .erased import deletion_out
 
 router = APIRouter(prefix="/v1/deletions", tags=["deletions"])
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RunSummary(_Model):
-    id: uuid.UUID
-    trigger: str
-    tenant: str | None
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    requested_by: str | None
-    reason: str | None
-    sessions_matched: int
-    sessions_deleted: int
-    events_deleted: int
-    sessions_skipped_held: int
-    errors: int
-
-
-class ChainState(_Model):
-    ok: bool
-    count: int
-    head: str
-    first_bad_seq: int | None = None
-    reason: str | None = None
-    problems: list[str] = Field(default_factory=list)
-
-
-class DeletionList(_Model):
-    items: list[DeletionRecordOut]
-    runs: list[RunSummary] = Field(description="The runs and erasures these records came from")
-    deletion_chain: ChainState
-    change_log: ChainState = Field(description="The signed log of policy and hold changes")
-    valid: bool = Field(description="Every listed record and both chains verify")
-    next_after_seq: int | None = Field(description="Pass as `after_seq` for the next page")
 
 
 def _utc(value: datetime | None) -> datetime | None:

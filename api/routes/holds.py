@@ -10,82 +10,35 @@ would cover none is 404 unless ``allow_empty``, and so is one on a tenant that d
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from auditagent import retention
 from auditagent.store import retention as store
 
-from ..deps import AccessDep, AdminDep, KeysDep, scope_tenant
+from ..deps import (
+    AccessDep,
+    AdminDep,
+    KeysDep,
+    RetentionDbDep,
+    SinkDep,
+    actor,
+    required_tenant,
+    scope_tenant,
+)
 from ..problems import problem_responses
-from ..schemas import SAFE_TEXT
-from .retention import RetentionDbDep, SinkDep, actor, required_tenant
+from ..schemas import (
+    SAFE_TEXT,
+    HoldIn,
+    HoldList,
+    HoldOut,
+    ParticipantHoldIn,
+    ReleaseIn,
+    SessionHoldIn,
+)
 
 router = APIRouter(prefix="/v1/holds", tags=["holds"])
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _HoldBase(_Model):
-    tenant: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
-    reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
-    allow_empty: bool = Field(
-        default=False,
-        description="Place it even if it covers no session yet (otherwise 404)",
-    )
-
-
-class SessionHoldIn(_HoldBase):
-    scope: Literal["session"]
-    session_id: uuid.UUID
-
-
-class ParticipantHoldIn(_HoldBase):
-    scope: Literal["participant"]
-    participant: str = Field(
-        min_length=1,
-        max_length=256,
-        pattern=SAFE_TEXT,
-        description="The identity; stored only as its keyed blind index",
-    )
-
-
-class TenantHoldIn(_HoldBase):
-    scope: Literal["tenant"]
-
-
-HoldIn = Annotated[SessionHoldIn | ParticipantHoldIn | TenantHoldIn, Field(discriminator="scope")]
-
-
-class ReleaseIn(_Model):
-    reason: str = Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)
-
-
-class HoldOut(_Model):
-    id: uuid.UUID
-    scope: Literal["session", "participant", "tenant"]
-    tenant: str
-    session_id: uuid.UUID | None
-    reason: str
-    created_by: str
-    created_at: datetime
-    active: bool
-    released_at: datetime | None
-    released_by: str | None
-    release_reason: str | None
-    sessions_covered: int | None = Field(
-        default=None,
-        description="Sessions (not purged) it covers: when placed, or when released",
-    )
-
-
-class HoldList(_Model):
-    items: list[HoldOut]
 
 
 def _out(h: store.Hold) -> HoldOut:

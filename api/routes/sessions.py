@@ -39,7 +39,7 @@ from ..schemas import (
     TranscriptIntegrity,
     VerifyReport,
 )
-from .retention import erased_verify_report
+from .erased import erased_verify_report
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 log = logging.getLogger("auditagent.api")
@@ -165,10 +165,7 @@ def list_sessions(
     ] = None,
     notice: Annotated[
         Literal["completed", "missing"] | None,
-        Query(
-            description="`missing`: sessions without a recording notice heard in full "
-            "(attach(notice=...)); `completed`: those with one"
-        ),
+        Query(description="`missing`: sessions without a recording notice heard in full"),
     ] = None,
     cursor: Annotated[
         str | None, Query(pattern=reader.CURSOR_PATTERN, description="`next_cursor` of a page")

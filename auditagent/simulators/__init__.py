@@ -1,25 +1,13 @@
-"""Local protocol simulators for the providers LiveKit plugins talk to.
+"""Moved to the `auditagent_demo` package (installed with `pip install "auditagent[demo]"`).
 
-Each simulator speaks the provider's real wire protocol so the real plugin objects can be
-pointed at it through their public endpoint options; all of them play back the same
-scripted conversation (`script.default_scenario()`).
+The old import paths keep working: each submodule here is the `auditagent_demo` module itself,
+and the package's names are looked up there on first use, so importing `auditagent` never pulls
+in the simulators' dependencies.
 """
 
 from __future__ import annotations
 
-from .script import (
-    AgentReply,
-    Scenario,
-    SpeechSegmenter,
-    ToolCall,
-    UserLine,
-    default_scenario,
-    find_segments,
-    user_audio_16k,
-    user_audio_24k,
-    user_audio_48k,
-    user_utterance,
-)
+from typing import Any
 
 __all__ = [
     "AgentReply",
@@ -34,3 +22,11 @@ __all__ = [
     "user_audio_48k",
     "user_utterance",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import auditagent_demo
+
+    return getattr(auditagent_demo, name)
