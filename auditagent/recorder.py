@@ -1318,6 +1318,8 @@ async def record_session(
     labels: dict[str, str] | None = None,
     settings: Settings | None = None,
     redaction: PolicyLike = None,
+    pause_rules: Iterable[PauseRule] = (),
+    notice: str | None = None,
 ) -> SessionRecording:
     """The one-liner for a LiveKit entrypoint: record ``session``, flush at job shutdown.
 
@@ -1326,5 +1328,12 @@ async def record_session(
     """
     recorder = AuditRecorder(settings)
     return await recorder.attach_job(
-        ctx, session, tenant=tenant, participant=participant, labels=labels, redaction=redaction
+        ctx,
+        session,
+        tenant=tenant,
+        participant=participant,
+        labels=labels,
+        redaction=redaction,
+        pause_rules=pause_rules,
+        notice=notice,
     )

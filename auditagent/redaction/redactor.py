@@ -16,7 +16,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import cards, personal
 from .cards import Expect
@@ -27,7 +28,7 @@ from .spoken import NUMBER_WORDS, Run, runs
 Fingerprint = Callable[[str], str]
 """Card digits -> a short keyed token (never reversible without the key)."""
 
-ASK_GRACE_S = 20.0
+ASK_GRACE_S = 8.0
 """After the agent speaks again, a question it asked still covers answers given this long after:
 a realtime model's transcript of the caller can arrive after the agent's next reply."""
 
@@ -40,12 +41,17 @@ _CLUSTER = re.compile(r"\d(?:[\d\s,.\-/]|\b(?:uh|um|umm|er|erm|ah)\b)*\d", re.I)
 _SPLIT = str.maketrans({c: " " for c in "-,.;:!?\"'()[]{}/\\*"})
 
 
-@dataclass(frozen=True)
-class Redacted:
-    """Text after redaction, and what was removed: kind -> count (never the values)."""
+_NOTHING: dict[str, int] = {}
+
+
+class Redacted(NamedTuple):
+    """Text after redaction, and what was removed: kind -> count (never the values).
+
+    A named tuple rather than a dataclass: one is made for every text the writer seals, and
+    this is the cheapest object Python builds."""
 
     text: str
-    removed: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = _NOTHING  # never mutated: add_counts writes into its first arg
 
     @property
     def changed(self) -> bool:
@@ -109,7 +115,8 @@ class Redactor:
         if not text or not self.policy.enabled:
             return []
         p = self.policy
-        expect = [e for e in expect if e in self._askable]
+        if expect:
+            expect = [e for e in expect if e in self._askable]
         out: list[Hit] = []
         # The screen: a text with no digit, no number word and no word naming a kind (most of
         # what is said) costs a lower(), a split() and two set tests.

@@ -59,19 +59,18 @@ class RedactionStep:
 
     def _redact(self, record: Record) -> Record:
         kind = record.kind
-        at = record.at.timestamp()
         conv = self.conversation
         counts: dict[str, int] = {}
         update: dict[str, Any] = {}
         if kind == "agent_utterance":
-            self._agent(record, at, update, counts)
+            self._agent(record, record.at.timestamp(), update, counts)
         else:
             for name in _TEXT_FIELDS[kind]:
                 value = getattr(record, name)
                 if not value:
                     continue
                 if kind == "user_utterance":
-                    red = conv.user(value, at=at)
+                    red = conv.user(value, at=record.at.timestamp())
                 elif name in _JSON_FIELDS:
                     red = redact_json_text(self.redactor, value)
                 else:
