@@ -80,17 +80,24 @@ def national_id_hits(
     return out
 
 
+# A phone number written in digits: one cluster of 7-15 digits with spacing, dots, dashes or
+# parentheses, maybe a leading "+". Clusters are validated one by one (phonenumbers' own
+# matcher scans the whole text per region and costs ten times as much).
+_PHONE_CLUSTER = re.compile(r"(?:\+|\()?\d[\d \t().\-/]{5,}\d")
+
+
 def phone_hits(text: str, regions: tuple[str, ...], found: list[Run]) -> list[Hit]:
     out: list[Hit] = []
-    if sum(c.isdigit() for c in text) >= 7:
-        for region in regions:
-            for m in phonenumbers.PhoneNumberMatcher(text, region):
-                out.append(Hit(m.start, m.end, "phone"))
+    for m in _PHONE_CLUSTER.finditer(text):
+        cand = m.group()
+        n = sum(c.isdigit() for c in cand)
+        if 7 <= n <= 15 and _valid_phone(cand, regions):
+            out.append(Hit(m.start(), m.end(), "phone"))
     for run in found:
         if not 7 <= len(run.digits) <= 15:
             continue
-        if all(i.digits.isdigit() and len(i.digits) > 2 for i in run.items) and out:
-            continue  # written digits: the matcher above has seen them
+        if all(text[i.start : i.end].isdigit() for i in run.items):
+            continue  # written digits: the clusters above have seen them
         if _valid_phone(run.digits, regions):
             # a "+" right before the run belongs to the number
             a = run.start - 1 if run.start and text[run.start - 1] == "+" else run.start
@@ -101,7 +108,7 @@ def phone_hits(text: str, regions: tuple[str, ...], found: list[Run]) -> list[Hi
 def _valid_phone(digits: str, regions: tuple[str, ...]) -> bool:
     for region in regions:
         try:
-            num = phonenumbers.parse(digits, region)
+            num = phonenumbers.parse(digits, None if digits.startswith("+") else region)
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(num):

@@ -89,6 +89,9 @@ class Redactor:
         self._triggers: frozenset[str] = frozenset().union(
             *(cards.TRIGGERS[k] for k in self._context_kinds)
         )
+        self._ask_words: frozenset[str] = frozenset().union(
+            *(cards.TRIGGERS[k] for k in self._askable)
+        )
 
     @property
     def enabled(self) -> bool:
@@ -98,20 +101,26 @@ class Redactor:
         return Conversation(self)
 
     # -- finding -------------------------------------------------------------------------
-    def asks(self, text: str) -> set[Expect]:
-        """What a question in ``text`` asks the other side for (kinds this policy removes)."""
+    def asks(self, text: str, words: list[str] | None = None) -> set[Expect]:
+        """What a question in ``text`` asks the other side for (kinds this policy removes);
+        ``words``: the text's words as ``hits`` split them, when already known."""
         if not text or not self._askable:
             return set()
-        words = text.lower().translate(_SPLIT).split()
+        if words is None:
+            words = text.lower().translate(_SPLIT).split()
+        if self._ask_words.isdisjoint(words):
+            return set()
         return {
             k
             for k in self._askable
             if not cards.TRIGGERS[k].isdisjoint(words) and cards.ASKS[k].search(text)
         }
 
-    def hits(self, text: str, expect: Iterable[Expect] = ()) -> list[Hit]:
+    def hits(
+        self, text: str, expect: Iterable[Expect] = (), *, words_out: list[list[str]] | None = None
+    ) -> list[Hit]:
         """What to remove from ``text``; ``expect``: what the other side just asked for,
-        the newest question first."""
+        the newest question first. ``words_out`` receives the split words (for ``asks``)."""
         if not text or not self.policy.enabled:
             return []
         p = self.policy
@@ -123,6 +132,8 @@ class Redactor:
         ndig = len(text) - len(text.translate(_DEL_DIGITS))
         low = text.lower()
         words = low.translate(_SPLIT).split()
+        if words_out is not None:
+            words_out.append(words)
         nw = 0 if NUMBER_WORDS.isdisjoint(words) else sum(map(NUMBER_WORDS.__contains__, words))
         est = ndig + 2 * nw
         named: set[Expect] = set()
@@ -251,8 +262,10 @@ class Conversation:
         for a in self._asks:
             if a.until is None:
                 a.until = t + ASK_GRACE_S
-        out = self.redactor.text(text)
-        for kind in self.redactor.asks(text):
+        r = self.redactor
+        words: list[list[str]] = []
+        out = r.apply(text, r.hits(text, words_out=words))
+        for kind in r.asks(text, words[0] if words else None):
             # one open ask per kind: asking again refreshes it
             self._asks = [a for a in self._asks if a.kind is not kind]
             self._asks.append(_Ask(kind))
