@@ -7,6 +7,8 @@ import asyncio
 import io
 import json
 import logging
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -24,6 +26,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.redaction import PCI, Rule
 from auditagent.settings import Settings
+from auditagent.store import db
 from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
 from tests.fakes.llm import Reply, ScriptedLLM
 from tests.fakes.realtime import OpenAILikeRealtime
@@ -81,11 +84,27 @@ async def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+def _pg_dump(url: str) -> bytes:
+    """The database as ``pg_dump`` writes it (text columns as text, bytea as hex): what an
+    operator's backup would hold."""
+    exe = shutil.which("pg_dump")
+    assert exe is not None, "pg_dump is part of the test machine (postgresql-client)"
+    out = subprocess.run(
+        [exe, "--data-only", db.libpq_url(url)], capture_output=True, check=True, timeout=120
+    )
+    return out.stdout
+
+
 def _assert_clean(got: list[r.Record], settings: Settings) -> None:
     texts = "\n".join(v for x in got for v in text_values(x))
     for c in (*CANARIES, CODE):
         assert c not in texts, f"{c!r} in a decrypted record"
+    # every table's raw bytes (bytea as bytes), and the spool
     assert_no_plaintext(settings.database_url or "", settings.resolved_spool_dir, *CANARIES)
+    dump = _pg_dump(settings.database_url or "")
+    assert b"COPY public.events" in dump
+    for c in CANARIES:
+        assert c.encode() not in dump, f"{c!r} in pg_dump"
 
 
 def _payment_llm() -> ScriptedLLM:
