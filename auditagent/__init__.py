@@ -16,8 +16,8 @@ from .settings import Settings
 
 if _TYPE_CHECKING:
     from .logfilter import protect_logs
-    from .pauses import PauseRule
     from .recorder import AuditRecorder, SessionRecording, record_session
+    from .recorder.pauses import PauseRule
     from .redaction.policy import RedactionPolicy
 
 __all__ = [
@@ -41,7 +41,7 @@ _LAZY = {
     "SessionRecording": "recorder",
     "record_session": "recorder",
     "protect_logs": "logfilter",
-    "PauseRule": "pauses",
+    "PauseRule": "recorder.pauses",
     "RedactionPolicy": "redaction.policy",
 }
 

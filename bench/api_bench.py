@@ -45,7 +45,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine
 
-import auditagent.recorder as recorder_mod
+import auditagent.recorder.clock as recorder_clock
 from auditagent import chain, records, review
 from auditagent import records as r
 from auditagent.envelope import aad
@@ -243,8 +243,8 @@ async def load(
     now = datetime.now(timezone.utc).replace(microsecond=0)
     t_first = now - timedelta(days=DAYS)
     clock = [now]
-    real_utcnow = recorder_mod._utcnow
-    recorder_mod._utcnow = lambda: clock[0]
+    real_utcnow = recorder_clock.utcnow
+    recorder_clock.utcnow = lambda: clock[0]
     waves = max(1, (n_sessions + WAVE - 1) // WAVE)
     target_tenant, target_participant = TENANTS[3], "+15550000042"
     t0 = time.perf_counter()
@@ -300,7 +300,7 @@ async def load(
             target.add(r.Closed(at=t_start + timedelta(hours=1), reason="participant_disconnected"))
             await recorder.flush()
     finally:
-        recorder_mod._utcnow = real_utcnow
+        recorder_clock.utcnow = real_utcnow
     load_s = time.perf_counter() - t0
     print()
     return Dataset(

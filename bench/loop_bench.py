@@ -10,8 +10,8 @@ and dropping them), alternating so the machine's drift hits both alike:
 
 * **writer step**: every callback the loop runs is timed (``asyncio.Handle._run`` wrapped in
   this process only); a step belongs to the writer when it is a step of a task running a
-  coroutine of ``auditagent/recorder.py``. The longest one is the longest stretch the writer
-  held the loop, in wall-clock time; the same step's CPU time (``time.thread_time``) leaves
+  coroutine of the ``auditagent/recorder/`` package. The longest one is the longest stretch the
+  writer held the loop, in wall-clock time; the same step's CPU time (``time.thread_time``) leaves
   out the moments the OS ran another process instead (this box is shared).
 * **loop lateness**: a ticker asks to wake every millisecond and records how late it woke; its
   maximum is the longest the loop was unavailable to anybody, for whatever reason (the writer,
@@ -42,7 +42,7 @@ from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
 
-_RECORDER_FILE = os.path.join("auditagent", "recorder.py")
+_RECORDER_DIR = os.sep + os.path.join("auditagent", "recorder") + os.sep
 
 
 class StepTimer:
@@ -87,7 +87,7 @@ def _is_writer(handle: asyncio.Handle) -> bool:
         return False
     coro = task.get_coro()
     code = getattr(coro, "cr_code", None)
-    return code is not None and code.co_filename.endswith(_RECORDER_FILE)
+    return code is not None and _RECORDER_DIR in code.co_filename
 
 
 async def ticker(stop: asyncio.Event, late: list[float]) -> None:

@@ -13,11 +13,11 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from livekit.agents import llm as lk_llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
-from auditagent import capture as capture_mod
 from auditagent import records as r
 from auditagent import review
-from auditagent.capture import SessionCapture
 from auditagent.keys import LocalKeyring
+from auditagent.livekit import SessionCapture
+from auditagent.livekit import translate as translate_mod
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -189,7 +189,7 @@ async def test_item_is_not_marked_seen_before_its_record_is_built(
     msg = lk_llm.ChatMessage(id="a-1", role="assistant", content=["the last words"])
     session.history.items.append(msg)
 
-    real = capture_mod.AgentUtterance
+    real = translate_mod.AgentUtterance
     calls = {"n": 0}
 
     def failing_once(**kw: Any) -> r.AgentUtterance:
@@ -198,7 +198,7 @@ async def test_item_is_not_marked_seen_before_its_record_is_built(
             raise ValueError("translation failed")
         return real(**kw)
 
-    monkeypatch.setattr(capture_mod, "AgentUtterance", failing_once)
+    monkeypatch.setattr(translate_mod, "AgentUtterance", failing_once)
     live = cap.translate(
         ("conversation_item_added", (ConversationItemAddedEvent(item=msg), None, None), 1.0)
     )
@@ -211,7 +211,7 @@ async def test_item_is_not_marked_seen_before_its_record_is_built(
 async def test_attach_records_when_livekit_lacks_an_attribute_the_recorder_reads(
     settings: Settings, keyring: LocalKeyring, tenant: str
 ) -> None:
-    """The private LiveKit attributes the recorder reads (auditagent/_lkcompat.py) are checked
+    """The private LiveKit attributes the recorder reads (auditagent/livekit/_compat.py) are checked
     at attach; one a LiveKit upgrade removed is named in the record, not silently missed."""
     async with AuditRecorder(settings, key_provider=keyring) as recorder:
         intact: AgentSession[None] = AgentSession(llm=_script(), vad=None)

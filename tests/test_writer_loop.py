@@ -26,8 +26,9 @@ async def test_the_loop_runs_between_slices_of_one_batch(settings: Settings, ten
 
         async def other_work() -> None:
             # Another task on the same loop: what it sees of the queue while the writer drains.
-            while recorder._queue:
-                seen.append(len(recorder._queue))
+            queue = recorder._writer.inbox.queue
+            while queue:
+                seen.append(len(queue))
                 await asyncio.sleep(0)
 
         await asyncio.gather(other_work(), recorder.flush())

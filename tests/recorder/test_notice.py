@@ -72,8 +72,8 @@ async def _record(settings: Settings, *, talk_over: bool, tenant: str = "clinic"
             if talk_over:
                 await _until(lambda: session.agent_state == "speaking", "the notice to play")
                 await mic.speak(0.3)
-            assert rec._notice_task is not None
-            await asyncio.wait_for(asyncio.shield(rec._notice_task), 20)
+            assert rec.notice_task is not None
+            await asyncio.wait_for(asyncio.shield(rec.notice_task), 20)
         finally:
             mic.close()
             await session.aclose()

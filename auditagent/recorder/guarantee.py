@@ -13,18 +13,25 @@ hold a call they cannot record (MiFID II asks firms to keep evidence of when the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import AuditagentError
-from .settings import Settings
+from ..errors import AuditagentError
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from .batch import Batch
+    from .sealing import SessionSealing
 
 log = logging.getLogger("auditagent.guarantee")
 
@@ -147,3 +154,51 @@ async def end_unrecorded(session: Any, line: str) -> None:
         session.shutdown()
     except Exception as exc:
         log.warning("could not end the session: %s", type(exc).__name__)
+
+
+class Guarantee:
+    """The writer's side: which sessions failed, their markers, the tasks ending them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.failures: dict[uuid.UUID, FailureMarker] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def unrecordable(
+        self, batch: Batch, sessions: Mapping[uuid.UUID, SessionSealing]
+    ) -> None:
+        """Neither the database nor the spool took ``batch``: its sessions stop being
+        recorded, are ended after the configured line, and a marker notes the failure."""
+        now = time.time()
+        for sid in {e.session_id for e in batch.envelopes}:
+            state = sessions.get(sid)
+            if state is None or state.intake.failed_since is not None:
+                continue
+            state.intake.failed_since = now
+            marker = FailureMarker(
+                tenant=state.tenant,
+                session_id=str(sid),
+                failed_from=now,
+                records_lost=sum(1 for e in batch.envelopes if e.session_id == sid),
+                ended_session=state.capture is not None,
+            )
+            self.failures[sid] = marker
+            await asyncio.to_thread(write_marker, self.settings, marker)
+            log.error("session %s: recording failed; ending the session", sid)
+            if state.capture is not None:
+                task = asyncio.get_running_loop().create_task(
+                    end_unrecorded(state.capture.session, self.settings.recording_failed_line)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def close(self, sessions: Mapping[uuid.UUID, SessionSealing], pending: Iterable[Batch]) -> None:
+        """At the recorder's close: each failure's end time and what it cost, rewritten."""
+        now = time.time()
+        kept = list(pending)
+        for sid, marker in self.failures.items():
+            state = sessions.get(sid)
+            marker.failed_until = now
+            marker.records_lost += sum(1 for b in kept for e in b.envelopes if e.session_id == sid)
+            marker.records_lost += state.intake.lost if state is not None else 0
+            write_marker(self.settings, marker)

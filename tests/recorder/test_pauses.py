@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from livekit.agents import Agent, AgentSession, AgentTask, RunContext, function_tool
 
+from auditagent import PauseRule
 from auditagent import records as r
 from auditagent.errors import AuditagentError
 from auditagent.keys import LocalKeyring
-from auditagent.pauses import PauseRule
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from tests.fakes.llm import Reply, ScriptedLLM

@@ -19,9 +19,9 @@ import pytest
 from livekit.agents import Agent, AgentSession
 
 from auditagent import records as r
-from auditagent.guarantee import MARKER_DIR, RecordingUnavailable
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
+from auditagent.recorder.guarantee import MARKER_DIR, RecordingUnavailable
 from auditagent.settings import Settings
 from auditagent.store import db
 from tests.fakes.llm import Reply, ScriptedLLM
@@ -107,7 +107,7 @@ async def test_a_call_that_cannot_be_recorded_is_ended_and_the_failure_recorded_
         _break_spool(settings.resolved_spool_dir)
         await session.run(user_input=f"buy 100 shares {CANARY}")
         await _until(lambda: bool(closed), "the session to be ended")
-        assert rec._failed_since is not None and rec._failed_since >= t_cut
+        assert (rec.recording_failed_since or 0) >= t_cut
         # the failure is noted outside the spool, without any content
         (marker,) = (settings.data_dir / MARKER_DIR).glob("*.json")
         assert CANARY not in marker.read_text()

@@ -2,7 +2,7 @@
 runs, for at most ``max_duration`` seconds.
 
 ``attach(session, ..., pause_rules=[PauseRule(agent="GetCreditCardTask", max_duration=120)])``.
-The rules run on the voice loop, inside the recorder's hook (``SessionRecording._put``): each
+The rules run on the voice loop, inside the recorder's hook (``SessionIntake.put``): each
 event costs an identity check or a dict lookup, nothing more. Whether a rule applies is decided
 from the event itself: the agent LiveKit pinned on a conversation item (an ``AgentHandoff``
 item is added whenever an agent or task takes over, and again when it hands back) and the
@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import AuditagentError
+from ..errors import AuditagentError
 
 if TYPE_CHECKING:
-    from .capture import RawEvent
-    from .recorder import SessionRecording
+    from ..livekit import RawEvent
+    from .handle import SessionRecording
 
 DEFAULT_MAX_DURATION_S = 300.0
 
@@ -115,7 +115,7 @@ class PauseRules:
                     self._start(rule, u.function_call.call_id, t)
 
     def _start(self, rule: PauseRule, subject: Any, t: float) -> None:
-        if self.rec._paused:
+        if self.rec.is_paused:
             return  # a manual pause owns the recording
         self.active, self._subject, self.deadline = rule, subject, t + rule.max_duration
         self.rec._pause(

@@ -15,11 +15,11 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import _lkcompat as lk
-from .records import RecordingNotice
+from ..livekit import _compat as lk
+from ..records import RecordingNotice
 
 if TYPE_CHECKING:
-    from .recorder import SessionRecording
+    from .handle import SessionRecording
 
 log = logging.getLogger("auditagent.notice")
 

@@ -1,0 +1,88 @@
+"""The writer's connections: connect lazily, write one batch, and give up on a write in time.
+
+A job process holds no connection until it has records to write. A write that has not
+committed by its deadline is *abandoned*, not cancelled (psycopg's cancel of a hung server
+waits up to 10 s more): it keeps, and finally closes, its own connection, and is cancelled
+after ``db_timeout`` if the server has still not answered. Its batch goes to the spool, which
+replays idempotently, so a late commit stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import psycopg
+
+from .batch import Batch
+from .ingest import write_batch
+
+log = logging.getLogger("auditagent.recorder")
+
+
+class Database:
+    """Connections to one database for one writer, and the writes it stopped waiting for."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._orphans: set[asyncio.Task[Any]] = set()
+
+    async def connect(self) -> psycopg.AsyncConnection[Any]:
+        return await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(
+                self.url,
+                connect_timeout=max(1, int(self.timeout)),
+                prepare_threshold=None,
+                application_name="auditagent-recorder",
+            ),
+            self.timeout,
+        )
+
+    def abandon(self, task: asyncio.Task[Any]) -> None:
+        """Stop waiting for ``task`` without cancelling it now: it keeps (and finally closes)
+        its connection, and is cancelled after db_timeout if the server has not answered."""
+        self._orphans.add(task)
+        handle = asyncio.get_running_loop().call_later(self.timeout, task.cancel)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            handle.cancel()
+            self._orphans.discard(t)
+            if not t.cancelled():
+                t.exception()  # retrieved: an abandoned write's failure is expected
+
+        task.add_done_callback(done)
+
+    async def stop_abandoned(self) -> None:
+        """At close: cancel the writes still running that nobody waits for."""
+        for task in list(self._orphans):
+            task.cancel()
+        if self._orphans:
+            await asyncio.wait(set(self._orphans), timeout=1.0)
+
+
+async def write_on(
+    conn: psycopg.AsyncConnection[Any], batch: Batch, *, idempotent: bool, copy_data: bytes
+) -> set[uuid.UUID]:
+    """One batch in one transaction on ``conn``; the sessions whose close it applied."""
+    try:
+        return await write_batch(
+            conn,
+            opens=batch.opens,
+            envelopes=batch.envelopes,
+            updates=batch.updates,
+            idempotent=idempotent,
+            copy_data=copy_data,
+        )
+    except BaseException:
+        # After an error or a cancel the connection's state is unknown: start over.
+        await close_quietly(conn)
+        raise
+
+
+async def close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(conn.close(), 1.0)
