@@ -69,6 +69,7 @@ class AuditRecorder:
         self._started = False
         self._closed = False
         self._job_callback = False
+        self._notices: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_env(cls) -> AuditRecorder:
@@ -219,7 +220,9 @@ class AuditRecorder:
             from .notice import start_notice
 
             state.notice = "incomplete"  # until a recording_notice record says otherwise
-            rec._notice_task = start_notice(rec, session, notice)
+            rec._notice_task = task = start_notice(rec, session, notice)
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
         return rec
 
     def open_session(
@@ -319,6 +322,8 @@ class AuditRecorder:
         self._closed = True
         # A session LiveKit is tearing down emits its close event (and its last items) soon.
         await self._wait_for_livekit_closes(running_too=False)
+        for task in list(self._notices):
+            task.cancel()  # a notice still waiting for its session to start
         for state in self._writer.open_sessions():
             if state.capture is not None:
                 state.capture.uninstall()
