@@ -8,8 +8,7 @@ from sqlalchemy import Engine
 
 from auditagent.cli import main
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
-from auditagent.store import db
+from auditagent.store import db, principals
 from tests.api_support import engine  # noqa: F401
 
 
@@ -28,7 +27,7 @@ def test_create_prints_token_last_and_stores_only_its_hash(
     out = capsys.readouterr().out
     token = out.rstrip("\n").splitlines()[-1]
     assert token.startswith("aa_") and len(token) > 40
-    principal = store_admin.authenticate(engine, token)
+    principal = principals.authenticate(engine, token)
     assert principal is not None
     assert (principal.role, principal.tenant, principal.name) == ("auditor", tenant, "ann")
     with psycopg.connect(db.libpq_url(settings.database_url or "")) as conn:
@@ -53,7 +52,7 @@ def test_list_and_revoke(
 ) -> None:
     assert main(["apikey", "create", "--role", "admin", "--tenant", tenant]) == 0
     token = capsys.readouterr().out.rstrip("\n").splitlines()[-1]
-    principal = store_admin.authenticate(engine, token)
+    principal = principals.authenticate(engine, token)
     assert principal is not None
     assert main(["apikey", "list", "--tenant", tenant]) == 0
     listing = capsys.readouterr().out
@@ -61,7 +60,7 @@ def test_list_and_revoke(
     assert token not in listing
     assert main(["apikey", "revoke", str(principal.id)]) == 0
     assert "revoked" in capsys.readouterr().out
-    assert store_admin.authenticate(engine, token) is None
+    assert principals.authenticate(engine, token) is None
     assert main(["apikey", "list", "--tenant", tenant]) == 0
     assert "revoked" in capsys.readouterr().out
     assert main(["apikey", "revoke", "nope"]) == 2

@@ -30,9 +30,9 @@ from auditagent.cli import main
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
-from auditagent.store import db
-from auditagent.store import retention as store
+from auditagent.store import access_log, db, principals
+from auditagent.store.holds import list_holds
+from auditagent.store.runs import get_run
 from tests import retention_support as rs
 from tests.retention_support import deletion_rows, record_sessions, state
 
@@ -86,8 +86,8 @@ def test_hold_at_each_scope_survives_retention_until_released(
         )
     again = retention.run_retention(engine, fresh_settings)
     assert again.sessions_deleted == len(kept) and again.sessions_skipped_held == 0
-    assert [h.id for h in store.list_holds(engine, include_released=True)] == [hold.id]
-    assert store.list_holds(engine) == []
+    assert [h.id for h in list_holds(engine, include_released=True)] == [hold.id]
+    assert list_holds(engine) == []
 
 
 def test_erasure_shreds_and_purges_every_session_of_the_participant(
@@ -122,7 +122,7 @@ def test_erasure_shreds_and_purges_every_session_of_the_participant(
     rows = deletion_rows(fresh_settings)
     assert {r[1] for r in rows} == {a1.session_id, a2.session_id}
     assert {(r[2], r[3]) for r in rows} == {("erasure", "erasure")}
-    run = store.get_run(engine, report.run_id)  # type: ignore[arg-type]
+    run = get_run(engine, report.run_id)  # type: ignore[arg-type]
     assert run is not None
     assert (run.trigger, run.reason, run.requested_by) == ("erasure", "DSR-881", "dpo")
     # Erasing again matches nothing: an error, unless the operator says that is expected.
@@ -191,7 +191,7 @@ def client(fresh_settings: Settings, engine: Engine, keyring: LocalKeyring) -> I
 
 
 def _auth(engine: Engine, role: str, tenant: str | None) -> dict[str, str]:
-    _, token = store_admin.create_principal(
+    _, token = principals.create_principal(
         engine, role=role, tenant=tenant, name=f"{role}-{tenant or 'all'}"
     )
     return {"Authorization": f"Bearer {token}", "X-Audit-Reason": "ticket 42"}
@@ -410,7 +410,7 @@ def test_holds_and_erasures_say_what_they_cover_and_refuse_to_match_nothing(
             reason="DSR",
             requested_by="dpo",
         )
-    assert len(store.list_holds(engine)) == 2  # nothing was placed by the refused calls
+    assert len(list_holds(engine)) == 2  # nothing was placed by the refused calls
 
 
 def test_cli_holds_and_erasure_take_the_identity_from_stdin_or_a_file(
@@ -601,7 +601,7 @@ def test_deletions_api_report_and_signed_certificate(
     assert "1/1 deletion records valid, 1 runs; deletion chain valid (2 records)" in out
     assert main(["retention", "report", "--check", str(out_file)]) == 0
     # Reading deletions is access-logged like any read.
-    actions = [e.entry.action for e in store_admin.list_access_log(engine, limit=50)]
+    actions = [e.entry.action for e in access_log.list_access_log(engine, limit=50)]
     assert actions.count("deletions.list") == 2 and "deletions.certificate" in actions
 
 

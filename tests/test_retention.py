@@ -19,10 +19,13 @@ from sqlalchemy import Engine
 
 from auditagent import retention
 from auditagent.cli import main
+from auditagent.integrity.ledger_format import deletion_record_hash, ts
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import db
-from auditagent.store import retention as store
+from auditagent.store import db, purges
+from auditagent.store.locks import db_clock
+from auditagent.store.policies import list_policies
+from auditagent.store.runs import get_run
 from tests import retention_support as rs
 from tests.retention_support import deletion_rows, record_sessions, set_ended, sql_rows, state
 
@@ -85,7 +88,7 @@ def test_agent_policy_beats_tenant_policy_beats_default(
         engine, fresh_settings, tenant="acme", agent=None, keep_days=20, created_by="test2"
     )
     assert expired(20) == {intake, other, billing} - {other}
-    assert len(store.list_policies(engine, tenant="acme")) == 2
+    assert len(list_policies(engine, tenant="acme")) == 2
     retention.remove_policy(
         engine,
         fresh_settings,
@@ -104,7 +107,7 @@ def test_policy_below_floor_is_refused_naming_the_floor(
         retention.set_policy(
             engine, fresh_settings, tenant="acme", agent=None, keep_days=6, created_by="t"
         )
-    assert store.list_policies(engine) == []
+    assert list_policies(engine) == []
 
 
 def test_run_shreds_deletes_and_records_each_session(
@@ -123,7 +126,7 @@ def test_run_shreds_deletes_and_records_each_session(
     assert policy == "default keep_days=30"
     assert final_hash is not None
     assert retention.verify_deletion_chain(engine).ok
-    run = store.get_run(engine, report.run_id)  # type: ignore[arg-type]
+    run = get_run(engine, report.run_id)  # type: ignore[arg-type]
     assert run is not None and run.status == "complete" and run.events_deleted == 5
     # Rerunning finds nothing more to do.
     again = retention.run_retention(engine, fresh_settings)
@@ -166,7 +169,7 @@ def test_deleting_events_needs_a_shredded_session(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
     (s,) = record_sessions(fresh_settings, keyring, [("acme", "a", "x")])
-    assert store.delete_event_batch(engine, s.session_id, batch_size=100) == 0
+    assert purges.delete_event_batch(engine, s.session_id, batch_size=100) == 0
     assert state(fresh_settings, s.session_id) == ("closed", 5, True)
     # And outside this module the database still refuses.
     assert fresh_settings.database_url
@@ -261,7 +264,7 @@ def _forge_deletion(settings: Settings, session_id: uuid.UUID) -> None:
         settings, "SELECT event_count, head_hash, tenant FROM sessions WHERE id = %s", (session_id,)
     )
     deleted_at = datetime.now(timezone.utc).replace(microsecond=0)
-    digest = store.deletion_record_hash(
+    digest = deletion_record_hash(
         prev_hash=prev,
         seq=seq,
         run_id=None,
@@ -543,17 +546,17 @@ def test_deletion_record_carries_its_basis_and_the_real_time_of_deletion(
     retention.release_hold(
         engine, hold.id, released_by="counsel", reason="done", tenant=None, key_provider=keyring
     )
-    an_hour_ago = store.db_clock(engine) - timedelta(hours=1)
+    an_hour_ago = db_clock(engine) - timedelta(hours=1)
     report = retention.run_retention(engine, fresh_settings, key_provider=keyring, now=an_hour_ago)
     (record,) = report.deletion_records
     assert record.deleted_at > an_hour_ago + timedelta(minutes=59)  # real time, not the run's
     b = record.basis
     assert b is not None
-    assert b["ended_at"] == store.ts(s.ended_at) == b["closed_at"]
+    assert b["ended_at"] == ts(s.ended_at) == b["closed_at"]
     assert b["policy"] is None and b["default"] == {"years": 0, "months": 0, "days": 30}
     assert b["floor"] == {"years": 0, "months": 0, "days": 7}
-    assert b["expires_at"] == store.ts(s.ended_at + timedelta(days=30))
-    assert b["run_clock"] == store.ts(an_hour_ago)
+    assert b["expires_at"] == ts(s.ended_at + timedelta(days=30))
+    assert b["run_clock"] == ts(an_hour_ago)
     assert b["holds"]["checked"] and b["holds"]["changes"] == 2  # placed, then released
     assert record.signed_by(keyring.signing_public_key())
     assert retention.verify_deletion_chain(engine, public_key=keyring.signing_public_key()).ok
@@ -571,7 +574,7 @@ def test_failing_step_is_named_in_the_error_log(
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError("disk on fire zanzibarquokka")
 
-    monkeypatch.setattr(store, "delete_event_batch", broken)
+    monkeypatch.setattr(purges, "delete_event_batch", broken)
     report = retention.run_retention(engine, fresh_settings, key_provider=keyring)
     assert report.errors == 1 and not report.ok
     (line,) = [r.getMessage() for r in caplog.records if "failed at step" in r.getMessage()]
@@ -582,7 +585,7 @@ def test_failing_step_is_named_in_the_error_log(
 def test_cli_admin_actions_are_access_logged_with_the_operator(
     cli_env: Settings, keyring: LocalKeyring, engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from auditagent.store import admin as store_admin
+    from auditagent.store import access_log
 
     (s,) = record_sessions(cli_env, keyring, [("acme", "alice", "x")], ended_days_ago=31)
     who = ["--as", "Dana Scully"]
@@ -608,7 +611,7 @@ def test_cli_admin_actions_are_access_logged_with_the_operator(
     assert main(["holds", "release", hold_id, "--reason", "closed", *who]) == 0
     assert main(["retention", "run", "--yes"]) == 0
     assert main(["retention", "policy", "delete", "--tenant", "acme", *who]) == 0
-    entries = list(reversed(store_admin.list_access_log(engine, limit=20)))
+    entries = list(reversed(access_log.list_access_log(engine, limit=20)))
     actions = [(e.entry.action, e.entry.principal_name) for e in entries]
     me = f"cli:{rs.os_user()}"
     assert actions == [
@@ -620,16 +623,16 @@ def test_cli_admin_actions_are_access_logged_with_the_operator(
     ]
     assert entries[1].entry.session_id == s.session_id and entries[1].entry.reason == "M-2"
     assert entries[3].entry.detail["sessions_matched"] == 1
-    assert store_admin.verify_access_log(engine).ok
+    assert access_log.verify_access_log(engine).ok
     # The same identity is on the change itself.
-    assert store.list_policies(engine, history=True)[0].created_by.startswith("Dana Scully")
+    assert list_policies(engine, history=True)[0].created_by.startswith("Dana Scully")
 
 
 # A CLI run that stalls inside its first batch delete (after the batch committed), so a test
 # can signal it at a known point. Only the store function is wrapped; the CLI is the real one.
 _STALLED_RUN = """
 import sys, time
-from auditagent.store import retention as store
+from auditagent.store import purges as store
 from auditagent.cli import main
 real = store.delete_event_batch
 def stalled(*args, **kwargs):

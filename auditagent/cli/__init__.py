@@ -16,7 +16,17 @@ from ..settings import Settings
 
 # Modules that add a command group with `register(subparsers)`; missing ones are skipped so a
 # partial install still gives a working CLI for what it has.
-COMMAND_MODULES = ("db", "keys", "apikey", "verify", "serve", "retention", "demo")
+COMMAND_MODULES = (
+    "db",
+    "keys",
+    "apikey",
+    "verify",
+    "serve",
+    "expire",
+    "holds",
+    "checkpoint",
+    "demo",
+)
 
 
 class _CurrentStderr(logging.Handler):

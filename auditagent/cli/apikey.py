@@ -7,7 +7,8 @@ import uuid
 
 from ..errors import AuditagentError
 from ..settings import Settings
-from ..store import admin, db
+from ..store import db
+from ..store import principals as principal_store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create = sub.add_parser(
         "create", help="create a key; prints the token once, as the last line of output"
     )
-    create.add_argument("--role", choices=admin.ROLES, required=True)
+    create.add_argument("--role", choices=principal_store.ROLES, required=True)
     create.add_argument(
         "--tenant", default=None, help="tenant the key is limited to (required for auditors)"
     )
@@ -35,7 +36,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
     try:
         db.ensure_schema_current(engine)
         name = args.name or (f"{args.role}@{args.tenant}" if args.tenant else args.role)
-        principal, token = admin.create_principal(
+        principal, token = principal_store.create_principal(
             engine, role=args.role, tenant=args.tenant, name=name
         )
     finally:
@@ -52,7 +53,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     engine = db.make_engine(settings)
     try:
         db.ensure_schema_current(engine)
-        principals = admin.list_principals(engine, tenant=args.tenant)
+        principals = principal_store.list_principals(engine, tenant=args.tenant)
     finally:
         engine.dispose()
     if not principals:
@@ -78,7 +79,7 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     engine = db.make_engine(settings)
     try:
         db.ensure_schema_current(engine)
-        p = admin.revoke_principal(engine, key_id)
+        p = principal_store.revoke_principal(engine, key_id)
     finally:
         engine.dispose()
     print(f"revoked key {p.id} ({p.name})")

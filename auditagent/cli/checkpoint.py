@@ -1,4 +1,4 @@
-"""`auditagent checkpoint write | verify` (registered by cli/retention.py).
+"""`auditagent checkpoint write | verify`.
 
 `write` signs a global checkpoint over every session head, the deletion-record chain and the
 retention change log into the checkpoint directory (retention runs and erasures write one
@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import checkpoints
 from ..keys import load_key_provider
 from ..settings import Settings
+from ._common import engine_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,8 +35,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _write(args: argparse.Namespace, settings: Settings) -> int:
-    from .retention import engine_for
-
     sink = checkpoints.DirectorySink(args.dir or settings.resolved_checkpoint_dir)
     with engine_for(settings) as engine:
         where, cp = checkpoints.write_global_checkpoint(engine, load_key_provider(settings), sink)
@@ -45,8 +44,6 @@ def _write(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_verify(settings: Settings, directory: Path | None, public_key: str | None) -> int:
     """Shared by `checkpoint verify` and `verify --all --checkpoints DIR`."""
-    from .retention import engine_for
-
     key = checkpoints.load_public_key(public_key, lambda: load_key_provider(settings))
     sink = checkpoints.DirectorySink(directory or settings.resolved_checkpoint_dir)
     with engine_for(settings) as engine:

@@ -1,5 +1,4 @@
-"""`auditagent holds add | list | release` and `auditagent erasure` (registered by
-cli/retention.py).
+"""`auditagent holds add | list | release` and `auditagent erasure`.
 
 Each says how many sessions it covers; a hold or an erasure that covers none is an error
 unless --allow-empty. The participant identity can come from stdin (`--participant -`) or a
@@ -17,7 +16,8 @@ from .. import retention
 from ..errors import AuditagentError
 from ..keys import load_key_provider
 from ..settings import Settings
-from ..store import retention as store
+from ..store.holds import list_holds
+from ._common import add_operator, checkpoint_sink, engine_for, log_action, operator
 
 
 def _participant_args(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
@@ -34,8 +34,6 @@ def _participant_args(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGr
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .retention import add_operator
-
     p = sub.add_parser("holds", help="legal holds (survive retention and erasure)")
     hsub = p.add_subparsers(dest="holds_command", metavar="ACTION", required=True)
     add = hsub.add_parser("add", help="place a hold on a session, a participant or a tenant")
@@ -105,8 +103,6 @@ def read_participant(args: argparse.Namespace) -> str | None:
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
-    from .retention import checkpoint_sink, engine_for, log_action, operator
-
     participant = read_participant(args)
     scope: retention.HoldScope = (
         "session" if args.session else "participant" if participant is not None else "tenant"
@@ -144,12 +140,10 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from .retention import engine_for, log_action, operator
-
     op = operator(args)
     with engine_for(settings) as engine:
         log_action(engine, op, "holds.list", command="holds list", tenant=args.tenant)
-        holds = store.list_holds(engine, tenant=args.tenant, include_released=args.all)
+        holds = list_holds(engine, tenant=args.tenant, include_released=args.all)
     for h in holds:
         target = (
             str(h.session_id)
@@ -171,8 +165,6 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _release(args: argparse.Namespace, settings: Settings) -> int:
-    from .retention import checkpoint_sink, engine_for, log_action, operator
-
     op = operator(args)
     keys = load_key_provider(settings)
     with engine_for(settings) as engine:
@@ -198,8 +190,6 @@ def _release(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _erasure(args: argparse.Namespace, settings: Settings) -> int:
-    from .retention import engine_for, log_action, operator
-
     participant = read_participant(args)
     assert participant is not None
     if not args.yes:

@@ -25,8 +25,8 @@ from ..errors import AuditagentError, ConfigError, NotFound
 from ..keys import load_key_provider
 from ..review import check_bundle
 from ..settings import Settings
-from ..store import db, reader
-from ..store import retention as store_retention
+from ..store import db, deletions, reader
+from ..store.heads import session_heads
 
 EXIT_INVALID = 1
 
@@ -104,7 +104,7 @@ def _sink(settings: Settings) -> checkpoints.DirectorySink:
 def _removed(engine: Engine, session_id: uuid.UUID, committed: int) -> str | None:
     """Why a session absent from the database is not a failure: a deletion record of the
     retention path accounts for at least what its checkpoint committed. None otherwise."""
-    records = store_retention.deletion_records_for(engine, session_id)
+    records = deletions.deletion_records_for(engine, session_id)
     if records and records[-1].event_count >= committed:
         return "removed by retention (deletion record)"
     return None
@@ -140,7 +140,7 @@ def _verify_one(settings: Settings, session_id: uuid.UUID, *, public_key_arg: st
                 print("1/1 sessions valid, 0 events verified")
                 return 0
             if session.status in ("shredded", "purged"):
-                ok = store_retention.has_deletion_record(conn, session.id)
+                ok = deletions.has_deletion_record(conn, session.id)
                 print(
                     f"session {session_id}: "
                     + (
@@ -193,7 +193,7 @@ def _verify_all(settings: Settings, *, tenant: str | None, public_key_arg: str |
                 total += 1
                 if session.status in ("shredded", "purged"):
                     # Removed by retention or erasure: what stands for it is its deletion record.
-                    if store_retention.has_deletion_record(events_conn, session.id):
+                    if deletions.has_deletion_record(events_conn, session.id):
                         valid += 1
                     else:
                         print(f"session {session.id}: {session.status} without a deletion record")
@@ -213,7 +213,7 @@ def _verify_all(settings: Settings, *, tenant: str | None, public_key_arg: str |
             # Sessions a checkpoint commits to that the database no longer has. With --tenant
             # those of other tenants are still in the database and are left to their tenant.
             unseen = [sid for sid in commitments if sid not in seen]
-            present = set(store_retention.session_heads(engine, unseen)) if unseen else set()
+            present = set(session_heads(engine, unseen)) if unseen else set()
             for sid in sorted(unseen, key=str):
                 if sid in present:
                     continue

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -147,7 +147,7 @@ def make_engine(settings: Settings, *, url: str | None = None, **kwargs: Any) ->
 def check_reachable(engine: Engine) -> None:
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(select(1))
     except OperationalError as exc:
         raise DatabaseUnavailable(
             f"cannot reach the database at {describe_url(str(engine.url))}",

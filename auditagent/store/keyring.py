@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, any_, func, select, update
 
 from ..envelope import dek_context
 from ..errors import AuditagentError
 from ..keys import KeyProvider, WrappedKey
+from ._sql import uuid_array
+from .models import DataKeyRow
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ def rewrap_all(engine: Engine, key_provider: KeyProvider, *, batch_size: int = 5
     continues; ``SKIP LOCKED`` lets two runs share the work instead of waiting on each other.
     """
     current = key_provider.current_key_id()
+    k = DataKeyRow.__table__.c
     done = 0
     # A key this keyring cannot unwrap (another keyring's, or damaged) is reported, left as it
     # is, and excluded from later batches so the run still finishes everything else.
@@ -34,13 +37,15 @@ def rewrap_all(engine: Engine, key_provider: KeyProvider, *, batch_size: int = 5
     while True:
         with engine.begin() as conn:
             rows = conn.execute(
-                text(
-                    "SELECT session_id, key_id, tenant, master_key_id, wrapped FROM data_keys"
-                    " WHERE wrapped IS NOT NULL AND master_key_id <> :current"
-                    " AND NOT (session_id = ANY(:failed))"
-                    " ORDER BY session_id LIMIT :n FOR UPDATE SKIP LOCKED"
-                ),
-                {"current": current, "n": batch_size, "failed": failed},
+                select(k.session_id, k.key_id, k.tenant, k.master_key_id, k.wrapped)
+                .where(
+                    k.wrapped.is_not(None),
+                    k.master_key_id != current,
+                    ~(k.session_id == any_(uuid_array(failed))),
+                )
+                .order_by(k.session_id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 break
@@ -54,21 +59,18 @@ def rewrap_all(engine: Engine, key_provider: KeyProvider, *, batch_size: int = 5
                     failed.append(sid)
                     continue
                 conn.execute(
-                    text(
-                        "UPDATE data_keys SET master_key_id = :m, wrapped = :w,"
-                        " rewrapped_at = now() WHERE session_id = :sid"
-                    ),
-                    {"m": new.master_key_id, "w": new.blob, "sid": sid},
+                    update(DataKeyRow)
+                    .where(DataKeyRow.session_id == sid)
+                    .values(
+                        master_key_id=new.master_key_id, wrapped=new.blob, rewrapped_at=func.now()
+                    )
                 )
             done += len(rows) - sum(1 for r in rows if r[0] in failed)
     with engine.connect() as conn:
         current_n = conn.execute(
-            text("SELECT count(*) FROM data_keys WHERE wrapped IS NOT NULL AND master_key_id = :c"),
-            {"c": current},
+            select(func.count()).where(k.wrapped.is_not(None), k.master_key_id == current)
         ).scalar_one()
-        shredded = conn.execute(
-            text("SELECT count(*) FROM data_keys WHERE wrapped IS NULL")
-        ).scalar_one()
+        shredded = conn.execute(select(func.count()).where(k.wrapped.is_(None))).scalar_one()
     return RewrapResult(
         rewrapped=done,
         already_current=int(current_n) - done,

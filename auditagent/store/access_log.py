@@ -1,0 +1,260 @@
+"""The hash-chained access log.
+
+It is the HIPAA "record every read" control: a row is committed before any content leaves the
+API, and a read whose row cannot be written is refused (fail closed, like a Vault audit device).
+Rows are chained like events so that editing or removing one is detectable; the hashed format is
+:func:`auditagent.integrity.ledger_format.access_hash`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..chain import GENESIS
+from ..errors import AuditagentError, DatabaseUnavailable
+from ..integrity.ledger_format import access_hash
+from .locks import xact_lock
+from .models import AccessLogRow
+
+# Arbitrary fixed key for pg_advisory_xact_lock: every access-log writer takes it, so concurrent
+# API workers append to one chain instead of forking it.
+ACCESS_LOG_LOCK = 0x6161_6363_6573_73  # "aaccess"
+
+
+class AccessLogUnavailable(AuditagentError):
+    """The access-log row could not be written, so the read it would record is refused."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the access log cannot be written, so the read is refused",
+            fix="check the database (access_log table) and retry",
+        )
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """What one read was: who, which action on which session/tenant, through which route, why."""
+
+    action: str
+    principal_id: uuid.UUID | None = None
+    principal_name: str | None = None
+    role: str | None = None
+    tenant: str | None = None
+    session_id: uuid.UUID | None = None
+    route: str | None = None
+    reason: str | None = None
+    correlation_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedAccess:
+    seq: int
+    at: datetime
+    entry: AccessEntry
+    prev_hash: bytes
+    hash: bytes
+
+
+def _append(conn: Connection, entry: AccessEntry) -> LoggedAccess:
+    xact_lock(conn, ACCESS_LOG_LOCK)
+    head = conn.execute(
+        select(AccessLogRow.seq, AccessLogRow.hash).order_by(AccessLogRow.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (head.seq + 1, bytes(head.hash)) if head else (0, GENESIS)
+    # Microsecond precision is what Postgres stores, so the hash recomputes from the row.
+    at = datetime.now(timezone.utc)
+    digest = access_hash(prev_hash=prev, seq=seq, at=at, entry=entry)
+    conn.execute(
+        insert(AccessLogRow).values(
+            seq=seq,
+            at=at,
+            principal_id=entry.principal_id,
+            principal_name=entry.principal_name,
+            role=entry.role,
+            tenant=entry.tenant,
+            action=entry.action,
+            session_id=entry.session_id,
+            route=entry.route,
+            reason=entry.reason,
+            correlation_id=entry.correlation_id,
+            detail=dict(entry.detail),
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    return LoggedAccess(seq=seq, at=at, entry=entry, prev_hash=prev, hash=digest)
+
+
+def append_access(engine: Engine, entry: AccessEntry) -> LoggedAccess:
+    """Commit one access-log row, or raise ``AccessLogUnavailable`` (the caller must refuse)."""
+    from ..metrics import metrics
+
+    try:
+        with engine.begin() as conn:
+            logged = _append(conn, entry)
+    except SQLAlchemyError as exc:
+        raise AccessLogUnavailable() from exc
+    metrics().access_log_writes.inc()
+    return logged
+
+
+def append_access_on(conn: Connection, entry: AccessEntry) -> LoggedAccess:
+    """:func:`append_access` on a connection the caller holds: the row is committed in a
+    transaction of its own before this returns. Whatever the connection had begun implicitly
+    (reads only, by contract) is rolled back first, so nothing else rides on that commit."""
+    from ..metrics import metrics
+
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            logged = _append(conn, entry)
+    except SQLAlchemyError as exc:
+        raise AccessLogUnavailable() from exc
+    metrics().access_log_writes.inc()
+    return logged
+
+
+def append_refusal(engine: Engine, entry: AccessEntry, *, caller_tenant: str | None) -> int:
+    """Access-log a refused attempt; returns how many rows were committed.
+
+    The data owner (``entry.tenant``) must see that an attempt on its data was refused, but
+    not who made it when the caller belongs to another tenant (or to none): an auditor of
+    tenant A would otherwise read another customer's key names. So, in one transaction,
+
+    * the caller's row — identity, reason, target — goes under no tenant, which only
+      tenantless admins can list, with ``detail.target_tenant``;
+    * the owner's row goes under ``entry.tenant`` with no principal, role or reason, and
+      ``detail.ref`` = the seq of the caller's row, for an admin to follow up.
+
+    A refusal within the caller's own tenant is one row with the identity. Both rows keep the
+    request's correlation id (the caller's ``X-Request-ID``).
+    """
+    from ..metrics import metrics
+
+    try:
+        with engine.begin() as conn:
+            if entry.tenant is not None and entry.tenant == caller_tenant:
+                _append(conn, entry)
+                written = 1
+            else:
+                who = _append(
+                    conn,
+                    replace(
+                        entry, tenant=None, detail={**entry.detail, "target_tenant": entry.tenant}
+                    ),
+                )
+                written = 1
+                if entry.tenant is not None:
+                    _append(
+                        conn,
+                        AccessEntry(
+                            action=entry.action,
+                            tenant=entry.tenant,
+                            session_id=entry.session_id,
+                            route=entry.route,
+                            correlation_id=entry.correlation_id,
+                            detail={**entry.detail, "ref": who.seq},
+                        ),
+                    )
+                    written = 2
+    except SQLAlchemyError as exc:
+        raise AccessLogUnavailable() from exc
+    metrics().access_log_writes.inc(written)
+    return written
+
+
+def _entry(row: Any) -> AccessEntry:
+    return AccessEntry(
+        action=row.action,
+        principal_id=row.principal_id,
+        principal_name=row.principal_name,
+        role=row.role,
+        tenant=row.tenant,
+        session_id=row.session_id,
+        route=row.route,
+        reason=row.reason,
+        correlation_id=row.correlation_id,
+        detail=dict(row.detail or {}),
+    )
+
+
+def list_access_log(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    session_id: uuid.UUID | None = None,
+    principal_id: uuid.UUID | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+) -> list[LoggedAccess]:
+    """Newest first; page with ``before_seq`` = the last seq of the previous page."""
+    stmt = select(AccessLogRow).order_by(AccessLogRow.seq.desc()).limit(limit)
+    if tenant is not None:
+        stmt = stmt.where(AccessLogRow.tenant == tenant)
+    if session_id is not None:
+        stmt = stmt.where(AccessLogRow.session_id == session_id)
+    if principal_id is not None:
+        stmt = stmt.where(AccessLogRow.principal_id == principal_id)
+    if before_seq is not None:
+        stmt = stmt.where(AccessLogRow.seq < before_seq)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailable("cannot read the access log", fix="check the database") from exc
+    return [
+        LoggedAccess(
+            seq=r.seq,
+            at=r.at,
+            entry=_entry(r),
+            prev_hash=bytes(r.prev_hash),
+            hash=bytes(r.hash),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class AccessLogVerifyResult:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    reason: str | None
+    head_hash: bytes
+
+
+def _iter_rows(engine: Engine, batch: int = 1000) -> Iterator[Any]:
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(
+            select(AccessLogRow).order_by(AccessLogRow.seq)
+        )
+        yield from result
+
+
+def verify_access_log(engine: Engine) -> AccessLogVerifyResult:
+    """Recompute the whole access-log chain from genesis."""
+    prev = GENESIS
+    count = 0
+    for row in _iter_rows(engine):
+        if row.seq != count:
+            reason = f"missing seq {count}" if row.seq > count else f"seq {row.seq} out of order"
+            return AccessLogVerifyResult(False, count, min(row.seq, count), reason, prev)
+        if bytes(row.prev_hash) != prev:
+            return AccessLogVerifyResult(False, count, row.seq, "prev_hash mismatch", prev)
+        computed = access_hash(prev_hash=prev, seq=row.seq, at=row.at, entry=_entry(row))
+        if computed != bytes(row.hash):
+            return AccessLogVerifyResult(
+                False, count, row.seq, "hash mismatch (entry altered)", prev
+            )
+        prev = computed
+        count += 1
+    return AccessLogVerifyResult(True, count, None, None, prev)

@@ -1,0 +1,389 @@
+"""What a retention run or erasure deletes, and the three steps that delete it.
+
+This is the only module that runs ``SET LOCAL auditagent.allow_purge = 'on'``, and it does so
+only in the transaction that deletes one batch of a shredded (or purged) session's events.
+Order per session, each step its own committed transaction so an interrupted run resumes
+where it stopped:
+
+1. shred: re-check legal holds (under a lock) and, for retention, that the session is still
+   due (its end time agrees with its chained close record, the current policy and the floor);
+   append its deletion record (hash-chained, carrying that basis, signed with the checkpoint
+   key); then destroy the wrapped data key and mark the session ``shredded`` — one transaction.
+   The database refuses the last two without the record (migration 0017's guards);
+2. delete events in batches of ``batch_size`` rows;
+3. mark the session ``purged`` once no event of it is left.
+
+Statements are SQLAlchemy Core over the typed models, as everywhere in the store; the one
+exception is the expiry SQL below (the policy in force by LATERAL join, calendar arithmetic with
+``make_interval``, the hold check), kept as PostgreSQL text because that is what it is
+reviewed as, and the ``SET LOCAL`` guards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
+
+from ..integrity.ledger_format import Signer, ts
+from ..period import RetentionPeriod
+from .changes import changes_head
+from .deletions import DeletionRecord, append_deletion_on
+from .locks import LOCK_HOLDS, clock, xact_lock
+from .models import DataKeyRow, EventRow, SessionRow
+
+_S = SessionRow.__table__
+_E = EventRow.__table__
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A session the run will delete (or finish deleting, when already ``shredded``, or whose
+    late rows it removes, when ``purged``)."""
+
+    session_id: uuid.UUID
+    tenant: str
+    status: str
+    ended_at: datetime | None
+    event_count: int
+    policy: str
+    expires_at: datetime | None = None
+
+
+# The policy in force for session ``s``: the newest version for its tenant and agent label,
+# else for its tenant, skipping removed ones (a removed agent policy falls back to the tenant
+# one). The label is ``labels->>'agent'``, else agent_name.
+_POLICY_JOIN = """LEFT JOIN LATERAL (
+  SELECT p.id, p.version, p.agent, p.keep_years, p.keep_months, p.keep_days FROM (
+    (SELECT q.*, 0 AS rank FROM retention_policies q WHERE q.tenant = s.tenant
+       AND q.agent = COALESCE(s.labels->>'agent', s.agent_name)
+       ORDER BY q.version DESC LIMIT 1)
+    UNION ALL
+    (SELECT q.*, 1 AS rank FROM retention_policies q WHERE q.tenant = s.tenant
+       AND q.agent IS NULL ORDER BY q.version DESC LIMIT 1)
+  ) p WHERE NOT p.deleted ORDER BY p.rank LIMIT 1) pol ON true"""
+
+# End time plus the policy (or the default), never less than end time plus the floor: the
+# floor holds at run time, for old policies and the default too. Calendar arithmetic in UTC.
+_EXPIRES = """GREATEST(
+  ((s.ended_at AT TIME ZONE 'UTC') + make_interval(
+     years => COALESCE(pol.keep_years, :dy), months => COALESCE(pol.keep_months, :dm),
+     days => COALESCE(pol.keep_days, :dd))) AT TIME ZONE 'UTC',
+  ((s.ended_at AT TIME ZONE 'UTC')
+     + make_interval(years => :fy, months => :fm, days => :fd)) AT TIME ZONE 'UTC')"""
+
+
+# An unreleased hold covers session ``s`` when it names the session, its participant's blind
+# index, or its whole tenant.
+HELD_SQL = """EXISTS (
+  SELECT 1 FROM legal_holds h
+  WHERE h.released_at IS NULL AND h.tenant = s.tenant AND (
+    h.scope = 'tenant'
+    OR (h.scope = 'session' AND h.session_id = s.id)
+    OR (h.scope = 'participant' AND s.participant_index IS NOT NULL
+        AND h.participant_index = s.participant_index)))"""
+
+
+def _period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
+    return {
+        "dy": default.years,
+        "dm": default.months,
+        "dd": default.days,
+        "fy": floor.years,
+        "fm": floor.months,
+        "fd": floor.days,
+    }
+
+
+def _policy_name(row: Any, default: RetentionPeriod) -> str:
+    if row.policy_id is None:
+        return f"default {default}"
+    period = RetentionPeriod(row.keep_years, row.keep_months, row.keep_days)
+    who = f"tenant={row.tenant}" + (f" agent={row.policy_agent}" if row.policy_agent else "")
+    return f"{who} {period}"
+
+
+def _expired_where(tenant: str | None) -> str:
+    where = (
+        "((s.status = 'closed' AND s.ended_at IS NOT NULL "
+        f"AND {_EXPIRES} < :now) OR s.status = 'shredded' "
+        "OR (s.status = 'purged' AND EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id)))"
+    )
+    if tenant is not None:
+        where += " AND s.tenant = :tenant"
+    return where
+
+
+def expired_candidates(
+    engine: Engine,
+    *,
+    now: datetime,
+    tenant: str | None,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+) -> tuple[list[Candidate], int]:
+    """(unheld sessions to delete, oldest first; number of expired sessions skipped as held).
+
+    Sessions left ``shredded`` by an interrupted run or erasure are always included (their
+    key is gone already; only their rows remain), and so are ``purged`` sessions that rows
+    arrived for afterwards (a recorder still writing to an erased session)."""
+    params: dict[str, Any] = {"now": now, "tenant": tenant, **_period_params(default, floor)}
+    where = _expired_where(tenant)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT s.id, s.tenant, s.status, s.ended_at, s.event_count, pol.id AS policy_id, "
+                "pol.agent AS policy_agent, pol.keep_years, pol.keep_months, pol.keep_days, "
+                f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at "
+                f"FROM sessions s {_POLICY_JOIN} WHERE {where} AND NOT {HELD_SQL} "
+                "ORDER BY s.ended_at NULLS FIRST, s.id"
+            ),
+            params,
+        ).all()
+        held = conn.execute(
+            text(f"SELECT count(*) FROM sessions s {_POLICY_JOIN} WHERE {where} AND {HELD_SQL}"),
+            params,
+        ).scalar_one()
+    out = [
+        Candidate(
+            session_id=r.id,
+            tenant=r.tenant,
+            status=r.status,
+            ended_at=r.ended_at,
+            event_count=int(r.event_count or 0),
+            policy=_policy_name(r, default),
+            expires_at=r.expires_at,
+        )
+        for r in rows
+    ]
+    return out, int(held)
+
+
+def participant_sessions(
+    engine: Engine, *, tenant: str, participant_index: bytes
+) -> list[Candidate]:
+    """Every session of the participant not purged yet (open ones included)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_S.c.id, _S.c.tenant, _S.c.status, _S.c.ended_at, _S.c.event_count)
+            .where(
+                _S.c.tenant == tenant,
+                _S.c.participant_index == participant_index,
+                _S.c.status != "purged",
+            )
+            .order_by(_S.c.started_at, _S.c.id)
+        ).all()
+    return [
+        Candidate(
+            session_id=r.id,
+            tenant=r.tenant,
+            status=r.status,
+            ended_at=r.ended_at,
+            event_count=int(r.event_count or 0),
+            policy="erasure",
+        )
+        for r in rows
+    ]
+
+
+class SessionHeld(Exception):
+    """Raised inside ``shred_session`` when a hold appeared since the candidate was chosen."""
+
+
+class NotDue(Exception):
+    """Raised inside ``shred_session`` when the session is no longer due (a longer policy,
+    a raised floor, or a different end time than when the run was planned)."""
+
+
+class BasisRefused(Exception):
+    """Raised inside ``shred_session`` when what decides expiry contradicts the chain."""
+
+
+def shred_session(
+    engine: Engine,
+    session_id: uuid.UUID,
+    *,
+    run_id: uuid.UUID | None,
+    reason: str,
+    now: datetime,
+    signer: Signer,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+    planned_ended_at: datetime | None = None,
+) -> DeletionRecord | None:
+    """Check the basis, append the session's signed deletion record, then destroy its data key
+    — in one transaction.
+
+    For ``reason="retention"`` the session must still be due at ``now`` under the policy in
+    force and the floor (``NotDue``), its end time must be the planned one and no earlier
+    than its chained close record (``BasisRefused``). Returns the new record; None when the
+    session is no longer ``open``/``closed`` (already shredded by an earlier run). Raises
+    ``SessionHeld`` if a hold covers it."""
+    with engine.begin() as conn:
+        xact_lock(conn, LOCK_HOLDS)
+        s = conn.execute(
+            text(
+                "SELECT s.id, s.tenant, s.status, s.ended_at, "
+                "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
+                "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
+                "pol.keep_years, pol.keep_months, pol.keep_days, "
+                f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
+                f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN} WHERE s.id = :id "
+                "FOR UPDATE OF s"
+            ),
+            {"id": session_id, **_period_params(default, floor)},
+        ).first()
+        if s is None or s.status not in ("open", "closed"):
+            return None
+        if s.held:
+            raise SessionHeld(str(session_id))
+        # One pass over the session's rows for both: how many, and when the chain says it closed.
+        stats = conn.execute(
+            select(
+                func.count().label("n"),
+                func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
+            ).where(_E.c.session_id == session_id)
+        ).one()
+        closed_at = stats.closed_at
+        count = int(stats.n)
+        if reason == "retention":
+            if s.status != "closed" or s.ended_at is None:
+                raise NotDue("not closed")
+            if planned_ended_at is not None and s.ended_at != planned_ended_at:
+                raise NotDue("its end time changed after the run was planned")
+            if closed_at is None:
+                raise BasisRefused("it has no chained close record to confirm its end time")
+            if s.ended_at < closed_at:
+                raise BasisRefused(
+                    f"its ended_at {ts(s.ended_at)} is earlier than its chained close record "
+                    f"({ts(closed_at)}): the end time was rewritten"
+                )
+            if not s.expires_at < now:
+                raise NotDue(f"due only after {ts(s.expires_at)}")
+        last = conn.execute(
+            select(_E.c.seq, _E.c.hash)
+            .where(_E.c.session_id == session_id)
+            .order_by(_E.c.seq.desc())
+            .limit(1)
+        ).first()
+        final_hash = bytes(last.hash) if last is not None else None
+        deleted_at: datetime = clock(conn)
+        changes_n, changes_h = changes_head(conn)
+        basis: dict[str, Any] = {
+            "v": 1,
+            "ended_at": ts(s.ended_at) if s.ended_at is not None else None,
+            "closed_at": ts(closed_at) if closed_at is not None else None,
+            "floor": floor.to_json(),
+            "holds": {"checked": True, "changes": changes_n, "changes_head": changes_h.hex()},
+        }
+        if reason == "retention":
+            policy_name = _policy_name(s, default)
+            basis.update(
+                {
+                    "agent": s.agent_label,
+                    "policy": (
+                        {
+                            "id": str(s.policy_id),
+                            "version": int(s.policy_version),
+                            "agent": s.policy_agent,
+                            "keep": RetentionPeriod(
+                                s.keep_years, s.keep_months, s.keep_days
+                            ).to_json(),
+                        }
+                        if s.policy_id is not None
+                        else None
+                    ),
+                    "default": default.to_json(),
+                    "expires_at": ts(s.expires_at),
+                    "run_clock": ts(now),
+                }
+            )
+        else:
+            policy_name = reason
+            basis["request"] = reason
+        record = append_deletion_on(
+            conn,
+            signer,
+            run_id=run_id,
+            session_id=session_id,
+            tenant=s.tenant,
+            policy=policy_name[:256],
+            reason=reason,
+            event_count=count,
+            final_hash=final_hash,
+            deleted_at=deleted_at,
+            basis=basis,
+        )
+        conn.execute(
+            update(DataKeyRow)
+            .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
+            .values(wrapped=None, shredded_at=deleted_at)
+        )
+        conn.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id)
+            .values(
+                status="shredded",
+                updated_at=deleted_at,
+                ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
+                close_reason=func.coalesce(SessionRow.close_reason, reason),
+            )
+        )
+        return record
+
+
+def _first_seq(session_id: uuid.UUID) -> ScalarSelect[Any]:
+    # An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
+    first = _E.alias("first")
+    return select(func.min(first.c.seq)).where(first.c.session_id == session_id).scalar_subquery()
+
+
+def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int) -> int:
+    """Delete up to ``batch_size`` events of a *shredded* (or purged) session; returns how many.
+
+    The only statement anywhere that lifts the append-only guard, and only for this
+    transaction; it refuses to touch a session whose key has not been shredded first.
+    ``synchronous_commit = off`` is safe here: a batch lost in a crash is simply deleted again
+    by the next run.
+    """
+    with engine.begin() as conn:
+        status = conn.execute(
+            select(_S.c.status).where(_S.c.id == session_id).with_for_update(read=True)
+        ).scalar()
+        if status not in ("shredded", "purged"):
+            return 0
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
+        conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
+        result = conn.execute(
+            delete(EventRow).where(
+                EventRow.session_id == session_id,
+                EventRow.seq < _first_seq(session_id) + batch_size,
+            )
+        )
+        return int(result.rowcount or 0)
+
+
+def events_left(engine: Engine, session_id: uuid.UUID) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).where(_E.c.session_id == session_id)).scalar_one()
+        )
+
+
+def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None = None) -> bool:
+    """``shredded`` -> ``purged`` once no event is left; drops the participant's blind index
+    (the count and head hash stay: they are what checkpoints and deletion records refer to)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(SessionRow)
+            .where(
+                SessionRow.id == session_id,
+                SessionRow.status == "shredded",
+                ~select(_E.c.seq).where(_E.c.session_id == session_id).exists(),
+            )
+            .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
+        )
+        return bool(result.rowcount)
