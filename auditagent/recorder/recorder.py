@@ -23,7 +23,8 @@ from ..livekit import _compat as lk
 from ..redaction import PolicyLike, resolve_policy
 from ..settings import Settings
 from ..store import db
-from . import clock, guarantee
+from . import clock
+from .guarantee import RecordingUnavailable, claim_markers, failure_record_fields, spool_writable
 from .handle import SessionRecording
 from .pauses import PauseRule, PauseRules
 from .sealing import SessionSealing
@@ -113,18 +114,14 @@ class AuditRecorder:
     async def _report_failures(self) -> None:
         """Turn failure markers left by earlier processes (require_recording) into
         ``recording_failed`` records, each in a session of its own."""
-        claimed = await asyncio.to_thread(guarantee.claim_markers, self.settings)
+        claimed = await asyncio.to_thread(claim_markers, self.settings)
         if not claimed:
             return
         for _, marker in claimed:
             rec = self.open_session(
                 tenant=marker.tenant, labels={"recording_failed_for": marker.session_id}
             )
-            rec.add(
-                records.RecordingFailed(
-                    at=clock.utcnow(), **guarantee.failure_record_fields(marker)
-                )
-            )
+            rec.add(records.RecordingFailed(at=clock.utcnow(), **failure_record_fields(marker)))
             rec.close(reason="recording_failed")
         await self.flush()
         for path, _ in claimed:
@@ -185,9 +182,9 @@ class AuditRecorder:
         if (
             self.settings.require_recording
             and self._writer.database_down()
-            and not guarantee.spool_writable(self.settings.resolved_spool_dir)
+            and not spool_writable(self.settings.resolved_spool_dir)
         ):
-            raise guarantee.RecordingUnavailable()
+            raise RecordingUnavailable()
         state = self._new_session(
             tenant=tenant, participant=participant, labels=labels, redaction=redaction
         )

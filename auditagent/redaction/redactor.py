@@ -19,9 +19,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from . import cards, personal
-from .cards import Expect
+from .cards import (
+    ASKS,
+    CARD_MAX,
+    CARD_MIN,
+    TRIGGERS,
+    Expect,
+    answer_hits,
+    card_hits,
+    named_hits,
+)
 from .hits import Hit, merge
+from .personal import email_hits, iban_hits, national_id_hits, phone_hits
 from .policy import PolicyLike, RedactionPolicy, resolve_policy
 from .spoken import NUMBER_WORDS, Run, runs
 
@@ -87,11 +96,9 @@ class Redactor:
             self._askable.add(Expect.CARD_NUMBER)
         self._rules = [(r, r.compiled()) for r in p.rules]
         self._triggers: frozenset[str] = frozenset().union(
-            *(cards.TRIGGERS[k] for k in self._context_kinds)
+            *(TRIGGERS[k] for k in self._context_kinds)
         )
-        self._ask_words: frozenset[str] = frozenset().union(
-            *(cards.TRIGGERS[k] for k in self._askable)
-        )
+        self._ask_words: frozenset[str] = frozenset().union(*(TRIGGERS[k] for k in self._askable))
 
     @property
     def enabled(self) -> bool:
@@ -111,9 +118,7 @@ class Redactor:
         if self._ask_words.isdisjoint(words):
             return set()
         return {
-            k
-            for k in self._askable
-            if not cards.TRIGGERS[k].isdisjoint(words) and cards.ASKS[k].search(text)
+            k for k in self._askable if not TRIGGERS[k].isdisjoint(words) and ASKS[k].search(text)
         }
 
     def hits(
@@ -141,42 +146,40 @@ class Redactor:
             named = {
                 k
                 for k in self._context_kinds
-                if not cards.TRIGGERS[k].isdisjoint(words) and cards.ASKS[k].search(text)
+                if not TRIGGERS[k].isdisjoint(words) and ASKS[k].search(text)
             }
         # a card said in words takes at least six number words; in digits, one cluster of them
-        card = (
-            p.cards and est >= cards.CARD_MIN and (nw >= SPOKEN_CARD_WORDS or self._clustered(text))
-        )
+        card = p.cards and est >= CARD_MIN and (nw >= SPOKEN_CARD_WORDS or self._clustered(text))
         found: list[Run] = []
         if est and (
             card or named or expect or (p.phones and est >= 7) or (p.national_ids and est >= 8)
         ):
             found = runs(text, words=nw > 0)
         if card:
-            out += cards.card_hits(text, found)
+            out += card_hits(text, found)
         if named:
-            out += cards.named_hits(text, named - {Expect.NATIONAL_ID})
+            out += named_hits(text, named - {Expect.NATIONAL_ID})
         answers: list[Hit] = []
         for e in expect if est else ():
             # newest question first: an answer is what was asked last ("and the security
             # code?") even while an earlier question ("the card number?") still holds
-            for h in cards.answer_hits(text, e, found):
+            for h in answer_hits(text, e, found):
                 if not any(h.start < a.end and a.start < h.end for a in answers):
                     answers.append(h)
         out += answers
         if p.national_ids and (ndig >= 5 or found):
-            out += personal.national_id_hits(
+            out += national_id_hits(
                 text,
                 p.national_ids,
                 found,
                 named=Expect.NATIONAL_ID in named or Expect.NATIONAL_ID in expect,
             )
         if p.phones and est >= 7:
-            out += personal.phone_hits(text, p.phone_regions, found)
+            out += phone_hits(text, p.phone_regions, found)
         if p.emails and ("@" in text or " at " in low):
-            out += personal.email_hits(text)
+            out += email_hits(text)
         if p.ibans and ndig >= 6:
-            out += personal.iban_hits(text)
+            out += iban_hits(text)
         for rule, pattern in self._rules:
             for m in pattern.finditer(text):
                 if m.end() > m.start() and (rule.validate is None or rule.validate(m.group())):
@@ -189,7 +192,7 @@ class Redactor:
         """Whether some cluster of digits holds enough digits for a card number."""
         for m in _CLUSTER.finditer(text):
             c = m.group()
-            if len(c) - len(c.translate(_DEL_DIGITS)) >= cards.CARD_MIN:
+            if len(c) - len(c.translate(_DEL_DIGITS)) >= CARD_MIN:
                 return True
         return False
 
@@ -202,7 +205,7 @@ class Redactor:
         return f"[{hit.kind}]"
 
     def card_placeholder(self, digits: str) -> str:
-        if not (cards.CARD_MIN <= len(digits) <= cards.CARD_MAX):
+        if not (CARD_MIN <= len(digits) <= CARD_MAX):
             return "[card_number]"  # a part of a number: its last four are not a card's
         parts = ["card_number"]
         if self.policy.keep_last4:
