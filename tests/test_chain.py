@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from auditagent import chain, crypto, envelope
-from auditagent.envelope import Envelope
+from auditagent.integrity import chain, crypto, envelope
+from auditagent.integrity.envelope import Envelope
 
 SID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")
 OTHER_SID = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -315,8 +315,8 @@ def test_session_sealer_matches_the_reference_encoding() -> None:
     from datetime import datetime as _dt
     from datetime import timezone as _tz
 
-    from auditagent import crypto as _crypto
-    from auditagent import envelope as _env
+    from auditagent.integrity import crypto as _crypto
+    from auditagent.integrity import envelope as _env
 
     key = _crypto.new_data_key()
     sid = _uuid.uuid4()

@@ -15,9 +15,10 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from auditagent import chain, checkpoints, crypto, retention
-from auditagent.checkpoints import Checkpoint, DirectorySink
+from auditagent import retention
 from auditagent.cli import main
+from auditagent.integrity import chain, checkpoints, crypto
+from auditagent.integrity.checkpoints import Checkpoint, DirectorySink
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from auditagent import chain, crypto, envelope
 from auditagent.errors import IntegrityError
+from auditagent.integrity import chain, crypto, envelope
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "vectors" / "aesgcm.json").read_text()

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from auditagent import chain, checkpoints
 from auditagent.cli import main
+from auditagent.integrity import chain, checkpoints
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -197,7 +197,7 @@ def test_a_forged_session_checkpoint_fails_the_session(
 ) -> None:
     from datetime import datetime, timezone
 
-    from auditagent import crypto
+    from auditagent.integrity import crypto
 
     rec = record_conversation(settings, keyring, tenant=tenant)
     path = settings.resolved_checkpoint_dir / f"session-{rec.session_id}.ckpt"

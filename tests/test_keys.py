@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from auditagent import crypto, envelope
 from auditagent.cli import keys as keys_cli
 from auditagent.errors import IntegrityError, KeyringError
+from auditagent.integrity import crypto, envelope
 from auditagent.keys import (
     KeyProvider,
     LocalKeyring,

@@ -1,5 +1,5 @@
 """The fast read path: ``records.decode`` via pydantic's JSON parser with the stdlib fallback,
-``SessionOpener``'s associated data, ``review.read_verified`` (decrypt + chain in one pass)
+``SessionOpener``'s associated data, ``read_verified`` (decrypt + chain in one pass)
 against ``chain.verify`` / ``open_records``, and the transcript's ``integrity`` report."""
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from auditagent import chain, crypto, records, review
+from auditagent import records
 from auditagent import records as r
-from auditagent.envelope import Envelope, SessionOpener, SessionSealer, aad
 from auditagent.errors import IntegrityError
+from auditagent.integrity import chain, crypto
+from auditagent.integrity.envelope import Envelope, SessionOpener, SessionSealer, aad
 from auditagent.keys import LocalKeyring
+from auditagent.reading.decrypt import OpenedRecord, RecordUnreadable, open_records, read_verified
+from auditagent.reading.transcript import Timing, transcript_entries
 from auditagent.settings import Settings
 from auditagent.store import db
 from tests.api_support import (  # noqa: F401
@@ -138,7 +141,7 @@ def _session(sid: uuid.UUID, envs: list[Envelope], count: int | None = None) -> 
 
 
 def _check(sealer: crypto.Sealer, session: _Session, envs: list[Envelope]) -> chain.VerifyResult:
-    opened, result = review.read_verified(sealer, session, [_tuple(e) for e in envs])
+    opened, result = read_verified(sealer, session, [_tuple(e) for e in envs])
     exp = session.event_count or None
     want = chain.verify(
         envs,
@@ -146,7 +149,7 @@ def _check(sealer: crypto.Sealer, session: _Session, envs: list[Envelope]) -> ch
         expected_head=session.head_hash if exp else None,
     )
     assert result == want
-    assert opened == list(review.open_records(sealer, envs))
+    assert opened == list(open_records(sealer, envs))
     return result
 
 
@@ -174,17 +177,17 @@ def test_read_verified_matches_chain_verify_and_open_records() -> None:
 def test_read_verified_fails_closed_on_a_record_that_does_not_open() -> None:
     sealer, sid, envs = _sealed()
     tampered = [*envs[:4], replace(envs[4], ciphertext=envs[4].ciphertext[:-1] + b"\0")]
-    with pytest.raises(review.RecordUnreadable) as exc:
-        review.read_verified(sealer, _session(sid, envs), [_tuple(e) for e in tampered])
+    with pytest.raises(RecordUnreadable) as exc:
+        read_verified(sealer, _session(sid, envs), [_tuple(e) for e in tampered])
     assert exc.value.seq == 4
     moved = [*envs[:2], replace(envs[2], seq=3)]  # AAD binds seq
-    with pytest.raises(review.RecordUnreadable):
-        review.read_verified(sealer, _session(sid, envs), [_tuple(e) for e in moved])
+    with pytest.raises(RecordUnreadable):
+        read_verified(sealer, _session(sid, envs), [_tuple(e) for e in moved])
 
 
 def test_transcript_entries_fold_timings_once() -> None:
-    def o(seq: int, rec: records.Record) -> review.OpenedRecord:
-        return review.OpenedRecord(seq=seq, at=rec.at, kind=rec.kind, record=rec)
+    def o(seq: int, rec: records.Record) -> OpenedRecord:
+        return OpenedRecord(seq=seq, at=rec.at, kind=rec.kind, record=rec)
 
     opened = [
         o(0, r.UserUtterance(at=T0, text="hi", source="stt", item_id="u1")),
@@ -194,9 +197,9 @@ def test_transcript_entries_fold_timings_once() -> None:
         o(4, r.AgentUtterance(at=T0, text="yo", item_id="a1")),
         o(5, r.ToolCall(at=T0, call_id="c", name="n", arguments="{")),
     ]
-    entries = review.transcript_entries(opened)
+    entries = transcript_entries(opened)
     assert [e.kind for e in entries] == ["user", "agent", "tool_call"]
-    assert entries[0].timing == review.Timing(transcription_delay=0.3, end_of_utterance_delay=0.4)
+    assert entries[0].timing == Timing(transcription_delay=0.3, end_of_utterance_delay=0.4)
     assert entries[1].timing is None and entries[2].timing is None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
-from .. import chain
+from ..integrity import chain
 from .models import DataKeyRow, EventRow, LegalHoldRow, SessionRow
 
 __all__ = [
@@ -288,33 +288,12 @@ def verify_session(
     checkpoint outside the database — is held to as well (``chain.hold_to_commitments``),
     and an open or closed session without records never verifies.
     """
-    expected_count = int(session.event_count or 0)
-    head = bytes(session.head_hash) if session.head_hash is not None else None
-    rows: Iterator[Any] = iter_events(conn, session.id)
-    seen: list[bytes] = []
-    if checkpoint is not None and checkpoint[0] > 0:
-        rows = _hash_at(rows, checkpoint[0] - 1, seen)
-    result = chain.verify(
-        rows,
-        expected_count=expected_count if expected_count > 0 else None,
-        expected_head=head if expected_count > 0 else None,
-    )
-    return chain.hold_to_commitments(
-        result,
-        status=session.status,
-        checkpoint=checkpoint,
-        head_at_checkpoint=seen[0] if seen else None,
-        problem=problem,
-    )
-
-
-def _hash_at(rows: Iterator[Any], seq: int, out: list[bytes]) -> Iterator[Any]:
-    """Pass ``rows`` through, keeping the stored hash of record ``seq`` (the verifier only
-    moves past a record whose stored hash equals the recomputed one)."""
-    for row in rows:
-        if row.seq == seq:
-            out.append(bytes(row.hash))
-        yield row
+    verifier = chain.ChainVerifier.for_session(session, checkpoint=checkpoint)
+    add = verifier.add
+    for row in event_tuples(conn, session.id, expected_rows=int(session.event_count or 0)):
+        if not add(*row):
+            break
+    return verifier.finish(status=session.status, problem=problem)
 
 
 def sessions_for_analytics(

@@ -15,8 +15,9 @@ from livekit.agents import Agent, AgentSession
 from sqlalchemy import Engine
 
 from auditagent import records as r
-from auditagent import review
 from auditagent.keys import LocalKeyring
+from auditagent.reading.decrypt import OpenedRecord
+from auditagent.reading.transcript import transcript_entries
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from tests.api_support import auth, client, engine, make_token  # noqa: F401
@@ -94,8 +95,8 @@ async def test_the_notice_is_said_first_and_sealed_with_its_hash_and_times(
     assert notice.ended_at > notice.started_at
     agents = [a.text for a in by_kind(got, "agent_utterance")]  # type: ignore[attr-defined]
     assert agents[0] == NOTICE
-    opened = [review.OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)]
-    entries = [e for e in review.transcript_entries(opened) if e.name == "recording_notice"]
+    opened = [OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)]
+    entries = [e for e in transcript_entries(opened) if e.name == "recording_notice"]
     assert [e.text for e in entries] == ["recording notice said in full"]
 
 

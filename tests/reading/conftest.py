@@ -1,0 +1,12 @@
+"""Fixtures of the reader's unit tests (see ``support``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reading.support import Sealed, conversation, seal
+
+
+@pytest.fixture
+def sealed() -> Sealed:
+    return seal(conversation())
