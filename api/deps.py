@@ -16,11 +16,12 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
-from auditagent.checkpoints import CheckpointSink, default_sink
+from auditagent.integrity.checkpoints import CheckpointSink, default_sink
 from auditagent.keys import KeyProvider
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
-from auditagent.store.admin import AccessEntry, LoggedAccess, Principal
+from auditagent.store import access_log, principals
+from auditagent.store.access_log import AccessEntry, LoggedAccess
+from auditagent.store.principals import Principal
 
 from .problems import ProblemError, correlation_id
 from .schemas import SAFE_TEXT
@@ -101,7 +102,7 @@ def get_principal(
             type_="unauthenticated",
             headers={"WWW-Authenticate": _CHALLENGE},
         )
-    principal = store_admin.authenticate_on(db.conn, credentials.credentials)
+    principal = principals.authenticate_on(db.conn, credentials.credentials)
     if principal is None:
         raise ProblemError(
             401,
@@ -239,8 +240,8 @@ class AccessContext:
             detail=detail or {},
         )
         if self.db is None:
-            return store_admin.append_access(self.engine, entry)
-        return store_admin.append_access_on(self.db.conn, entry)
+            return access_log.append_access(self.engine, entry)
+        return access_log.append_access_on(self.db.conn, entry)
 
 
 def get_access(

@@ -28,8 +28,9 @@ from auditagent.errors import (
     NotFound,
     SchemaOutOfDate,
 )
-from auditagent.review import KeyShredded, RecordUnreadable
-from auditagent.store.admin import AccessLogUnavailable, InvalidPrincipal
+from auditagent.reading.decrypt import KeyShredded, RecordUnreadable
+from auditagent.store.access_log import AccessLogUnavailable
+from auditagent.store.principals import InvalidPrincipal
 from auditagent.store.reader import InvalidCursor
 
 from .schemas import Problem
@@ -139,7 +140,7 @@ def log_denial(request: Request, exc: ProblemError) -> None:
     that it happened, only admins see who made it (``store.admin.append_refusal``). Best
     effort: the answer is a refusal either way, so a failing write must not turn it into a
     503."""
-    from auditagent.store import admin as store_admin
+    from auditagent.store import access_log as access_store
 
     principal = getattr(request.state, "principal", None)
     engine = getattr(request.app.state, "engine", None)
@@ -149,9 +150,9 @@ def log_denial(request: Request, exc: ProblemError) -> None:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path
     try:
-        store_admin.append_refusal(
+        access_store.append_refusal(
             engine,
-            store_admin.AccessEntry(
+            access_store.AccessEntry(
                 action=str(audit.get("action", "denied")),
                 principal_id=principal.id,
                 principal_name=principal.name,

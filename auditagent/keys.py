@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from auditagent import crypto
 from auditagent.errors import IntegrityError, KeyringError
+from auditagent.integrity import crypto
 from auditagent.settings import Settings
 
 __all__ = [

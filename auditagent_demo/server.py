@@ -80,7 +80,7 @@ class SimulatorServer:
             port = await self._serve(self.openai_realtime.register)
             self.openai_realtime_url = f"http://{HOST}:{port}/v1"
 
-            from auditagent.crypto import self_signed_certificate
+            from auditagent.integrity.crypto import self_signed_certificate
 
             cert_pem, key_pem = self_signed_certificate(["localhost", HOST])
             self._tmp = tempfile.TemporaryDirectory(prefix="auditagent-sim-")

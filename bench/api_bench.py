@@ -46,14 +46,16 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine
 
 import auditagent.recorder.clock as recorder_clock
-from auditagent import chain, records, review
+from auditagent import records
 from auditagent import records as r
-from auditagent.envelope import aad
+from auditagent.integrity import chain
+from auditagent.integrity.envelope import aad
 from auditagent.keys import LocalKeyring
+from auditagent.reading import decrypt
+from auditagent.reading import transcript as reading_transcript
 from auditagent.recorder import AuditRecorder, SessionRecording
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
-from auditagent.store import db, reader
+from auditagent.store import access_log, db, principals, reader
 
 TARGET_TRANSCRIPT_MS = 20.0
 TARGET_LIST_P95_MS = 30.0
@@ -325,7 +327,7 @@ class Floor:
         self.sid = sid
         with engine.connect() as conn:
             session = reader.get_session(conn, sid)
-            sealer = review.session_sealer(keyring, reader.get_data_key(conn, sid), session)
+            sealer = decrypt.session_sealer(keyring, reader.get_data_key(conn, sid), session)
         assert session is not None
         self.session: Any = session
         self.sealer = sealer
@@ -497,16 +499,16 @@ def stage_breakdown(
 
     for _ in range(n):
         t = time.perf_counter()
-        principal = store_admin.authenticate(engine, token)
+        principal = principals.authenticate(engine, token)
         assert principal is not None
         t = lap("1 authenticate (select principal + throttled update, commit)", t)
         with engine.connect() as conn:
             session = reader.get_session(conn, sid)
         assert session is not None
         t = lap("2 get_session (own pooled connection)", t)
-        store_admin.append_access(
+        access_log.append_access(
             engine,
-            store_admin.AccessEntry(
+            access_log.AccessEntry(
                 action="sessions.transcript",
                 principal_id=principal.id,
                 principal_name=principal.name,
@@ -520,13 +522,13 @@ def stage_breakdown(
         )
         t = lap("3 access-log append (advisory lock, head, insert, commit)", t)
         with engine.connect() as conn:
-            sealer = review.session_sealer(keyring, reader.get_data_key(conn, sid), session)
+            sealer = decrypt.session_sealer(keyring, reader.get_data_key(conn, sid), session)
             t = lap("4 data key fetch + unwrap", t)
             rows = list(reader.iter_events(conn, sid))
             t = lap("5 fetch 2,000 rows via SQLAlchemy (yield_per=1000)", t)
-            opened = list(review.open_records(sealer, rows))
+            opened = list(decrypt.open_records(sealer, rows))
             t = lap("6 decrypt + records.decode (pydantic union) x2,000", t)
-        entries = review.transcript_entries(opened)
+        entries = reading_transcript.transcript_entries(opened)
         t = lap("7 review.transcript_entries", t)
         body = Transcript(session_id=sid, entries=entries).model_dump_json()
         t = lap("8 response model + JSON dump", t)
@@ -667,10 +669,10 @@ async def run_benchmarks(
     from auditagent_api import create_app
 
     engine = db.make_engine(settings)
-    auditor = store_admin.create_principal(
+    auditor = principals.create_principal(
         engine, role="auditor", tenant=ds.target_tenant, name="bench-auditor"
     )[1]
-    admin = store_admin.create_principal(engine, role="admin", tenant=None, name="bench-admin")[1]
+    admin = principals.create_principal(engine, role="admin", tenant=None, name="bench-admin")[1]
     sid = ds.target
     with engine.connect() as conn:
         session = reader.get_session(conn, sid)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import psycopg
 
-from auditagent import retention, retention_proof
+from auditagent import retention
+from auditagent.integrity import deletion_basis
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -97,7 +98,7 @@ def main() -> int:
             )
             purge_s = time.perf_counter() - t1
             t2 = time.perf_counter()
-            proof = retention_proof.verify_retention(engine, public_key=keys.signing_public_key())
+            proof = deletion_basis.verify_retention(engine, public_key=keys.signing_public_key())
             verify_s = time.perf_counter() - t2
             ok = proof.ok
         finally:

@@ -26,9 +26,9 @@ import psycopg
 from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
+from auditagent.recorder.ingest import EVENT_COLUMNS, EVENT_TYPES
 from auditagent.settings import Settings
 from auditagent.store import db
-from auditagent.store.ingest import EVENT_COLUMNS, EVENT_TYPES
 
 
 def _pct(xs: list[float], p: float) -> float:

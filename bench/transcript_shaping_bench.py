@@ -1,4 +1,4 @@
-"""Transcript shaping: `review.transcript_entries` + the route's JSON serialization, 2,000 records.
+"""Transcript shaping: `transcript_entries` + the route's JSON serialization, 2,000 records.
 
     PYTHONPATH=. .venv/bin/python bench/transcript_shaping_bench.py [--rounds 40]
         [--baseline /path/to/other/checkout]
@@ -76,26 +76,38 @@ def _specs(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def _load_baseline(checkout: Path) -> ModuleType:
+def _modules(package: str) -> tuple[ModuleType, ModuleType, ModuleType]:
+    """(records, the module with OpenedRecord, the one with transcript_entries) of a checkout;
+    before issue 11 the last two were both ``review``."""
+    records = importlib.import_module(f"{package}.records")
+    try:
+        decrypt = importlib.import_module(f"{package}.reading.decrypt")
+        transcript = importlib.import_module(f"{package}.reading.transcript")
+    except ModuleNotFoundError:
+        decrypt = transcript = importlib.import_module(f"{package}.review")
+    return records, decrypt, transcript
+
+
+def _load_baseline(checkout: Path) -> tuple[ModuleType, ModuleType, ModuleType]:
     tmp = Path(tempfile.mkdtemp(prefix="auditagent-baseline-"))
     shutil.copytree(checkout / "auditagent", tmp / "auditagent_baseline")
     sys.path.insert(0, str(tmp))
-    return importlib.import_module("auditagent_baseline.review")
+    return _modules("auditagent_baseline")
 
 
-def _runner(review: ModuleType, specs: list[dict[str, Any]]) -> Any:
-    records = review.records
+def _runner(modules: tuple[ModuleType, ModuleType, ModuleType], specs: list[dict[str, Any]]) -> Any:
+    records, decrypt, transcript = modules
     opened = []
     for i, spec in enumerate(specs):
         rec = records.RECORD_ADAPTER.validate_python(spec)
-        opened.append(review.OpenedRecord(seq=i, at=rec.at, kind=rec.kind, record=rec))
-    adapter = TypeAdapter(list[review.TranscriptEntry])
+        opened.append(decrypt.OpenedRecord(seq=i, at=rec.at, kind=rec.kind, record=rec))
+    adapter = TypeAdapter(list[transcript.TranscriptEntry])
     # the route serializes with exclude_unset once entries carry only their kind's fields
-    exclude_unset = "provenance" in review.TranscriptEntry.model_fields
+    exclude_unset = "provenance" in transcript.TranscriptEntry.model_fields
 
     def run() -> float:
         t = time.perf_counter()
-        entries = review.transcript_entries(opened)
+        entries = transcript.transcript_entries(opened)
         adapter.dump_json(entries, exclude_unset=exclude_unset)
         return time.perf_counter() - t
 
@@ -109,7 +121,7 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None)
     args = ap.parse_args()
     specs = _specs(args.records)
-    runs = {"current": _runner(importlib.import_module("auditagent.review"), specs)}
+    runs = {"current": _runner(_modules("auditagent"), specs)}
     if args.baseline is not None:
         runs["baseline"] = _runner(_load_baseline(args.baseline), specs)
     times: dict[str, list[float]] = {k: [] for k in runs}

@@ -22,8 +22,8 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
 from auditagent.store import db
+from auditagent.store import principals as principal_store
 
 CANARY = "Canary-Heron-5521"
 
@@ -48,7 +48,7 @@ def client(settings: Settings, engine: Engine, keyring: LocalKeyring) -> Iterato
 
 
 def make_token(engine: Engine, role: str, tenant: str | None, name: str | None = None) -> str:
-    _, token = store_admin.create_principal(
+    _, token = principal_store.create_principal(
         engine, role=role, tenant=tenant, name=name or f"{role}-{tenant or 'all'}"
     )
     return token

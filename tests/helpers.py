@@ -7,8 +7,9 @@ from pathlib import Path
 
 import psycopg
 
-from auditagent import chain, crypto, records
-from auditagent.envelope import Envelope, dek_context, open_envelope
+from auditagent import records
+from auditagent.integrity import chain, crypto
+from auditagent.integrity.envelope import Envelope, dek_context, open_envelope
 from auditagent.keys import KeyProvider, WrappedKey
 from auditagent.store import db
 

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
-from auditagent.store.admin import InvalidPrincipal
+from auditagent.store import principals as principal_store
+from auditagent.store.principals import InvalidPrincipal
 from tests.api_support import (  # noqa: F401
     access_rows,
     auth,
@@ -164,9 +164,9 @@ def test_admin_key_list_never_contains_tokens(
 
 def test_auditor_without_tenant_is_refused_at_creation(engine: Engine) -> None:  # noqa: F811
     with pytest.raises(InvalidPrincipal, match="needs a tenant"):
-        store_admin.create_principal(engine, role="auditor", tenant=None, name="x")
+        principal_store.create_principal(engine, role="auditor", tenant=None, name="x")
     with pytest.raises(InvalidPrincipal, match="unknown role"):
-        store_admin.create_principal(engine, role="root", tenant=None, name="x")
+        principal_store.create_principal(engine, role="root", tenant=None, name="x")
 
 
 def test_audit_reason_is_recorded(

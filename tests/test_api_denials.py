@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
+from auditagent.store import access_log as access_store
 from auditagent.store import db
 from tests.api_support import (  # noqa: F401
     access_rows,
@@ -87,7 +87,7 @@ def test_refusals_are_logged_for_the_data_owner_and_only_admins_see_who(
         for e in own
         if e["detail"].get("denied")
     ] == [("admin.denied", "auditor@secret-tenant-C", "req-3")]
-    assert store_admin.verify_access_log(engine).ok
+    assert access_store.verify_access_log(engine).ok
 
 
 def test_missing_session_and_bad_token_are_not_logged(

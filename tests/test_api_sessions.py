@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
+from auditagent.store import access_log as access_store
 from auditagent.store import db
 from tests.api_support import (  # noqa: F401
     CANARY,
@@ -224,7 +224,7 @@ def test_every_read_leaves_exactly_one_access_log_row(
     rows = access_rows(url, rec.session_id)
     assert len(rows) == 1
     assert rows[0][1:] == (action, "reader-1", "audit 2026-Q4")
-    assert store_admin.verify_access_log(engine).ok
+    assert access_store.verify_access_log(engine).ok
 
 
 def test_access_log_endpoint_and_chain(
@@ -258,8 +258,8 @@ def test_concurrent_access_log_writers_keep_one_chain(engine: Engine) -> None:  
     def write() -> None:
         try:
             for i in range(10):
-                store_admin.append_access(
-                    engine, store_admin.AccessEntry(action="test.concurrent", detail={"i": i})
+                access_store.append_access(
+                    engine, access_store.AccessEntry(action="test.concurrent", detail={"i": i})
                 )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -270,7 +270,7 @@ def test_concurrent_access_log_writers_keep_one_chain(engine: Engine) -> None:  
     for t in threads:
         t.join()
     assert not errors
-    result = store_admin.verify_access_log(engine)
+    result = access_store.verify_access_log(engine)
     assert result.ok, result
 
 

@@ -17,9 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from auditagent import crypto, review
 from auditagent.cli import main
+from auditagent.integrity import crypto
 from auditagent.keys import LocalKeyring
+from auditagent.reading import bundle as reading_bundle
 from auditagent.settings import Settings
 from auditagent.store import db
 from tests.api_support import (  # noqa: F401
@@ -246,7 +247,7 @@ def test_export_bundle_verifies_offline(
 
     # Edited, then re-signed with another key: the signature is valid, but not ours.
     forged = edited(set_text)
-    forged = review.sign_bundle(forged, crypto.signing_key_generate())
+    forged = reading_bundle.sign_bundle(forged, crypto.signing_key_generate())
     code, out = check(forged)
     assert code == 1 and "signed by another key" in out
     # Edited together with the part digests: still caught, just not located.

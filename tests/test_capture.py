@@ -10,7 +10,8 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from livekit.agents.voice.events import AgentStateChangedEvent
 
 from auditagent import records as r
-from auditagent.capture import RawEvent, SessionCapture
+from auditagent.livekit.capture import SessionCapture
+from auditagent.livekit.hooks import RawEvent
 from tests.fakes.llm import Reply, ScriptedLLM
 
 

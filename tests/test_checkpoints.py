@@ -154,10 +154,12 @@ def test_superuser_rewriting_a_whole_chain_is_caught(
             prev = h
         conn.execute("UPDATE sessions SET head_hash = %s WHERE id = %s", (prev, s.session_id))
         conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
-    from auditagent.store import retention as store
+    from auditagent.store import sessions as session_store
 
     with engine.connect() as conn:
-        assert chain.verify(store.iter_session_events(conn, s.session_id), expected_head=prev).ok
+        assert chain.verify(
+            session_store.iter_session_events(conn, s.session_id), expected_head=prev
+        ).ok
     report = _verify(engine, sink, keyring)
     assert not report.ok
     assert any(str(s.session_id) in p and "head hash mismatch" in p for p in report.problems)

@@ -16,7 +16,7 @@ import pytest
 from auditagent import __version__
 from auditagent.cli import demo
 from auditagent.settings import Settings
-from auditagent.store import admin, db
+from auditagent.store import db, principals
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -68,14 +68,14 @@ def test_a_second_demo_run_revokes_the_first_runs_admin_key(settings: Settings) 
     engine = db.make_engine(settings)
     try:
         first, revoked = demo._fresh_admin_key(engine)
-        assert admin.authenticate(engine, first) is not None
+        assert principals.authenticate(engine, first) is not None
         second, revoked = demo._fresh_admin_key(engine)
         assert revoked >= 1
-        assert admin.authenticate(engine, first) is None
-        assert admin.authenticate(engine, second) is not None
+        assert principals.authenticate(engine, first) is None
+        assert principals.authenticate(engine, second) is not None
         live = [
             p
-            for p in admin.list_principals(engine)
+            for p in principals.list_principals(engine)
             if p.name == demo.DEMO_KEY_NAME and p.revoked_at is None
         ]
         assert len(live) == 1

@@ -14,10 +14,10 @@ from livekit.agents import llm as lk_llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
 from auditagent import records as r
-from auditagent import review
 from auditagent.keys import LocalKeyring
 from auditagent.livekit import SessionCapture
 from auditagent.livekit import translate as translate_mod
+from auditagent.reading import decrypt, transcript
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -67,9 +67,11 @@ def _one_closed_last(got: list[r.Record]) -> r.Closed:
     return closed[0]
 
 
-def _entries(got: list[r.Record]) -> list[review.TranscriptEntry]:
-    opened = [review.OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)]
-    return review.transcript_entries(opened)
+def _entries(got: list[r.Record]) -> list[transcript.TranscriptEntry]:
+    opened = [
+        decrypt.OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)
+    ]
+    return transcript.transcript_entries(opened)
 
 
 async def test_readme_close_pattern_keeps_one_closed_record_last_with_livekit_reason(

@@ -24,9 +24,9 @@ from livekit.agents.language import LanguageCode
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserInputTranscribedEvent
 
 from auditagent import records as r
-from auditagent.capture import SessionCapture
 from auditagent.errors import TranscriptionDisabled
 from auditagent.keys import LocalKeyring
+from auditagent.livekit.capture import SessionCapture
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from auditagent.store import db

@@ -13,8 +13,8 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from livekit.agents.cli.log import JsonFormatter
 
 from auditagent import logfilter
-from auditagent.capture import SessionCapture
 from auditagent.keys import LocalKeyring
+from auditagent.livekit.capture import SessionCapture
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from tests.fakes.llm import Reply, ScriptedLLM

@@ -15,8 +15,8 @@ from livekit.agents import Agent, AgentSession, AgentTask, RunContext, function_
 from sqlalchemy import Engine
 
 from auditagent import records as r
-from auditagent import review
 from auditagent.keys import LocalKeyring
+from auditagent.reading import decrypt, transcript
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
 from tests.api_support import auth, client, engine, keyring, make_token  # noqa: F401
@@ -79,8 +79,10 @@ async def test_text_turns_say_typed_handoffs_name_both_agents_and_provenance_is_
     # every record kind says how it was obtained
     assert {x.provenance for x in got} == {"live", "reconciled"}
     assert {x.kind for x in got if x.provenance == "reconciled"} == {"agent_config_updated"}
-    opened = [review.OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)]
-    texts = [e.text for e in review.transcript_entries(opened) if e.kind == "handoff"]
+    opened = [
+        decrypt.OpenedRecord(seq=i, at=x.at, kind=x.kind, record=x) for i, x in enumerate(got)
+    ]
+    texts = [e.text for e in transcript.transcript_entries(opened) if e.kind == "handoff"]
     assert texts == [
         "(session start) -> front_desk",
         "front_desk -> consent_task",

@@ -197,7 +197,7 @@ async def test_stt_final_then_same_user_message_is_one_utterance() -> None:
     """Deterministic form of the close-time commit seen above, at the translate level."""
     from livekit.agents.voice.events import ConversationItemAddedEvent
 
-    from auditagent.capture import SessionCapture
+    from auditagent.livekit.capture import SessionCapture
 
     session: AgentSession[None] = AgentSession(
         llm=GeminiLikeRealtime(input_on=False), stt=ScriptedSTT([]), vad=None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from auditagent.store import admin as store_admin
+from auditagent.store import access_log as access_store
 
 from ..deps import AccessDep, scope_tenant
 from ..problems import problem_responses
@@ -37,7 +37,7 @@ def list_access_log(
         session_id=session_id,
         detail={"principal_id": str(principal_id)} if principal_id else {},
     )
-    rows = store_admin.list_access_log(
+    rows = access_store.list_access_log(
         access.engine,
         tenant=scope,
         session_id=session_id,

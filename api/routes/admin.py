@@ -7,8 +7,8 @@ import uuid
 
 from fastapi import APIRouter
 
-from auditagent.store import admin as store_admin
-from auditagent.store.admin import Principal
+from auditagent.store import principals as principal_store
+from auditagent.store.principals import Principal
 
 from ..deps import AccessDep, AdminDep
 from ..problems import problem_responses
@@ -34,7 +34,7 @@ def _key(p: Principal) -> ApiKey:
 def list_keys(admin: AdminDep, access: AccessDep) -> ApiKeyList:
     """Keys of the admin's tenant, or every key for an admin without tenant."""
     access.record("apikeys.list", tenant=admin.tenant)
-    keys = store_admin.list_principals(access.engine, tenant=admin.tenant)
+    keys = principal_store.list_principals(access.engine, tenant=admin.tenant)
     return ApiKeyList(items=[_key(p) for p in keys])
 
 
@@ -45,4 +45,4 @@ def revoke_key(key_id: uuid.UUID, admin: AdminDep, access: AccessDep) -> ApiKey:
     """Revoke a key (idempotent); its next request gets 401. A tenant-bound admin can revoke
     only keys of its tenant (others are 404)."""
     access.record("apikeys.revoke", tenant=admin.tenant, detail={"key_id": str(key_id)})
-    return _key(store_admin.revoke_principal(access.engine, key_id, tenant=admin.tenant))
+    return _key(principal_store.revoke_principal(access.engine, key_id, tenant=admin.tenant))

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from auditagent import records, review
+from auditagent import records
+from auditagent.reading import decrypt
 from auditagent.store import reader
 
 from ..deps import AccessDep, KeysDep, scope_tenant
@@ -116,16 +117,16 @@ def latency(
             # Sessions that cannot be read are left out of the figures but never silently:
             # the report counts them and names the master keys this keyring lacks.
             try:
-                sealer = review.session_sealer(keys, reader.get_data_key(conn, s.id), s)
-                opened = list(review.open_records(sealer, reader.timing_events(conn, s.id)))
-            except review.KeyShredded:
+                sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, s.id), s)
+                opened = list(decrypt.open_records(sealer, reader.timing_events(conn, s.id)))
+            except decrypt.KeyShredded:
                 erased += 1
                 continue
-            except review.DataKeyUnavailable as exc:
+            except decrypt.DataKeyUnavailable as exc:
                 unreadable += 1
                 missing_keys.add(exc.master_key_id)
                 continue
-            except review.RecordUnreadable:
+            except decrypt.RecordUnreadable:
                 unreadable += 1
                 continue
             scanned += 1

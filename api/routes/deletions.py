@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from auditagent import retention_proof
+from auditagent.integrity import deletion_report
 from auditagent.retention import signer_for
 
 from ..deps import AccessDep, KeysDep, scope_tenant
@@ -46,7 +46,7 @@ def _report(
     end: datetime | None,
     after_seq: int | None,
     limit: int | None,
-) -> tuple[retention_proof.DeletionReport, str | None]:
+) -> tuple[deletion_report.DeletionReport, str | None]:
     scope = scope_tenant(access.principal, tenant)
     access.record(
         action,
@@ -56,7 +56,7 @@ def _report(
             "to": end.isoformat() if end else None,
         },
     )
-    report = retention_proof.deletion_report(
+    report = deletion_report.deletion_report(
         access.engine,
         public_key=keys.signing_public_key(),
         tenant=scope,
@@ -68,7 +68,7 @@ def _report(
     return report, scope
 
 
-def _change_log(report: retention_proof.DeletionReport, *, detailed: bool) -> ChainState:
+def _change_log(report: deletion_report.DeletionReport, *, detailed: bool) -> ChainState:
     # The problems name other tenants' policies and holds: only a tenantless admin sees them.
     return ChainState(
         ok=report.changes.ok,
@@ -94,7 +94,7 @@ def list_deletions(
     items = [deletion_out(e.record, e.problems) for e in report.entries]
     return DeletionList(
         items=items,
-        runs=[RunSummary(**retention_proof.run_json(r)) for r in report.runs],
+        runs=[RunSummary(**deletion_report.run_json(r)) for r in report.runs],
         deletion_chain=ChainState(
             ok=report.chain.ok,
             count=report.chain.count,
@@ -113,7 +113,7 @@ def list_deletions(
     responses={
         200: {
             "description": "The deletion report as a bundle signed with the checkpoint key "
-            f"(format `{retention_proof.CERTIFICATE_FORMAT}`)",
+            f"(format `{deletion_report.CERTIFICATE_FORMAT}`)",
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
         **problem_responses(401, 403, 422, 503),
@@ -130,7 +130,7 @@ def deletion_certificate(
     verification, the runs, both chains' state, signed (Ed25519) as one bundle. Check it
     offline with `auditagent retention report --check FILE --public-key KEY`."""
     report, scope = _report(access, keys, "deletions.certificate", tenant, start, end, None, None)
-    doc: dict[str, Any] = retention_proof.certificate(
+    doc: dict[str, Any] = deletion_report.certificate(
         report,
         signer_for(keys),
         generated_by=access.principal.name,

@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
+from auditagent.integrity.deletion_basis import record_problems
+from auditagent.integrity.signed_logs import verify_changes
 from auditagent.keys import KeyProvider
-from auditagent.retention_proof import record_problems, verify_changes
-from auditagent.review import KeyShredded
+from auditagent.reading.decrypt import KeyShredded
 from auditagent.settings import Settings
-from auditagent.store import retention as store
+from auditagent.store import deletions, sessions
 
 from ..problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from ..schemas import DeletionRecordOut, Problem, VerifyReport
@@ -29,7 +30,9 @@ from ..schemas import DeletionRecordOut, Problem, VerifyReport
 __all__ = ["deletion_out", "erased_verify_report", "install"]
 
 
-def deletion_out(r: store.DeletionRecord, problems: list[str] | None = None) -> DeletionRecordOut:
+def deletion_out(
+    r: deletions.DeletionRecord, problems: list[str] | None = None
+) -> DeletionRecordOut:
     return DeletionRecordOut(
         seq=r.seq,
         run_id=r.run_id,
@@ -56,11 +59,11 @@ def erased_verify_report(
     accounts for it (an erased session is not an integrity failure), not ok when there is no
     record (the key was destroyed outside auditagent) or the record does not verify. None for
     a session that was not erased: verify its chain instead."""
-    if session.status not in ("shredded", "purged") and not store.data_key_destroyed(
+    if session.status not in ("shredded", "purged") and not sessions.data_key_destroyed(
         conn, session.id
     ):
         return None
-    records = store.deletion_records_on(conn, session.id)
+    records = deletions.deletion_records_on(conn, session.id)
     if not records:
         return VerifyReport(
             session_id=session.id,
@@ -138,7 +141,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             except ValueError:
                 sid = None
             if sid is not None:
-                found = await run_in_threadpool(store.deletion_records_for, engine, sid)
+                found = await run_in_threadpool(deletions.deletion_records_for, engine, sid)
                 if found:
                     record = deletion_out(found[-1]).model_dump(mode="json")
         body = Problem(

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from auditagent import retention
-from auditagent.store import retention as store
+from auditagent.store import holds as hold_store
 
 from ..deps import (
     AccessDep,
@@ -41,7 +41,7 @@ from ..schemas import (
 router = APIRouter(prefix="/v1/holds", tags=["holds"])
 
 
-def _out(h: store.Hold) -> HoldOut:
+def _out(h: hold_store.Hold) -> HoldOut:
     scope: Literal["session", "participant", "tenant"] = (
         "session"
         if h.scope == "session"
@@ -114,7 +114,7 @@ def list_holds(
     """Active holds (and released ones with `include_released=true`)."""
     scope = scope_tenant(admin, tenant)
     access.record("holds.list", tenant=scope)
-    holds = store.list_holds(access.engine, tenant=scope, include_released=include_released)
+    holds = hold_store.list_holds(access.engine, tenant=scope, include_released=include_released)
     return HoldList(items=[_out(h) for h in holds])
 
 

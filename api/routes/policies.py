@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from auditagent import retention
 from auditagent.period import RetentionPeriod
-from auditagent.store import retention as store
+from auditagent.store import policies as policy_store
 
 from ..deps import (
     AccessDep,
@@ -36,7 +36,7 @@ def _period_out(p: RetentionPeriod) -> Period:
     return Period(years=p.years, months=p.months, days=p.days)
 
 
-def _policy_out(p: store.Policy) -> RetentionPolicy:
+def _policy_out(p: policy_store.Policy) -> RetentionPolicy:
     return RetentionPolicy(
         id=p.id,
         tenant=p.tenant,
@@ -84,7 +84,7 @@ def list_policies(
         floor_days=settings.retention_floor.min_days,
         default=_period_out(settings.retention_default),
         floor=_period_out(settings.retention_floor),
-        items=[_policy_out(p) for p in store.list_policies(access.engine, tenant=scope)],
+        items=[_policy_out(p) for p in policy_store.list_policies(access.engine, tenant=scope)],
     )
 
 

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from auditagent import chain, checkpoints, review
+from auditagent.integrity import chain, checkpoints
 from auditagent.keys import KeyProvider
+from auditagent.reading import bundle, decrypt, transcript
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
@@ -254,13 +255,13 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
 
 def _read_verified(
     access: AccessContext, keys: KeyProvider, session: Any
-) -> tuple[list[review.OpenedRecord], chain.VerifyResult]:
+) -> tuple[list[decrypt.OpenedRecord], chain.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
     to the session's signed checkpoint: what `/transcript` and `/events` both report."""
     conn = access.conn
-    sealer = review.session_sealer(keys, reader.get_data_key(conn, session.id), session)
+    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session.id), session)
     c = _commitment(access, keys, session.id)
-    return review.read_verified(
+    return decrypt.read_verified(
         sealer,
         session,
         reader.event_tuples(conn, session.id, expected_rows=session.event_count),
@@ -291,20 +292,20 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> T
     opened, result = _read_verified(access, keys, session)
     return Transcript(
         session_id=session_id,
-        entries=review.transcript_entries(opened),
+        entries=transcript.transcript_entries(opened),
         integrity=TranscriptIntegrity(
             ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
         ),
     )
 
 
-def _event_items(opened: list[review.OpenedRecord]) -> list[EventItem]:
+def _event_items(opened: list[decrypt.OpenedRecord]) -> list[EventItem]:
     return [
         EventItem(
             seq=o.seq,
             at=o.at,
             kind=o.kind,
-            record=review.json_safe(o.record.model_dump(mode="json")),
+            record=bundle.json_safe(o.record.model_dump(mode="json")),
         )
         for o in opened
     ]
@@ -372,12 +373,12 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
         head_at_checkpoint=seen.get(c.count - 1) if c is not None else None,
         problem=c.problem if c is not None else None,
     )
-    sealer = review.session_sealer(keys, reader.get_data_key(conn, session_id), session)
-    opened = list(review.open_records(sealer, rows))
+    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session_id), session)
+    opened = list(decrypt.open_records(sealer, rows))
     # The JSON values signed are exactly the ones served: built once, signed, dumped.
     doc: dict[str, Any] = {
-        "format": review.BUNDLE_FORMAT,
-        "version": review.BUNDLE_VERSION,
+        "format": bundle.BUNDLE_FORMAT,
+        "version": bundle.BUNDLE_VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(),
         "exported_by": access.principal.name,
         "session": BundleSession(
@@ -385,10 +386,10 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
             head_hash=bytes(session.head_hash).hex() if session.head_hash is not None else None,
         ).model_dump(mode="json"),
         "records": [i.model_dump(mode="json") for i in _event_items(opened)],
-        "chain": [ChainRow(**review.chain_row_json(r)).model_dump(mode="json") for r in rows],
+        "chain": [ChainRow(**bundle.chain_row_json(r)).model_dump(mode="json") for r in rows],
         "verification": _verify_report(session_id, result).model_dump(mode="json"),
     }
-    signed = review.sign_bundle(doc, keys.signing_key())
+    signed = bundle.sign_bundle(doc, keys.signing_key())
     return Response(
         content=json.dumps(signed, ensure_ascii=True, allow_nan=False).encode("ascii"),
         media_type="application/json",

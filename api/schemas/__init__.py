@@ -3,7 +3,7 @@ per resource, every one derived from :class:`~.base.ApiModel`."""
 
 from __future__ import annotations
 
-from auditagent.review import Timing, TranscriptEntry
+from auditagent.reading.transcript import Timing, TranscriptEntry
 
 from .access_log import AccessLogEntry, AccessLogPage
 from .analytics import LatencyGroup, LatencyReport, LatencyStat

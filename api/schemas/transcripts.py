@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from auditagent.review import TranscriptEntry
+from auditagent.reading.transcript import TranscriptEntry
 
 from .base import ApiModel
 

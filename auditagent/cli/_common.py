@@ -118,6 +118,6 @@ def parse_now(value: str | None) -> datetime | None:
 
 
 def checkpoint_sink(settings: Settings) -> Any:
-    from ..checkpoints import default_sink
+    from ..integrity.checkpoints import default_sink
 
     return default_sink(settings)

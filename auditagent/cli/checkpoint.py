@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import checkpoints
+from ..integrity import checkpoints
 from ..keys import load_key_provider
 from ..settings import Settings
 from ._common import engine_for

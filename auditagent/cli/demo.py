@@ -112,7 +112,7 @@ def _check_port_free(host: str, port: int) -> None:
 def _fresh_admin_key(engine: Engine) -> tuple[str, int]:
     """A new demo admin token; the previous demo runs' keys are revoked, so running the demo
     again leaves one working demo key rather than a pile of them."""
-    from ..store.admin import create_principal, list_principals, revoke_principal
+    from ..store.principals import create_principal, list_principals, revoke_principal
 
     old = [p for p in list_principals(engine) if p.name == DEMO_KEY_NAME and p.revoked_at is None]
     for p in old:

@@ -42,8 +42,8 @@ def register(rsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from .. import retention_proof
-    from ..checkpoints import load_public_key
+    from ..integrity import deletion_report
+    from ..integrity.checkpoints import load_public_key
     from ..keys import load_key_provider
 
     if args.check is not None:
@@ -55,7 +55,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         except (OSError, ValueError) as exc:
             print(f"certificate {args.check}: unreadable ({type(exc).__name__})")
             return 1
-        check = retention_proof.check_certificate(doc, key)
+        check = deletion_report.check_certificate(doc, key)
         if check.ok:
             print(
                 f"certificate {args.check}: valid, {check.records} deletion records and "
@@ -77,7 +77,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             tenant=args.tenant,
             detail={"bundle": args.bundle is not None},
         )
-        report = retention_proof.deletion_report(
+        report = deletion_report.deletion_report(
             engine,
             public_key=keys.signing_public_key(),
             tenant=args.tenant,
@@ -107,7 +107,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     for problem in report.changes.problems:
         print(f"change log: {problem}")
     if args.bundle is not None:
-        doc = retention_proof.certificate(report, retention.signer_for(keys), generated_by=op.name)
+        doc = deletion_report.certificate(report, retention.signer_for(keys), generated_by=op.name)
         args.bundle.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         print(f"certificate written to {args.bundle}")
     return 0 if report.ok else 1

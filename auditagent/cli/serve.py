@@ -8,7 +8,7 @@ import importlib.util
 
 from ..errors import ConfigError
 from ..keys import load_key_provider
-from ..review import check_newest_data_key
+from ..reading.decrypt import check_newest_data_key
 from ..settings import Settings
 from ..store import db, reader
 

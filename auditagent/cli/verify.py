@@ -20,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from .. import checkpoints
 from ..errors import AuditagentError, ConfigError, NotFound
+from ..integrity import checkpoints
 from ..keys import load_key_provider
-from ..review import check_bundle
+from ..reading.bundle import check_bundle
 from ..settings import Settings
 from ..store import db, deletions, reader
 from ..store.heads import session_heads

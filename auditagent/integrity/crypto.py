@@ -140,7 +140,7 @@ def verify_signature(public: bytes, message: bytes, signature: bytes) -> bool:
 
 
 # --- self-signed certificate for local simulators ---
-# Used only by auditagent.simulators to serve TLS on 127.0.0.1 (google-genai always dials
+# Used only by auditagent_demo to serve TLS on 127.0.0.1 (google-genai always dials
 # wss). It lives here because building a certificate needs hazmat key types.
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from auditagent.integrity.chain import GENESIS
+from auditagent.integrity.ledger_format import parse_ts, ts
 from auditagent.integrity.signed_logs import (
     ChangeLogResult,
     DeletionChainResult,
@@ -31,8 +32,8 @@ from auditagent.integrity.signed_logs import (
     verify_deletion_chain,
 )
 from auditagent.period import RetentionPeriod
-from auditagent.store import retention as store
-from auditagent.store.retention import DeletionRecord, parse_ts, ts
+from auditagent.store import deletions, sessions
+from auditagent.store.deletions import DeletionRecord
 
 # --- each deletion's basis --------------------------------------------------------------------
 
@@ -138,12 +139,12 @@ def verify_retention(
     if not chain.ok:
         report.problems.append(f"deletion records: {chain.reason} at seq {chain.first_bad_seq}")
     report.problems.extend(changes.problems)
-    for r in store.iter_deletion_records(engine):
+    for r in deletions.iter_deletion_records(engine):
         if chain.first_bad_seq is not None and r.seq >= chain.first_bad_seq:
             break
         for p in basis_problems(r, changes):
             report.problems.append(f"deletion record {r.seq} (session {r.session_id}): {p}")
-    for k in store.key_anomalies(engine):
+    for k in sessions.key_anomalies(engine):
         if k.has_record:
             report.problems.append(
                 f"session {k.session_id}: has a deletion record but its data key is still "
@@ -154,12 +155,12 @@ def verify_retention(
             report.problems.append(
                 f"session {k.session_id}: {what} without a deletion record (status {k.status})"
             )
-    for sid, n in store.purged_with_rows(engine):
+    for sid, n in sessions.purged_with_rows(engine):
         report.problems.append(
             f"session {sid}: {n} records written after it was erased are still stored; "
             "`auditagent retention run` deletes them"
         )
-    for sid, ended, closed in store.end_time_anomalies(engine):
+    for sid, ended, closed in sessions.end_time_anomalies(engine):
         if ended is None:
             report.problems.append(f"session {sid}: closed without an end time")
         elif closed is None:

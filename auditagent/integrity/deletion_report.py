@@ -13,10 +13,11 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from auditagent.integrity import crypto
+from auditagent.integrity import crypto, ledger_format
 from auditagent.integrity.checkpoints.note import key_id as note_key_id
 from auditagent.integrity.deletion_basis import record_problems
 from auditagent.integrity.encoding import CERTIFICATE_LABEL
+from auditagent.integrity.ledger_format import parse_ts, ts
 from auditagent.integrity.ledgers import (
     canonical_json,
 )
@@ -26,8 +27,9 @@ from auditagent.integrity.signed_logs import (
     verify_changes,
     verify_deletion_chain,
 )
-from auditagent.store import retention as store
-from auditagent.store.retention import DeletionRecord, parse_ts, ts
+from auditagent.store import deletions
+from auditagent.store import runs as store_runs
+from auditagent.store.deletions import DeletionRecord
 
 CERTIFICATE_FORMAT: Final = "auditagent-deletion-certificate"
 CERTIFICATE_VERSION = 1
@@ -76,7 +78,7 @@ def deletion_report(
     each verifies, the runs they came from, and the state of both chains."""
     chain = verify_deletion_chain(engine, public_key=public_key)
     changes = verify_changes(engine, public_key=public_key)
-    records = store.deletion_records_between(
+    records = deletions.deletion_records_between(
         engine, tenant=tenant, start=start, end=end, after_seq=after_seq, limit=limit
     )
     entries = []
@@ -86,7 +88,7 @@ def deletion_report(
             problems.append(f"the chain is broken at seq {chain.first_bad_seq}: {chain.reason}")
         entries.append(DeletionEntry(r, problems))
     run_ids = sorted({r.run_id for r in records if r.run_id is not None}, key=str)
-    runs = store.list_runs(engine, ids=run_ids) if run_ids else []
+    runs = store_runs.list_runs(engine, ids=run_ids) if run_ids else []
     return DeletionReport(
         generated_at=datetime.now(timezone.utc),
         tenant=tenant,
@@ -171,7 +173,7 @@ def _key_id(public_key: bytes) -> str:
 
 def certificate(
     report: DeletionReport,
-    signer: store.Signer,
+    signer: ledger_format.Signer,
     *,
     generated_by: str,
     change_log_problems: bool = True,

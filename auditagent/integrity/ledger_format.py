@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from .. import crypto
+from . import crypto
 from .encoding import at_microseconds, lp
 
 __all__ = [

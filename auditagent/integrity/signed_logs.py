@@ -22,8 +22,10 @@ from auditagent.integrity.ledgers import (
     signature_valid,
 )
 from auditagent.period import RetentionPeriod
-from auditagent.store import retention as store
-from auditagent.store.retention import Change, DeletionRecord
+from auditagent.store import changes as store_changes
+from auditagent.store import deletions, holds, policies
+from auditagent.store.changes import Change
+from auditagent.store.deletions import DeletionRecord
 
 # --- the deletion-record chain ----------------------------------------------------------------
 
@@ -48,9 +50,9 @@ def verify_deletion_chain(
     adopted = None
     if public_key is not None:
         with engine.connect() as conn:
-            adopted = store.adopted_deletions(conn, public_key)
+            adopted = store_changes.adopted_deletions(conn, public_key)
     return check_deletion_chain(
-        store.iter_deletion_records(engine), keep=keep, public_key=public_key, adopted=adopted
+        deletions.iter_deletion_records(engine), keep=keep, public_key=public_key, adopted=adopted
     )
 
 
@@ -142,7 +144,7 @@ class ChangeLogResult:
     def adopted_deletions(self) -> tuple[int, bytes] | None:
         """The unsigned (pre-0017) deletion records an operator vouched for, if any."""
         for c in reversed(self.changes):
-            if c.action == store.ADOPT_DELETIONS:
+            if c.action == store_changes.ADOPT_DELETIONS:
                 try:
                     return int(c.body["count"]), bytes.fromhex(str(c.body["head"]))
                 except (KeyError, TypeError, ValueError):
@@ -172,7 +174,7 @@ def verify_changes(
     ``legal_holds`` to it. ``floor`` adds "under the floor" to a policy found outside it."""
     result = ChangeLogResult()
     verifier = LedgerVerifier(CHANGE_MESSAGES, keep=keep)
-    for c in store.iter_changes(engine):
+    for c in store_changes.iter_changes(engine):
 
         def recompute(c: Change = c) -> bytes:
             return change_hash(
@@ -218,7 +220,7 @@ def _policy_table_problems(
     problems: list[tuple[str, str]] = []
     signed = log.policy_versions()
     seen: set[uuid.UUID] = set()
-    for p in store.all_policy_rows(engine):
+    for p in policies.all_policy_rows(engine):
         label = _policy_label(p.tenant, p.agent, p.version)
         body = signed.get(p.id)
         if body is None:
@@ -262,7 +264,7 @@ def _hold_table_problems(engine: Engine, log: ChangeLogResult) -> list[tuple[str
         elif c.action == "hold.release":
             released[c.subject] = c.body
     seen: set[uuid.UUID] = set()
-    for h in store.all_hold_rows(engine):
+    for h in holds.all_hold_rows(engine):
         body = created.get(h.id)
         if body is None:
             problems.append(

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..envelope import Envelope
+from ..integrity.envelope import Envelope
 from .ingest import COPY_HEADER, COPY_TRAILER, SessionOpen, SessionUpdate, encode_copy_rows
 from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, encode_frames
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..envelope import Envelope
+from ..integrity.envelope import Envelope
 
 EVENT_COLUMNS = (
     "session_id",

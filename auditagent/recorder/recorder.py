@@ -33,7 +33,7 @@ from .writer import Writer
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
 
-    from ..checkpoints import ClosedSessionHead
+    from ..integrity.checkpoints import ClosedSessionHead
 
 log = logging.getLogger("auditagent.recorder")
 
@@ -88,7 +88,7 @@ class AuditRecorder:
             return self
         _ = self.key_provider  # a missing or loose keyring fails here, loudly, before any call
         if self._default_checkpoints:
-            from ..checkpoints import on_close_writer
+            from ..integrity.checkpoints import on_close_writer
 
             self._on_sessions_closed = on_close_writer(self.settings, self.key_provider)
         url = db.libpq_url(await asyncio.to_thread(db.resolve_database_url, self.settings))

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from .. import crypto, records
-from ..envelope import Envelope, SessionSealer, dek_context
+from .. import records
 from ..errors import AuditagentError
+from ..integrity import crypto
+from ..integrity.envelope import Envelope, SessionSealer, dek_context
 from ..keys import KeyProvider
 from ..livekit import RawEvent
 from ..metrics import metrics

@@ -35,7 +35,7 @@ from .sealing import SessionSealing
 from .spool import Spool
 
 if TYPE_CHECKING:
-    from ..checkpoints import ClosedSessionHead
+    from ..integrity.checkpoints import ClosedSessionHead
 
 log = logging.getLogger("auditagent.recorder")
 
@@ -328,7 +328,7 @@ class Writer:
         Only on commit, and only for sessions whose row took the close: a session erased while
         its call went on keeps the count its deletion record proves, and records that arrive
         under its destroyed key are cleared by the next retention run, not checkpointed."""
-        from ..checkpoints import ClosedSessionHead
+        from ..integrity.checkpoints import ClosedSessionHead
 
         callback = self._on_sessions_closed
         if callback is None or not closed:

@@ -33,9 +33,8 @@ from __future__ import annotations
 from ..errors import Conflict as Conflict  # importable as before the split
 from ..integrity.ledger_format import Signer as Signer
 from ..integrity.ledger_format import deletion_record_hash
+from ..integrity.signed_logs import DeletionChainResult, verify_deletion_chain
 from ..period import RetentionPeriod
-from ..retention_proof import DeletionChainResult, verify_deletion_chain
-from ..retention_proof import verify_changes as verify_changes
 from ..store.deletions import DeletionRecord
 from ..store.holds import Hold
 from ..store.policies import Policy

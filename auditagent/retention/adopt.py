@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from ..integrity.signed_logs import verify_changes, verify_deletion_chain
 from ..keys import KeyProvider
-from ..retention_proof import verify_changes, verify_deletion_chain
 from ..settings import Settings
 from ..store import changes, deletions
 from ..store import holds as hold_store
@@ -19,7 +19,7 @@ from ..store.policies import Policy
 from .guards import RetentionRefused, load_keys, note_changes, signer_for
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .guards import DEFAULT_BATCH_SIZE, MatchesNothing, UnknownTenant, signer_fo
 from .report import RunReport
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 class ErasureBlocked(Conflict):

@@ -16,7 +16,7 @@ from .guards import RetentionRefused, log
 from .report import Progress, RunInterrupted, RunReport
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 def execute_run(
@@ -97,7 +97,7 @@ def _checkpoint(
 ) -> None:
     """Sign what the run left (session heads, the deletion chain, the change log) into the
     checkpoint sink, outside the database. A failure makes the run not ok, never undoes it."""
-    from .. import checkpoints
+    from ..integrity import checkpoints
 
     try:
         where, _ = checkpoints.write_global_checkpoint(

@@ -11,13 +11,13 @@ from sqlalchemy import Engine
 
 from ..errors import AuditagentError, Conflict, NotFound
 from ..integrity.ledger_format import Signer
+from ..integrity.signed_logs import verify_changes
 from ..keys import KeyProvider
 from ..period import RetentionPeriod
-from ..retention_proof import verify_changes
 from ..settings import Settings
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 log = logging.getLogger("auditagent.retention")
@@ -110,7 +110,7 @@ def note_changes(engine: Engine, keys: KeyProvider, sink: CheckpointSink | None)
     and signed already; a missing note only narrows what a later truncation would show)."""
     if sink is None:
         return None
-    from .. import checkpoints
+    from ..integrity import checkpoints
 
     try:
         return checkpoints.write_changes_checkpoint(engine, keys, sink)

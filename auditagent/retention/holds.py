@@ -15,7 +15,7 @@ from ..store.holds import Hold
 from .guards import HoldScope, MatchesNothing, UnknownTenant, note_changes, signer_for
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 def create_hold(

@@ -15,7 +15,7 @@ from ..store.policies import Policy
 from .guards import PolicyBelowFloor, load_keys, note_changes, signer_for
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 def _period(

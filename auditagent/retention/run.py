@@ -23,7 +23,7 @@ from .guards import (
 from .report import Progress, RunReport
 
 if TYPE_CHECKING:
-    from ..checkpoints import CheckpointSink
+    from ..integrity.checkpoints import CheckpointSink
 
 
 def plan_retention(

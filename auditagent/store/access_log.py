@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..chain import GENESIS
 from ..errors import AuditagentError, DatabaseUnavailable
+from ..integrity.chain import GENESIS
 from ..integrity.ledger_format import access_hash
 from .locks import xact_lock
 from .models import AccessLogRow

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from ..chain import GENESIS
+from ..integrity.chain import GENESIS
 from ..integrity.ledger_format import (
     CHANGE_SIGNATURE_LABEL,
     Signer,

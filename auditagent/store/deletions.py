@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from ..chain import GENESIS
+from ..integrity.chain import GENESIS
 from ..integrity.ledger_format import (
     DELETION_SIGNATURE_LABEL,
     Signer,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, any_, func, select, update
 
-from ..envelope import dek_context
 from ..errors import AuditagentError
+from ..integrity.envelope import dek_context
 from ..keys import KeyProvider, WrappedKey
 from ._sql import uuid_array
 from .models import DataKeyRow

@@ -20,7 +20,7 @@ import numpy as np
 from livekit import rtc
 from livekit.agents.voice import io
 
-from auditagent.simulators import audio_io
+from auditagent_demo import audio_io
 
 # The sinks are the simulators' own (the demo uses them too); only the microphone differs.
 ClockedAudioOutput = audio_io.ClockedAudioOutput

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditagent.simulators.audio_io import EnergyVAD as _PackageEnergyVAD
+from auditagent_demo.audio_io import EnergyVAD as _PackageEnergyVAD
 
 
 class EnergyVAD(_PackageEnergyVAD):

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from auditagent.integrity import crypto, ledgers
+from auditagent.integrity import crypto, ledger_format, ledgers
 from auditagent.integrity.chain import GENESIS
 from auditagent.integrity.encoding import CHANGE_SIGNATURE_LABEL, DELETION_SIGNATURE_LABEL
 from auditagent.integrity.signed_logs import check_deletion_chain
-from auditagent.store import admin, retention
+from auditagent.store import access_log, deletions
 
 T0 = datetime(2026, 2, 3, 4, 5, 6, 789012, tzinfo=timezone.utc)
 SID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")
@@ -26,8 +26,8 @@ RUN = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 @pytest.mark.parametrize(
     "entry",
     [
-        admin.AccessEntry(action="read_transcript"),
-        admin.AccessEntry(
+        access_log.AccessEntry(action="read_transcript"),
+        access_log.AccessEntry(
             action="read_transcript",
             principal_id=uuid.uuid4(),
             principal_name="auditor-zebrafinch",
@@ -42,10 +42,10 @@ RUN = uuid.UUID("00000000-0000-4000-8000-00000000000a")
     ],
     ids=["bare", "full"],
 )
-def test_access_hash_is_the_store_format(entry: admin.AccessEntry) -> None:
+def test_access_hash_is_the_store_format(entry: access_log.AccessEntry) -> None:
     for seq, prev in ((0, GENESIS), (7, bytes(range(32)))):
         ours = ledgers.access_hash(prev_hash=prev, seq=seq, at=T0, entry=entry)
-        assert ours == admin.access_hash(prev_hash=prev, seq=seq, at=T0, entry=entry)
+        assert ours == ledger_format.access_hash(prev_hash=prev, seq=seq, at=T0, entry=entry)
 
 
 @pytest.mark.parametrize("basis", [None, {}, {"holds": {"changes": 3}, "ended_at": "x"}])
@@ -67,7 +67,7 @@ def test_deletion_record_hash_is_the_store_format(
         deleted_at=T0,
         basis=basis,
     )
-    assert ledgers.deletion_record_hash(**fields) == retention.deletion_record_hash(**fields)
+    assert ledgers.deletion_record_hash(**fields) == ledger_format.deletion_record_hash(**fields)
 
 
 def test_change_hash_is_the_store_format() -> None:
@@ -81,8 +81,8 @@ def test_change_hash_is_the_store_format() -> None:
         actor="admin zebrafinch",
         body={"scope": "tenant", "n": 1, "nested": {"b": True}},
     )
-    assert ledgers.change_hash(**fields) == retention.change_hash(**fields)
-    assert ledgers.canonical_json(fields["body"]) == retention.canonical_json(fields["body"])
+    assert ledgers.change_hash(**fields) == ledger_format.change_hash(**fields)
+    assert ledgers.canonical_json(fields["body"]) == ledger_format.canonical_json(fields["body"])
 
 
 def test_formats_refuse_a_bad_prev_hash_and_naive_time() -> None:
@@ -99,7 +99,7 @@ def test_formats_refuse_a_bad_prev_hash_and_naive_time() -> None:
         )
     with pytest.raises(ValueError):
         ledgers.access_hash(
-            prev_hash=GENESIS, seq=0, at=T0.replace(tzinfo=None), entry=admin.AccessEntry("a")
+            prev_hash=GENESIS, seq=0, at=T0.replace(tzinfo=None), entry=access_log.AccessEntry("a")
         )
 
 
@@ -110,7 +110,9 @@ def _access_rows(n: int) -> list[SimpleNamespace]:
     rows = []
     prev = GENESIS
     for seq in range(n):
-        entry = admin.AccessEntry(action="read", tenant="acme", session_id=SID, detail={"i": seq})
+        entry = access_log.AccessEntry(
+            action="read", tenant="acme", session_id=SID, detail={"i": seq}
+        )
         at = T0 + timedelta(seconds=seq)
         digest = ledgers.access_hash(prev_hash=prev, seq=seq, at=at, entry=entry)
         rows.append(SimpleNamespace(seq=seq, at=at, entry=entry, prev_hash=prev, hash=digest))
@@ -118,8 +120,8 @@ def _access_rows(n: int) -> list[SimpleNamespace]:
     return rows
 
 
-def _entry_of(row: Any) -> admin.AccessEntry:
-    entry: admin.AccessEntry = row.entry
+def _entry_of(row: Any) -> access_log.AccessEntry:
+    entry: access_log.AccessEntry = row.entry
     return entry
 
 
@@ -132,7 +134,9 @@ def test_access_log_verifies_and_reports_its_head() -> None:
 def test_access_log_edit_gap_and_reorder() -> None:
     rows = _access_rows(4)
     edited = list(rows)
-    edited[2] = SimpleNamespace(**{**vars(rows[2]), "entry": admin.AccessEntry(action="forged")})
+    edited[2] = SimpleNamespace(
+        **{**vars(rows[2]), "entry": access_log.AccessEntry(action="forged")}
+    )
     res = ledgers.verify_access_rows(edited, _entry_of)
     assert (res.ok, res.count, res.first_bad_seq, res.reason) == (
         False,
@@ -150,11 +154,11 @@ def test_access_log_edit_gap_and_reorder() -> None:
 # --- the deletion chain through the one verifier ----------------------------------------------
 
 
-def _deletions(n: int, signing_key: bytes) -> list[retention.DeletionRecord]:
+def _deletions(n: int, signing_key: bytes) -> list[deletions.DeletionRecord]:
     out = []
     prev = GENESIS
     for seq in range(n):
-        rec = retention.DeletionRecord(
+        rec = deletions.DeletionRecord(
             seq=seq,
             run_id=RUN,
             session_id=uuid.uuid4(),

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from auditagent import records as r
-from auditagent.checkpoints import ClosedSessionHead
+from auditagent.integrity.checkpoints import ClosedSessionHead
 from auditagent.keys import LocalKeyring
 from auditagent.recorder.batch import SLICE_ITEMS, Batch, copy_stream, spool_stream
 from auditagent.recorder.ingest import SessionUpdate, encode_copy_binary, write_batch

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from auditagent.errors import AuditagentError
 from auditagent.integrity import crypto
 from auditagent.integrity.encoding import MANIFEST_LABEL
-from auditagent.store import retention as store
+from auditagent.store import heads as head_store
 
 KEY_NAME = "auditagent"
 GLOBAL_ORIGIN = "auditagent/global"
@@ -126,7 +126,7 @@ def parse_note(data: bytes, public_key: bytes) -> Checkpoint:
     return Checkpoint(origin=lines[0], size=size, root=root, time=when, extensions=tuple(lines[4:]))
 
 
-def manifest_lines(heads: Iterable[store.SessionHead]) -> bytes:
+def manifest_lines(heads: Iterable[head_store.SessionHead]) -> bytes:
     out = []
     for h in sorted(heads, key=lambda h: str(h.session_id)):
         head = base64.b64encode(h.head_hash).decode("ascii") if h.head_hash else "-"

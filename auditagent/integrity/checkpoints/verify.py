@@ -30,7 +30,9 @@ from auditagent.integrity.checkpoints.sink import CheckpointSink
 from auditagent.integrity.deletion_basis import verify_retention
 from auditagent.keys import KeyProvider
 from auditagent.period import RetentionPeriod
-from auditagent.store import retention as store
+from auditagent.store import deletions as store_deletions
+from auditagent.store import heads
+from auditagent.store import sessions as store_sessions
 
 # --- verifying --------------------------------------------------------------------------------
 
@@ -161,10 +163,10 @@ def verify_checkpoints(
                 f"deletion records: record {n - 1} differs from {where} (rewritten)"
             )
 
-    deletions: dict[uuid.UUID, list[store.DeletionRecord]] = {}
-    for r in store.iter_deletion_records(engine):
+    deletions: dict[uuid.UUID, list[store_deletions.DeletionRecord]] = {}
+    for r in store_deletions.iter_deletion_records(engine):
         deletions.setdefault(r.session_id, []).append(r)
-    rows = store.session_heads(engine, list(committed))
+    rows = heads.session_heads(engine, list(committed))
     for sid, (count, committed_head, where) in sorted(committed.items(), key=lambda kv: str(kv[0])):
         report.sessions += 1
         problem = _check_session(
@@ -174,7 +176,7 @@ def verify_checkpoints(
             report.sessions_valid += 1
         else:
             report.problems.append(f"session {sid}: {problem} (committed by {where})")
-    for sid in store.sessions_without_deletion_record(engine):
+    for sid in store_deletions.sessions_without_deletion_record(engine):
         report.problems.append(f"session {sid}: marked shredded/purged but has no deletion record")
     return report
 
@@ -237,8 +239,8 @@ def _check_session(
     sid: uuid.UUID,
     count: int,
     head: bytes | None,
-    row: store.SessionHead | None,
-    deletions: list[store.DeletionRecord] | None,
+    row: heads.SessionHead | None,
+    deletions: list[store_deletions.DeletionRecord] | None,
 ) -> str | None:
     if deletions:
         d = deletions[-1]
@@ -256,7 +258,7 @@ def _check_session(
         return f"is {row.status} without a deletion record"
     with engine.connect() as conn:
         result = chain.verify(
-            store.iter_session_events(conn, sid),
+            store_sessions.iter_session_events(conn, sid),
             expected_count=count if count > 0 else None,
             expected_head=head if count > 0 else None,
         )

@@ -38,7 +38,8 @@ from auditagent.integrity.checkpoints.sink import (
 )
 from auditagent.keys import KeyProvider
 from auditagent.settings import Settings
-from auditagent.store import retention as store
+from auditagent.store import changes
+from auditagent.store import heads as store_heads
 
 log = logging.getLogger("auditagent.checkpoints")
 
@@ -215,10 +216,10 @@ def write_global_checkpoint(
     """Commit to every session head and the deletion chain; writes the manifest first, then
     the signed note (a note never points at a manifest that is not there)."""
     now = now or datetime.now(timezone.utc)
-    heads, del_count, del_head = store.snapshot_heads(engine)
+    heads, del_count, del_head = store_heads.snapshot_heads(engine)
     with engine.connect() as conn:
         # Read after the snapshot: the log is append-only, so this commits to no less.
-        chg_count, chg_head = store.changes_head(conn)
+        chg_count, chg_head = changes.changes_head(conn)
     manifest = manifest_lines(heads)
     previous = _latest_global(sink)
     prev = base64.b64encode(hashlib.sha256(previous).digest()).decode() if previous else "-"
@@ -250,7 +251,7 @@ def write_changes_checkpoint(
     or hold change, so that removing the newest changes (and the hold they placed) shows."""
     now = now or datetime.now(timezone.utc)
     with engine.connect() as conn:
-        count, head = store.changes_head(conn)
+        count, head = changes.changes_head(conn)
     cp = Checkpoint(origin=CHANGES_ORIGIN, size=count, root=head, time=now)
     note = encode_note(cp, key_provider.signing_key())
     return sink.append(f"changes-{stamp(now)}-{uuid.uuid4().hex[:8]}{NOTE_SUFFIX}", note)

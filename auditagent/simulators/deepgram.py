@@ -1,9 +1,0 @@
-"""Moved to `auditagent_demo.deepgram`; this alias keeps the old import path working."""
-
-from __future__ import annotations
-
-import sys
-
-from auditagent_demo import deepgram as _moved
-
-sys.modules[__name__] = _moved
