@@ -8,13 +8,13 @@ rec = recorder.attach(session, tenant="acme", participant="+15551234567")
 from __future__ import annotations
 
 # private aliases: the package namespace holds the public API and nothing else
-from typing import TYPE_CHECKING as _TYPE_CHECKING
+import typing as _typing
 from typing import Any as _Any
 
 from .errors import AuditagentError, IntegrityError, TranscriptionDisabled
 from .settings import Settings
 
-if _TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .logfilter import protect_logs
     from .recorder import AuditRecorder, SessionRecording, record_session
     from .recorder.pauses import PauseRule

@@ -48,7 +48,7 @@ from sqlalchemy import Engine
 import auditagent.recorder.clock as recorder_clock
 from auditagent import records
 from auditagent import records as r
-from auditagent.integrity import chain
+from auditagent.integrity import chain_verifier
 from auditagent.integrity.envelope import aad
 from auditagent.keys import LocalKeyring
 from auditagent.reading import decrypt
@@ -358,7 +358,7 @@ class Floor:
         ]
 
     def verify(self, rows: list[Any]) -> None:
-        res = chain.verify(
+        res = chain_verifier.verify(
             rows,
             expected_count=int(self.session.event_count),
             expected_head=bytes(self.session.head_hash),

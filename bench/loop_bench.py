@@ -156,13 +156,13 @@ async def feed(
 
 
 class ThreadedProxy:
-    """tests.netproxy.TcpProxy on a loop of its own thread, so cutting the database off does
+    """tests.support.netproxy.TcpProxy on a loop of its own thread, so cutting the database off does
     not add work to the loop being measured."""
 
     def __init__(self, host: str, port: int) -> None:
         import threading
 
-        from tests.netproxy import TcpProxy
+        from tests.support.netproxy import TcpProxy
 
         self.proxy = TcpProxy(host, port)
         self.loop = asyncio.new_event_loop()

@@ -40,7 +40,7 @@ async def hook_cost(settings: Settings, emits: int) -> dict[str, float]:
     from livekit.agents import AgentSession
     from livekit.agents.voice.events import AgentStateChangedEvent, UserInputTranscribedEvent
 
-    from tests.fakes.llm import ScriptedLLM
+    from tests.support.fakes.llm import ScriptedLLM
 
     bare: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)
     hooked: AgentSession[None] = AgentSession(llm=ScriptedLLM([]), vad=None)

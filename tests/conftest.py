@@ -1,4 +1,21 @@
-"""Shared fixtures: a real Postgres database per test run, created and dropped here."""
+"""Fixtures of the whole suite: a real Postgres database per run, settings, keyring, engine,
+the review app's client.
+
+Layout and import scheme (one for every directory):
+- tests mirror the package: ``tests/<package>/test_<module>.py`` (tests/livekit, recorder,
+  integrity, reading, store, retention, cli, api, demo); repository-wide checks (lint, docs,
+  import cycles, public API) and tests of top-level modules (keys, logfilter) sit in tests/;
+  tests/integration/ runs the real recorder, database and API across steps; tests/e2e/ runs
+  through the provider simulators.
+- ``tests`` and every directory under it is a package (an ``__init__.py`` each), and pytest
+  imports in its default ``prepend`` mode: the repository root is the base directory, so a test
+  module is ``tests.livekit.test_capture``, never a top-level ``livekit`` that would shadow
+  LiveKit's own package, and two directories may hold a ``test_docs.py`` each.
+- fixtures are only defined in ``conftest.py`` files, never imported into a test module; a
+  directory's conftest may override one (tests/retention and tests/integrity give ``settings``
+  a database of its own, so ``keyring``, ``engine`` and ``client`` follow).
+- helpers, fakes and failure simulators are imported by name from ``tests.support``.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +24,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from auditagent_api import create_app
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import db
-
-ADMIN_URL = os.environ.get(
-    "AUDITAGENT_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _server_url(dbname: str) -> str:
-    base, _, _ = ADMIN_URL.rpartition("/")
-    return f"{base}/{dbname}"
-
-
-def _create_database(prefix: str = "auditagent_test") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:  # pragma: no cover - environment problem
-        pytest.exit(
-            f"no Postgres server at {ADMIN_URL}: start it or set AUDITAGENT_TEST_ADMIN_URL ({exc})",
-            returncode=3,
-        )
-    return name
-
-
-def _drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.support.databases import create_database, drop_database, server_url
 
 
 @pytest.fixture(autouse=True)
@@ -55,15 +49,15 @@ def make_database() -> Iterator[Callable[[], str]]:
     created: list[str] = []
 
     def make() -> str:
-        name = _create_database()
+        name = create_database()
         created.append(name)
-        url = db.sqlalchemy_url(_server_url(name))
+        url = db.sqlalchemy_url(server_url(name))
         db.upgrade(Settings(database_url=url, data_dir=Path("/nonexistent")), url=url)
         return url
 
     yield make
     for name in created:
-        _drop_database(name)
+        drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -85,5 +79,49 @@ def settings(database_url: str, data_dir: Path) -> Settings:
 
 
 @pytest.fixture
+def fresh_settings(make_database: Callable[[], str], data_dir: Path) -> Settings:
+    """Settings on a new database of its own (tests that count sessions globally)."""
+    return Settings(
+        database_url=make_database(),
+        data_dir=data_dir,
+        flush_interval=0.05,
+        retention_default_days=30,
+        retention_floor_days=7,
+    )
+
+
+@pytest.fixture
 def tenant() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def keyring(settings: Settings) -> LocalKeyring:
+    return LocalKeyring.init(settings.resolved_keyring_path)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = db.make_engine(settings)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, keyring: LocalKeyring) -> Iterator[TestClient]:
+    app = create_app(settings, engine=engine, key_provider=keyring)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def cli_env(
+    fresh_settings: Settings, keyring: LocalKeyring, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The CLI sees the same database, data directory (keyring, checkpoints) and periods."""
+    assert fresh_settings.database_url
+    monkeypatch.setenv("AUDITAGENT_DATABASE_URL", fresh_settings.database_url)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(fresh_settings.data_dir))
+    monkeypatch.setenv("AUDITAGENT_RETENTION_DEFAULT_DAYS", "30")
+    monkeypatch.setenv("AUDITAGENT_RETENTION_FLOOR_DAYS", "7")
+    return fresh_settings

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from auditagent.settings import Settings
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+# a test file by repository path, as compliance.md cites it: `tests/integrity/test_chain.py`
+TEST_PATH = r"`(tests/(?:[a-z0-9_]+/)*test_[a-z0-9_]+\.py)"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -31,8 +32,43 @@ def test_docs_name_files_by_repository_path() -> None:
     # pytest node ids as they run from the repository root
     bare = re.findall(r"`(test_[a-z0-9_]+\.py)::", compliance)
     assert not bare, bare
-    for path in set(re.findall(r"`(tests/test_[a-z0-9_]+\.py)::", compliance)):
+    for path in set(re.findall(TEST_PATH + "::", compliance)):
         assert (ROOT / path).is_file(), path
+
+
+def test_compliance_cites_tests_that_exist() -> None:
+    """Each cited node id names a test function of its file (``::test`` alone: the file cited
+    last before it)."""
+    compliance = (ROOT / "docs" / "compliance.md").read_text()
+    cited = re.findall(
+        r"`(tests/(?:[a-z0-9_]+/)*test_[a-z0-9_]+\.py)?::(test_[a-z0-9_]+)", compliance
+    )
+    assert cited
+    missing, path = [], ""
+    for named, test in cited:
+        path = named or path
+        if not re.search(rf"^(?:async )?def {test}\(", (ROOT / path).read_text(), re.M):
+            missing.append(f"{path}::{test}")
+    assert not missing, missing
+
+
+def test_docs_name_source_files_that_exist() -> None:
+    """Every module or package path the docs name (``auditagent/recorder/writer.py``, or under
+    ``auditagent/`` as docs/architecture.md abbreviates it: ``recorder/writer.py``) is there: a
+    newcomer following the docs never reaches a file that moved. Test paths are checked above."""
+    named = re.compile(
+        r"(?<![\w./<>-])((?:[a-z_][a-z0-9_]*/)+(?:[a-z_][a-z0-9_]*\.py)?)(?![\w/<-])"
+    )
+    missing = [
+        (doc.name, path)
+        for doc in DOCS
+        for path in sorted(set(named.findall(doc.read_text())))
+        if path.endswith((".py", "/"))
+        and not path.startswith("tests/")
+        and not (ROOT / path).exists()
+        and not (ROOT / "auditagent" / path).exists()
+    ]
+    assert not missing, missing
 
 
 def test_compliance_does_not_list_pause_recording_as_not_built() -> None:

@@ -2,7 +2,9 @@
 
 Every import counts, also one inside a function (a lazy import that closes a circle is still a
 circle: it only moves the failure to run time); imports under ``if TYPE_CHECKING:`` do not, they
-never run. Importing ``a.b.c`` is an edge to ``a.b.c`` only, not to its parent packages.
+never run. Importing ``a.b.c`` is an edge to ``a.b.c`` only, not to its parent packages, and so is
+``from a.b import c`` when ``c`` is a module; so a package's ``__init__`` may re-export its
+modules' names as long as no module of the package imports a name from the package itself.
 """
 
 from __future__ import annotations
@@ -10,16 +12,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 PACKAGES = {"auditagent": ROOT / "auditagent", "auditagent_api": ROOT / "api"}
 
-# Cycles in modules other branches of issue 11 are moving; each is removed here once its branch
-# is merged. A cycle not listed fails the test, and so does a listed one that is gone.
-KNOWN: set[frozenset[str]] = {
-    # retention_proof.py imports checkpoints.key_id inside a function; checkpoints.py imports
-    # retention_proof.verify_retention at the top (both move to integrity/ on another branch).
-    frozenset({"auditagent.checkpoints", "auditagent.retention_proof"}),
-}
+# Cycles allowed for now (none): a cycle not listed fails the test, and so does a listed one that
+# is gone.
+KNOWN: set[frozenset[str]] = set()
 
 
 def _modules() -> dict[str, Path]:
@@ -76,8 +75,12 @@ def _edges(modules: dict[str, Path]) -> dict[str, set[str]]:
                     base = ".".join(base_parts + ([node.module] if node.module else []))
                 else:
                     base = _canonical(node.module or "")
-                # `from pkg import name` imports pkg, and pkg.name when that is a module.
-                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+                # `from pkg import sub` is an edge to the submodule only, as `import pkg.sub`
+                # is; a name that is not a submodule is read from pkg's namespace, which makes
+                # pkg (its __init__ and what that imports) a dependency too.
+                targets = [f"{base}.{a.name}" for a in node.names]
+                if not all(t in modules for t in targets):
+                    targets.append(base)
             for target in targets:
                 if target in modules and target != mod:
                     graph[mod].add(target)
@@ -137,6 +140,15 @@ def _describe(cycle: frozenset[str]) -> str:
 def test_the_walker_sees_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert _cycles(graph) == [frozenset({"a", "b", "c"})]
+
+
+def test_a_name_from_a_package_is_an_edge_to_the_package() -> None:
+    graph = _edges(_modules())
+    # `from .. import records` is the module; `from ..errors import X` is errors, not the package
+    assert "auditagent" not in graph["auditagent.recorder.sealing"]
+    assert "auditagent.records" in graph["auditagent.recorder.sealing"]
+    # `from ..recorder import AuditRecorder` (a re-export) depends on the package
+    assert "auditagent.recorder" in graph["auditagent.cli.demo"]
 
 
 def test_every_module_is_walked() -> None:

@@ -17,7 +17,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.livekit.capture import SessionCapture
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.llm import Reply, ScriptedLLM
 
 CANARY = "Canary-Lynx-3390"
 

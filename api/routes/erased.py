@@ -5,7 +5,6 @@ the separate retention engine when ``AUDITAGENT_RETENTION_DATABASE_URL`` is set.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from auditagent.integrity.deletion_basis import record_problems
+from auditagent.integrity.deletion_report import deletion_record_json
 from auditagent.integrity.signed_logs import verify_changes
 from auditagent.keys import KeyProvider
 from auditagent.reading.decrypt import KeyShredded
@@ -33,23 +33,9 @@ __all__ = ["deletion_out", "erased_verify_report", "install"]
 def deletion_out(
     r: deletions.DeletionRecord, problems: list[str] | None = None
 ) -> DeletionRecordOut:
-    return DeletionRecordOut(
-        seq=r.seq,
-        run_id=r.run_id,
-        session_id=r.session_id,
-        tenant=r.tenant,
-        policy=r.policy,
-        reason=r.reason,
-        event_count=r.event_count,
-        final_hash=r.final_hash.hex() if r.final_hash is not None else None,
-        deleted_at=r.deleted_at,
-        hash=r.hash.hex(),
-        prev_hash=r.prev_hash.hex(),
-        basis=r.basis,
-        signature=base64.b64encode(r.signature).decode() if r.signature else None,
-        valid=None if problems is None else not problems,
-        problems=problems or [],
-    )
+    fields = {**deletion_record_json(r), "deleted_at": r.deleted_at}
+    valid = None if problems is None else not problems
+    return DeletionRecordOut(**fields, valid=valid, problems=problems or [])
 
 
 def erased_verify_report(

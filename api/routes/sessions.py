@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from auditagent.integrity import chain, checkpoints
+from auditagent.integrity import chain_verifier, checkpoints
 from auditagent.keys import KeyProvider
 from auditagent.reading import bundle, decrypt, transcript
 from auditagent.store import reader
@@ -75,7 +75,7 @@ def _summary(row: Any) -> SessionSummary:
     )
 
 
-def _verify_report(session_id: uuid.UUID, result: chain.VerifyResult) -> VerifyReport:
+def _verify_report(session_id: uuid.UUID, result: chain_verifier.VerifyResult) -> VerifyReport:
     return VerifyReport(
         session_id=session_id,
         ok=result.ok,
@@ -255,7 +255,7 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
 
 def _read_verified(
     access: AccessContext, keys: KeyProvider, session: Any
-) -> tuple[list[decrypt.OpenedRecord], chain.VerifyResult]:
+) -> tuple[list[decrypt.OpenedRecord], chain_verifier.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
     to the session's signed checkpoint: what `/transcript` and `/events` both report."""
     conn = access.conn
@@ -270,7 +270,7 @@ def _read_verified(
     )
 
 
-def _integrity(result: chain.VerifyResult) -> TranscriptIntegrity:
+def _integrity(result: chain_verifier.VerifyResult) -> TranscriptIntegrity:
     return TranscriptIntegrity(
         ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason
     )
@@ -358,8 +358,8 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
     seen: dict[int, bytes] = {}
     if c is not None and c.count > 0:
         seen = {r.seq: bytes(r.hash) for r in rows if r.seq == c.count - 1}
-    result = chain.hold_to_commitments(
-        chain.verify(
+    result = chain_verifier.hold_to_commitments(
+        chain_verifier.verify(
             rows,
             expected_count=session.event_count or None,
             expected_head=(

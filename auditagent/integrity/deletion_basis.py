@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from auditagent.integrity.chain import GENESIS
-from auditagent.integrity.ledger_format import parse_ts, ts
+from auditagent.integrity.encoding import parse_ts, ts
 from auditagent.integrity.signed_logs import (
     ChangeLogResult,
     DeletionChainResult,

@@ -13,14 +13,11 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from auditagent.integrity import crypto, ledger_format
+from auditagent.integrity import crypto
 from auditagent.integrity.checkpoints.note import key_id as note_key_id
 from auditagent.integrity.deletion_basis import record_problems
-from auditagent.integrity.encoding import CERTIFICATE_LABEL
-from auditagent.integrity.ledger_format import parse_ts, ts
-from auditagent.integrity.ledgers import (
-    canonical_json,
-)
+from auditagent.integrity.encoding import CERTIFICATE_LABEL, canonical_json, parse_ts, ts
+from auditagent.integrity.ledgers import Signer
 from auditagent.integrity.signed_logs import (
     ChangeLogResult,
     DeletionChainResult,
@@ -102,7 +99,12 @@ def deletion_report(
 
 
 def record_json(entry: DeletionEntry) -> dict[str, Any]:
-    r = entry.record
+    """A deletion record as the report and its certificate carry it, with its check."""
+    return {**deletion_record_json(entry.record), "valid": entry.valid, "problems": entry.problems}
+
+
+def deletion_record_json(r: DeletionRecord) -> dict[str, Any]:
+    """A deletion record's fields as JSON: hashes hex, signature base64, time as hashed."""
     return {
         "seq": r.seq,
         "run_id": str(r.run_id) if r.run_id else None,
@@ -117,8 +119,6 @@ def record_json(entry: DeletionEntry) -> dict[str, Any]:
         "prev_hash": r.prev_hash.hex(),
         "hash": r.hash.hex(),
         "signature": base64.b64encode(r.signature).decode() if r.signature else None,
-        "valid": entry.valid,
-        "problems": entry.problems,
     }
 
 
@@ -173,7 +173,7 @@ def _key_id(public_key: bytes) -> str:
 
 def certificate(
     report: DeletionReport,
-    signer: ledger_format.Signer,
+    signer: Signer,
     *,
     generated_by: str,
     change_log_problems: bool = True,

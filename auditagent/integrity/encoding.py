@@ -9,9 +9,12 @@ verify as another.
 
 from __future__ import annotations
 
+import json
 import struct
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 __all__ = [
     "ACCESS_LABEL",
@@ -31,8 +34,11 @@ __all__ = [
     "UUID_PREFIX",
     "aad_head",
     "at_microseconds",
+    "canonical_json",
     "lp",
+    "parse_ts",
     "record_aad",
+    "ts",
     "uuid_field",
 ]
 
@@ -103,3 +109,26 @@ def aad_head(tenant: str, session_id: uuid.UUID) -> bytes:
 def record_aad(head: bytes, seq: int, kind_key: bytes) -> bytes:
     """A record's associated data from ``aad_head`` and ``lp(kind) + lp(key_id)``."""
     return b"".join((head, SEQ.pack(8, seq), kind_key))
+
+
+# --- JSON and time inside hashed or signed formats ---
+
+
+def canonical_json(value: Any) -> bytes:
+    """The bytes hashed or signed for a JSON value: sorted keys, no spaces, ASCII, no NaN.
+    Values are strings, integers, booleans, null and nested objects/lists only (no floats), so
+    a JSONB round trip gives the same bytes back."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def ts(t: datetime) -> str:
+    """A time as it is written into hashed JSON and checkpoint notes: UTC, microseconds, ``Z``."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain, crypto, encoding
 from auditagent.integrity.encoding import (
     DEK_LABEL,
     U32,
@@ -76,7 +76,9 @@ class Envelope:
         """Compact binary form for the spool; ``at`` comes back as UTC (same instant)."""
         return b"".join(
             (
-                _HEAD.pack(_MAGIC, self.session_id.bytes, self.seq, chain.at_microseconds(self.at)),
+                _HEAD.pack(
+                    _MAGIC, self.session_id.bytes, self.seq, encoding.at_microseconds(self.at)
+                ),
                 _lp(self.tenant.encode()),
                 _lp(self.kind.encode()),
                 _lp(self.key_id.encode()),

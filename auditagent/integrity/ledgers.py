@@ -9,7 +9,6 @@ records and retention changes also carry an Ed25519 signature by the checkpoint 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -24,8 +23,8 @@ from auditagent.integrity.encoding import (
     CHANGE_LABEL,
     DELETION_LABEL,
     DELETION_LABEL_V1,
-    U32,
     at_microseconds,
+    canonical_json,
     lp,
 )
 
@@ -37,8 +36,8 @@ __all__ = [
     "LedgerMessages",
     "LedgerResult",
     "LedgerVerifier",
+    "Signer",
     "access_hash",
-    "canonical_json",
     "change_hash",
     "deletion_record_hash",
     "signature_valid",
@@ -49,13 +48,20 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 
 
-def canonical_json(value: Mapping[str, Any]) -> bytes:
-    """The bytes hashed for a JSON field: sorted keys, no spaces, ASCII. Values are strings,
-    integers, booleans, null and nested objects/lists only (no floats), so a JSONB round trip
-    gives the same bytes back."""
-    return json.dumps(
-        dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    ).encode()
+@dataclass(frozen=True)
+class Signer:
+    """The checkpoint key (Ed25519, from the keyring) as retention uses it to sign deletion
+    records and change-log entries."""
+
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def from_private(cls, private: bytes) -> Signer:
+        return cls(private=private, public=crypto.signing_public_key(private))
+
+    def sign(self, message: bytes) -> bytes:
+        return crypto.sign(self.private, message)
 
 
 def signature_valid(
@@ -69,7 +75,7 @@ def signature_valid(
 
 
 class AccessFields(Protocol):
-    """What the access-log hash covers of an entry (``store.admin.AccessEntry``)."""
+    """What the access-log hash covers of an entry (``store.access_log.AccessEntry``)."""
 
     @property
     def action(self) -> str: ...
@@ -98,7 +104,7 @@ def _opt(value: str | bytes | None) -> bytes:
     if value is None:
         return b"\x00"
     data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-    return b"\x01" + U32.pack(len(data)) + data
+    return b"\x01" + lp(data)
 
 
 def access_hash(*, prev_hash: bytes, seq: int, at: datetime, entry: AccessFields) -> bytes:
@@ -314,7 +320,7 @@ def verify_access_rows(
     rows: Iterable[Any], entry_of: Callable[[Any], AccessFields]
 ) -> LedgerResult:
     """The access-log chain over ``rows`` (``access_log`` rows in seq order); ``entry_of``
-    turns a row into the entry its hash covers (``store.admin._entry``)."""
+    turns a row into the entry its hash covers (``store.access_log._entry``)."""
     verifier = LedgerVerifier(ACCESS_MESSAGES)
     for row in rows:
 

@@ -12,14 +12,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from auditagent.integrity.chain import GENESIS
-from auditagent.integrity.encoding import CHANGE_SIGNATURE_LABEL, DELETION_SIGNATURE_LABEL
 from auditagent.integrity.ledgers import (
     CHANGE_MESSAGES,
     DELETION_MESSAGES,
     LedgerVerifier,
-    change_hash,
-    deletion_record_hash,
-    signature_valid,
 )
 from auditagent.period import RetentionPeriod
 from auditagent.store import changes as store_changes
@@ -66,21 +62,6 @@ def check_deletion_chain(
     verifier = LedgerVerifier(DELETION_MESSAGES, keep=keep)
     for r in records:
 
-        def recompute(r: DeletionRecord = r) -> bytes:
-            return deletion_record_hash(
-                prev_hash=r.prev_hash,
-                seq=r.seq,
-                run_id=r.run_id,
-                session_id=r.session_id,
-                tenant=r.tenant,
-                policy=r.policy,
-                reason=r.reason,
-                event_count=r.event_count,
-                final_hash=r.final_hash,
-                deleted_at=r.deleted_at,
-                basis=r.basis,
-            )
-
         def as_adopted(digest: bytes, r: DeletionRecord = r) -> str | None:
             if adopted is not None and r.seq == adopted[0] - 1 and digest != adopted[1]:
                 return "deletion record differs from what was adopted"
@@ -91,13 +72,13 @@ def check_deletion_chain(
         if public_key is not None and not legacy:
 
             def signed(digest: bytes, r: DeletionRecord = r, key: bytes = public_key) -> bool:
-                return signature_valid(key, DELETION_SIGNATURE_LABEL, digest, r.signature)
+                return r.signed_by(key)
 
         ok = verifier.add(
             seq=r.seq,
             prev_hash=r.prev_hash,
             stored_hash=r.hash,
-            recompute=recompute,
+            recompute=r.recomputed_hash,
             check=as_adopted,
             signed=signed,
         )
@@ -145,10 +126,7 @@ class ChangeLogResult:
         """The unsigned (pre-0017) deletion records an operator vouched for, if any."""
         for c in reversed(self.changes):
             if c.action == store_changes.ADOPT_DELETIONS:
-                try:
-                    return int(c.body["count"]), bytes.fromhex(str(c.body["head"]))
-                except (KeyError, TypeError, ValueError):
-                    return None
+                return c.adoption()
         return None
 
     def holds_at(self, position: int) -> dict[uuid.UUID, dict[str, Any]]:
@@ -176,23 +154,15 @@ def verify_changes(
     verifier = LedgerVerifier(CHANGE_MESSAGES, keep=keep)
     for c in store_changes.iter_changes(engine):
 
-        def recompute(c: Change = c) -> bytes:
-            return change_hash(
-                prev_hash=c.prev_hash,
-                seq=c.seq,
-                at=c.at,
-                action=c.action,
-                tenant=c.tenant,
-                subject=c.subject,
-                actor=c.actor,
-                body=c.body,
-            )
-
         def signed(digest: bytes, c: Change = c) -> bool:
-            return signature_valid(public_key, CHANGE_SIGNATURE_LABEL, digest, c.signature)
+            return c.signed_by(public_key)
 
         if not verifier.add(
-            seq=c.seq, prev_hash=c.prev_hash, stored_hash=c.hash, recompute=recompute, signed=signed
+            seq=c.seq,
+            prev_hash=c.prev_hash,
+            stored_hash=c.hash,
+            recompute=c.recomputed_hash,
+            signed=signed,
         ):
             break
         result.changes.append(c)

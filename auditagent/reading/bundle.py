@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain_verifier, crypto
 from auditagent.integrity.checkpoints.note import key_id as _note_key_id
+from auditagent.integrity.encoding import canonical_json
 from auditagent.integrity.envelope import Envelope
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "BUNDLE_VERSION",
     "BundleCheck",
     "bundle_parts",
-    "canonical_json",
     "chain_row_json",
     "check_bundle",
     "json_safe",
@@ -69,13 +69,6 @@ BUNDLE_HOW_TO_CHECK: Final = (
     "records. `parts` (signed on its own by `parts_value`) holds a short SHA-256 of every part "
     "so a verifier can say which part changed; it adds nothing to what `value` proves."
 )
-
-
-def canonical_json(doc: Any) -> bytes:
-    """The canonical bytes of a JSON value, as described in ``BUNDLE_CANONICAL``."""
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
 
 
 def json_safe(value: Any) -> Any:
@@ -309,7 +302,7 @@ def check_bundle(doc: Any, *, public_key: bytes | None = None) -> BundleCheck:
         problems += _signature_findings(doc, public_key)
     # The session's stated (event_count, head_hash) act as a checkpoint, as in the database
     # verifier: a row cut from the end of the bundle is caught there.
-    result = chain.verify(rows, expected_count=stated_count or None, expected_head=head)
+    result = chain_verifier.verify(rows, expected_count=stated_count or None, expected_head=head)
     if not result.ok:
         first_bad = result.first_bad_seq
         where = f"first bad seq {first_bad}: " if first_bad is not None else ""

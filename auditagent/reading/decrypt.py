@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from auditagent import records
 from auditagent.errors import AuditagentError, IntegrityError, KeyringError
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain_verifier, crypto
 from auditagent.integrity.envelope import SessionOpener, dek_context
 from auditagent.keys import KeyProvider, WrappedKey
 
@@ -168,20 +168,20 @@ def read_verified(
     *,
     checkpoint: tuple[int, bytes] | None = None,
     problem: str | None = None,
-) -> tuple[list[OpenedRecord], chain.VerifyResult]:
+) -> tuple[list[OpenedRecord], chain_verifier.VerifyResult]:
     """Decrypt every record of ``session`` and recompute its hash chain in the same pass.
 
     ``rows`` are tuples in ``reader.EVENT_TUPLE_COLUMNS`` order (``reader.event_tuples``), all
     of this session. Decryption fails closed exactly as :func:`open_records` does
     (``RecordUnreadable`` on the first record that does not open or decode); the chain result
     is what ``reader.verify_session`` reports for the same rows (the same
-    :class:`chain.ChainVerifier`, the session row's ``(event_count, head_hash)`` as
+    :class:`chain_verifier.ChainVerifier`, the session row's ``(event_count, head_hash)`` as
     checkpoint); verification stops at the first bad record while decryption carries on.
     ``checkpoint`` / ``problem`` are the session's signed checkpoint, as for
     ``reader.verify_session``.
     """
     session_id: uuid.UUID = session.id
-    verifier = chain.ChainVerifier.for_session(session, checkpoint=checkpoint)
+    verifier = chain_verifier.ChainVerifier.for_session(session, checkpoint=checkpoint)
     add = verifier.add
     chaining = True
     opened: list[OpenedRecord] = []

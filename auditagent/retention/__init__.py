@@ -31,8 +31,8 @@ Modules: ``guards`` (floor, change log, errors, signing key), ``policies``, ``ho
 from __future__ import annotations
 
 from ..errors import Conflict as Conflict  # importable as before the split
-from ..integrity.ledger_format import Signer as Signer
-from ..integrity.ledger_format import deletion_record_hash
+from ..integrity.ledgers import Signer as Signer
+from ..integrity.ledgers import deletion_record_hash
 from ..integrity.signed_logs import DeletionChainResult, verify_deletion_chain
 from ..period import RetentionPeriod
 from ..store.deletions import DeletionRecord

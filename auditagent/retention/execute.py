@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from ..integrity.ledger_format import Signer
+from ..integrity.ledgers import Signer
 from ..keys import KeyProvider
 from ..settings import Settings
 from ..store import deletions, purges, runs

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import Engine
 
 from ..errors import AuditagentError, Conflict, NotFound
-from ..integrity.ledger_format import Signer
+from ..integrity.ledgers import Signer
 from ..integrity.signed_logs import verify_changes
 from ..keys import KeyProvider
 from ..period import RetentionPeriod

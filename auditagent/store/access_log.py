@@ -3,13 +3,13 @@
 It is the HIPAA "record every read" control: a row is committed before any content leaves the
 API, and a read whose row cannot be written is refused (fail closed, like a Vault audit device).
 Rows are chained like events so that editing or removing one is detectable; the hashed format is
-:func:`auditagent.integrity.ledger_format.access_hash`.
+:func:`auditagent.integrity.ledgers.access_hash`, checked by the one ledger verifier there.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import AuditagentError, DatabaseUnavailable
 from ..integrity.chain import GENESIS
-from ..integrity.ledger_format import access_hash
+from ..integrity.ledgers import access_hash, verify_access_rows
 from .locks import xact_lock
 from .models import AccessLogRow
 
@@ -232,29 +232,11 @@ class AccessLogVerifyResult:
     head_hash: bytes
 
 
-def _iter_rows(engine: Engine, batch: int = 1000) -> Iterator[Any]:
+def verify_access_log(engine: Engine, *, batch: int = 1000) -> AccessLogVerifyResult:
+    """Recompute the whole access-log chain from genesis."""
     with engine.connect() as conn:
-        result = conn.execution_options(yield_per=batch).execute(
+        rows = conn.execution_options(yield_per=batch).execute(
             select(AccessLogRow).order_by(AccessLogRow.seq)
         )
-        yield from result
-
-
-def verify_access_log(engine: Engine) -> AccessLogVerifyResult:
-    """Recompute the whole access-log chain from genesis."""
-    prev = GENESIS
-    count = 0
-    for row in _iter_rows(engine):
-        if row.seq != count:
-            reason = f"missing seq {count}" if row.seq > count else f"seq {row.seq} out of order"
-            return AccessLogVerifyResult(False, count, min(row.seq, count), reason, prev)
-        if bytes(row.prev_hash) != prev:
-            return AccessLogVerifyResult(False, count, row.seq, "prev_hash mismatch", prev)
-        computed = access_hash(prev_hash=prev, seq=row.seq, at=row.at, entry=_entry(row))
-        if computed != bytes(row.hash):
-            return AccessLogVerifyResult(
-                False, count, row.seq, "hash mismatch (entry altered)", prev
-            )
-        prev = computed
-        count += 1
-    return AccessLogVerifyResult(True, count, None, None, prev)
+        res = verify_access_rows(rows, _entry)
+    return AccessLogVerifyResult(res.ok, res.count, res.first_bad_seq, res.reason, res.head)

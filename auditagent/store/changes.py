@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from ..integrity.chain import GENESIS
-from ..integrity.ledger_format import (
-    CHANGE_SIGNATURE_LABEL,
+from ..integrity.encoding import CHANGE_SIGNATURE_LABEL
+from ..integrity.ledgers import (
     Signer,
     change_hash,
     signature_valid,
@@ -34,7 +34,33 @@ class Change:
     hash: bytes
     signature: bytes
 
+    def recomputed_hash(self) -> bytes:
+        return change_hash(
+            prev_hash=self.prev_hash,
+            seq=self.seq,
+            at=self.at,
+            action=self.action,
+            tenant=self.tenant,
+            subject=self.subject,
+            actor=self.actor,
+            body=self.body,
+        )
 
+    def signed_by(self, public_key: bytes) -> bool:
+        return signature_valid(public_key, CHANGE_SIGNATURE_LABEL, self.hash, self.signature)
+
+    def adoption(self) -> tuple[int, bytes] | None:
+        """(count, head) of the unsigned deletion records a ``deletions.adopt`` entry vouches
+        for; None for any other entry, or a body that does not say."""
+        if self.action != ADOPT_DELETIONS:
+            return None
+        try:
+            return int(self.body["count"]), bytes.fromhex(str(self.body["head"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+ADOPT_DELETIONS = "deletions.adopt"
 _CHANGES = RetentionChangeRow.__table__
 
 
@@ -117,9 +143,6 @@ def append_change(
         )
 
 
-ADOPT_DELETIONS = "deletions.adopt"
-
-
 def adopted_deletions(conn: Connection, public_key: bytes) -> tuple[int, bytes] | None:
     """(count, head) of the unsigned deletion records (written before signed retention) an
     operator vouched for with ``auditagent retention adopt``; None when none were."""
@@ -132,12 +155,7 @@ def adopted_deletions(conn: Connection, public_key: bytes) -> tuple[int, bytes] 
     if row is None:
         return None
     c = _change(row)
-    if not signature_valid(public_key, CHANGE_SIGNATURE_LABEL, c.hash, c.signature):
-        return None
-    try:
-        return int(c.body["count"]), bytes.fromhex(str(c.body["head"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+    return c.adoption() if c.signed_by(public_key) else None
 
 
 def iter_changes(engine: Engine) -> Iterator[Change]:

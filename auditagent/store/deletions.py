@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from ..integrity.chain import GENESIS
-from ..integrity.ledger_format import (
-    DELETION_SIGNATURE_LABEL,
+from ..integrity.encoding import DELETION_SIGNATURE_LABEL
+from ..integrity.ledgers import (
     Signer,
     deletion_record_hash,
     signature_valid,

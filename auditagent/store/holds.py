@@ -21,7 +21,8 @@ from sqlalchemy import (
     update,
 )
 
-from ..integrity.ledger_format import Signer, ts
+from ..integrity.encoding import ts
+from ..integrity.ledgers import Signer
 from .changes import append_change_on
 from .locks import LOCK_HOLDS, xact_lock
 from .models import LegalHoldRow, SessionRow

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from ..integrity.ledger_format import Signer
+from ..integrity.ledgers import Signer
 from ..period import RetentionPeriod
 from .changes import append_change_on
 from .locks import LOCK_CHANGES, xact_lock

@@ -28,7 +28,8 @@ from typing import Any
 
 from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
 
-from ..integrity.ledger_format import Signer, ts
+from ..integrity.encoding import ts
+from ..integrity.ledgers import Signer
 from ..period import RetentionPeriod
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on

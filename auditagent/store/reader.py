@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
-from ..integrity import chain
+from ..integrity import chain_verifier, encoding
 from .models import DataKeyRow, EventRow, LegalHoldRow, SessionRow
 
 __all__ = [
@@ -50,13 +50,13 @@ class InvalidCursor(ValueError):
 
 def encode_cursor(started_at: datetime, session_id: uuid.UUID) -> str:
     """Opaque to clients: base64url of (started_at in microseconds, session id)."""
-    raw = _CURSOR.pack(chain.at_microseconds(started_at), session_id.bytes)
+    raw = _CURSOR.pack(encoding.at_microseconds(started_at), session_id.bytes)
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{32}$"
-_MIN_US = chain.at_microseconds(datetime.min.replace(tzinfo=timezone.utc))
-_MAX_US = chain.at_microseconds(datetime.max.replace(tzinfo=timezone.utc))
+_MIN_US = encoding.at_microseconds(datetime.min.replace(tzinfo=timezone.utc))
+_MAX_US = encoding.at_microseconds(datetime.max.replace(tzinfo=timezone.utc))
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
@@ -279,16 +279,16 @@ def verify_session(
     *,
     checkpoint: tuple[int, bytes] | None = None,
     problem: str | None = None,
-) -> chain.VerifyResult:
+) -> chain_verifier.VerifyResult:
     """Recompute the session's chain and hold it to the count and head on the sessions row.
 
     The row's (event_count, head_hash) act as a checkpoint, which is what catches a deleted
     last record: the remaining chain would otherwise still link perfectly. A superuser can
     rewrite that row too, so ``checkpoint`` — ``(count, head)`` from the session's signed
-    checkpoint outside the database — is held to as well (``chain.hold_to_commitments``),
+    checkpoint outside the database — is held to as well (``chain_verifier.hold_to_commitments``),
     and an open or closed session without records never verifies.
     """
-    verifier = chain.ChainVerifier.for_session(session, checkpoint=checkpoint)
+    verifier = chain_verifier.ChainVerifier.for_session(session, checkpoint=checkpoint)
     add = verifier.add
     for row in event_tuples(conn, session.id, expected_rows=int(session.event_count or 0)):
         if not add(*row):

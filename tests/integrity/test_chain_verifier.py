@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain, chain_verifier, crypto
 from auditagent.integrity.envelope import Envelope, SessionSealer
 
 SID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")
@@ -42,8 +42,8 @@ def as_tuple(e: Envelope) -> tuple[Any, ...]:
     return (e.seq, e.tenant, e.kind, e.at, e.key_id, e.nonce, e.ciphertext, e.prev_hash, e.hash)
 
 
-def by_fields(rows: list[Envelope], **kw: Any) -> chain.VerifyResult:
-    v = chain.ChainVerifier(SID, **kw)
+def by_fields(rows: list[Envelope], **kw: Any) -> chain_verifier.VerifyResult:
+    v = chain_verifier.ChainVerifier(SID, **kw)
     for e in rows:
         if not v.add(*as_tuple(e)):
             break
@@ -74,7 +74,7 @@ def test_field_and_row_paths_agree(case: str, expected: int | None) -> None:
     good = _cases()["good"]
     head = good[expected - 1].hash if expected else None
     kw: dict[str, Any] = {"expected_count": expected, "expected_head": head}
-    row_result = chain.verify(rows, **kw)
+    row_result = chain_verifier.verify(rows, **kw)
     if case != "foreign":
         assert by_fields(rows, **kw) == row_result
     if case == "good":
@@ -90,14 +90,14 @@ def test_field_and_row_paths_agree(case: str, expected: int | None) -> None:
 def test_row_path_refuses_a_record_of_another_session() -> None:
     rows = make_chain(3)
     moved = dataclasses.replace(rows[1], session_id=uuid.uuid4())
-    res = chain.verify([rows[0], moved, rows[2]])
+    res = chain_verifier.verify([rows[0], moved, rows[2]])
     assert (res.first_bad_seq, res.reason) == (1, "record belongs to another session")
 
 
 def test_expected_head_alone_is_the_final_head() -> None:
     rows = make_chain(4)
-    assert chain.verify(rows, expected_head=rows[-1].hash).ok
-    res = chain.verify(rows[:3], expected_head=rows[-1].hash)
+    assert chain_verifier.verify(rows, expected_head=rows[-1].hash).ok
+    res = chain_verifier.verify(rows[:3], expected_head=rows[-1].hash)
     assert res.reason == "head hash mismatch (chain truncated or rewritten)"
 
 
@@ -114,8 +114,10 @@ def test_for_session_holds_to_the_row_and_the_signed_checkpoint() -> None:
     rows = make_chain(5)
     session = _session(rows)
 
-    def run(checkpoint: tuple[int, bytes] | None, feed: list[Envelope]) -> chain.VerifyResult:
-        v = chain.ChainVerifier.for_session(session, checkpoint=checkpoint)
+    def run(
+        checkpoint: tuple[int, bytes] | None, feed: list[Envelope]
+    ) -> chain_verifier.VerifyResult:
+        v = chain_verifier.ChainVerifier.for_session(session, checkpoint=checkpoint)
         for e in feed:
             v.add(*as_tuple(e))
         return v.finish(status=session.status)
@@ -131,9 +133,9 @@ def test_for_session_holds_to_the_row_and_the_signed_checkpoint() -> None:
 
 def test_an_open_or_closed_session_without_records_never_verifies() -> None:
     empty = SimpleNamespace(id=SID, event_count=0, head_hash=None, status="closed")
-    res = chain.ChainVerifier.for_session(empty).finish(status="closed")
+    res = chain_verifier.ChainVerifier.for_session(empty).finish(status="closed")
     assert not res.ok and res.first_bad_seq == 0
-    assert chain.ChainVerifier.for_session(empty).finish(status="purged").ok
+    assert chain_verifier.ChainVerifier.for_session(empty).finish(status="purged").ok
 
 
 def test_link_is_link_fast() -> None:

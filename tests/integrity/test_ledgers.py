@@ -1,6 +1,6 @@
 """integrity.ledgers: the access, deletion and change-log formats give exactly the bytes the
-store's writers produce (existing data must verify), and one LedgerVerifier reports each
-ledger's findings in that ledger's words. No database."""
+store's writers have always produced (existing data must verify), and one LedgerVerifier
+reports each ledger's findings in that ledger's words. No database."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 
-from auditagent.integrity import crypto, ledger_format, ledgers
+from auditagent.integrity import crypto, ledgers
 from auditagent.integrity.chain import GENESIS
-from auditagent.integrity.encoding import CHANGE_SIGNATURE_LABEL, DELETION_SIGNATURE_LABEL
+from auditagent.integrity.encoding import (
+    CHANGE_SIGNATURE_LABEL,
+    DELETION_SIGNATURE_LABEL,
+    canonical_json,
+)
 from auditagent.integrity.signed_logs import check_deletion_chain
 from auditagent.store import access_log, deletions
 
@@ -23,55 +27,87 @@ SID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")
 RUN = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 
 
+# Known answers: these bytes are a contract with every database already written (they were
+# computed by the store's writers before the formats moved here); existing rows must verify.
+PID = uuid.UUID("11111111-2222-4333-8444-555555555555")
+ACCESS_ENTRIES = {
+    "bare": access_log.AccessEntry(action="read_transcript"),
+    "full": access_log.AccessEntry(
+        action="read_transcript",
+        principal_id=PID,
+        principal_name="auditor-zebrafinch",
+        role="auditor",
+        tenant="acme",
+        session_id=SID,
+        route="/v1/sessions/{id}/transcript",
+        reason="case 42 \ud800",
+        correlation_id="",
+        detail={"b": [1, 2], "a": {"z": None, "y": "é"}},
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    "entry",
+    ("entry", "seq", "expected"),
     [
-        access_log.AccessEntry(action="read_transcript"),
-        access_log.AccessEntry(
-            action="read_transcript",
-            principal_id=uuid.uuid4(),
-            principal_name="auditor-zebrafinch",
-            role="auditor",
-            tenant="acme",
-            session_id=SID,
-            route="/v1/sessions/{id}/transcript",
-            reason="case 42 \ud800",
-            correlation_id="",
-            detail={"b": [1, 2], "a": {"z": None, "y": "é"}},
-        ),
+        ("bare", 0, "6751956cfb1d7f675021186ba7e4265c8fd72ca2d48064430e5d85ea51ff96ca"),
+        ("bare", 7, "570e7a62d4fbb7efdf3e29ca97b443afcf6882c17abab9c51d9627db50ea5208"),
+        ("full", 0, "12e98bbeb572bf89f4836742ec5f1a05b47af80a0b6823201f847bb14ca6d083"),
+        ("full", 7, "7b99559926b01c34de0a0c64ad34619e146586107936adee17310cd3d923b4fa"),
     ],
-    ids=["bare", "full"],
 )
-def test_access_hash_is_the_store_format(entry: access_log.AccessEntry) -> None:
-    for seq, prev in ((0, GENESIS), (7, bytes(range(32)))):
-        ours = ledgers.access_hash(prev_hash=prev, seq=seq, at=T0, entry=entry)
-        assert ours == ledger_format.access_hash(prev_hash=prev, seq=seq, at=T0, entry=entry)
+def test_access_hash_known_answers(entry: str, seq: int, expected: str) -> None:
+    prev = GENESIS if seq == 0 else bytes(range(32))
+    got = ledgers.access_hash(prev_hash=prev, seq=seq, at=T0, entry=ACCESS_ENTRIES[entry])
+    assert got.hex() == expected
 
 
-@pytest.mark.parametrize("basis", [None, {}, {"holds": {"changes": 3}, "ended_at": "x"}])
-@pytest.mark.parametrize("run_id", [None, RUN])
-@pytest.mark.parametrize("final_hash", [None, b"\x01" * 32])
-def test_deletion_record_hash_is_the_store_format(
-    basis: dict[str, Any] | None, run_id: uuid.UUID | None, final_hash: bytes | None
+BASES: dict[str, dict[str, Any] | None] = {
+    "v1": None,
+    "empty": {},
+    "full": {"holds": {"changes": 3}, "ended_at": "x"},
+}
+
+
+@pytest.mark.parametrize(
+    ("basis", "with_run", "with_final", "expected"),
+    [
+        ("v1", False, False, "79e07b25085345535aa4a3739375d1726ed51728c562e2a6d5fee5661cc44934"),
+        ("v1", False, True, "d7cfeca8937b6aec5b76106ab8278c54c408d61f7dd85061d1b19b155b819042"),
+        ("v1", True, False, "7a798725d32bebea2aab3a904d6ab64ca30fb5b35ecdb2491c714644caf6e91c"),
+        ("v1", True, True, "f4aff0cb87c19d01c8893e94123552dfb57a9eddc9fc3ec514c7d7169e40e968"),
+        ("empty", False, False, "46798da24e80cfacd404d0afece145d72c5d3cbcaf1b80d4d0766ae180af0e6c"),
+        ("empty", False, True, "d7be9e1f3a6200f6c4375fb1d7d2f2c86468457fde5268211e0ae347d020fee6"),
+        ("empty", True, False, "bdb073288b6251a33884bafd33d4cd912bb4070917d70e870037daef2a5ea42c"),
+        ("empty", True, True, "8e0f3bb9dcfcf46487061b641628c3c9b9995c6dcda29a9b3ac0c72f11bcbded"),
+        ("full", False, False, "9e808ef7c5ddb75b56bc496bbd14e890d694246f29349b4de4eb9cab8af9a9b0"),
+        ("full", False, True, "1bb2031a36f9b133cadd3f53399e555845f6e11ec1e3c3781c5c0cf190898dc6"),
+        ("full", True, False, "e19acf3444668a204193939ec599fc60748958af16ff9c5735cd3f3912c4e954"),
+        ("full", True, True, "dc49ff394f51a2d308b2922aac69cb1ae3f0462155a58d7f5ba9f7b6e916331c"),
+    ],
+)
+def test_deletion_record_hash_known_answers(
+    basis: str, with_run: bool, with_final: bool, expected: str
 ) -> None:
-    fields: dict[str, Any] = dict(
+    got = ledgers.deletion_record_hash(
         prev_hash=bytes(range(32)),
         seq=12,
-        run_id=run_id,
+        run_id=RUN if with_run else None,
         session_id=SID,
         tenant="acme",
         policy="tenant:acme v2",
         reason="retention",
         event_count=2001,
-        final_hash=final_hash,
+        final_hash=b"\x01" * 32 if with_final else None,
         deleted_at=T0,
-        basis=basis,
+        basis=BASES[basis],
     )
-    assert ledgers.deletion_record_hash(**fields) == ledger_format.deletion_record_hash(**fields)
+    assert got.hex() == expected
 
 
-def test_change_hash_is_the_store_format() -> None:
-    fields: dict[str, Any] = dict(
+def test_change_hash_known_answer() -> None:
+    body = {"scope": "tenant", "n": 1, "nested": {"b": True}}
+    got = ledgers.change_hash(
         prev_hash=GENESIS,
         seq=3,
         at=T0,
@@ -79,10 +115,10 @@ def test_change_hash_is_the_store_format() -> None:
         tenant="acme",
         subject=SID,
         actor="admin zebrafinch",
-        body={"scope": "tenant", "n": 1, "nested": {"b": True}},
+        body=body,
     )
-    assert ledgers.change_hash(**fields) == ledger_format.change_hash(**fields)
-    assert ledgers.canonical_json(fields["body"]) == ledger_format.canonical_json(fields["body"])
+    assert got.hex() == "558d43176c75fa070a669a311f22e77fad26fa437932faa1041652b1694d57f1"
+    assert canonical_json(body) == b'{"n":1,"nested":{"b":true},"scope":"tenant"}'
 
 
 def test_formats_refuse_a_bad_prev_hash_and_naive_time() -> None:

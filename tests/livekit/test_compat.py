@@ -18,13 +18,8 @@ from auditagent.keys import LocalKeyring
 from auditagent.livekit import _compat as lk
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.llm import ScriptedLLM
-from tests.helpers import read_records
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
+from tests.support.fakes.llm import ScriptedLLM
+from tests.support.helpers import read_records
 
 
 def _gemini() -> realtime.RealtimeModel:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reading.support import Sealed, conversation, seal
+from tests.support.sealed import Sealed, conversation, seal
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 from auditagent.integrity import crypto
 from auditagent.reading import bundle
 from auditagent.reading.decrypt import read_verified
-from tests.reading.support import Sealed
+from tests.support.sealed import Sealed
 
 
 def make_bundle(sealed: Sealed, signing_key: bytes) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from auditagent.integrity import chain, crypto
+from auditagent.integrity import chain_verifier, crypto
 from auditagent.integrity.envelope import SessionSealer, open_envelope
 from auditagent.reading.decrypt import (
     KeyShredded,
@@ -17,7 +17,7 @@ from auditagent.reading.decrypt import (
     read_verified,
     session_sealer,
 )
-from tests.reading.support import Sealed
+from tests.support.sealed import Sealed
 
 
 def test_read_verified_matches_open_records_and_verify(sealed: Sealed) -> None:
@@ -27,7 +27,7 @@ def test_read_verified_matches_open_records_and_verify(sealed: Sealed) -> None:
         (e.seq, e.kind, e.at) for e in sealed.envelopes
     ]
     assert list(open_records(crypto.Sealer(sealed.key), sealed.envelopes)) == opened
-    assert result == chain.verify(
+    assert result == chain_verifier.verify(
         sealed.envelopes,
         expected_count=sealed.session.event_count,
         expected_head=sealed.session.head_hash,

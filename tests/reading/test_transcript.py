@@ -6,7 +6,7 @@ from __future__ import annotations
 from auditagent.integrity import crypto
 from auditagent.reading.decrypt import read_verified
 from auditagent.reading.transcript import transcript_entries
-from tests.reading.support import Sealed
+from tests.support.sealed import Sealed
 
 
 def test_entries_in_order_with_timings_folded(sealed: Sealed) -> None:

@@ -24,9 +24,9 @@ from auditagent.recorder import AuditRecorder
 from auditagent.recorder.guarantee import MARKER_DIR, RecordingUnavailable
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.helpers import assert_no_plaintext, by_kind, read_records
-from tests.netproxy import TcpProxy
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.helpers import assert_no_plaintext, by_kind, read_records
+from tests.support.netproxy import TcpProxy
 
 CANARY = "Canary-Osprey-2287"
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from livekit.agents import Agent, AgentSession
 from sqlalchemy import Engine
@@ -20,20 +19,15 @@ from auditagent.reading.decrypt import OpenedRecord
 from auditagent.reading.transcript import transcript_entries
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.api_support import auth, client, engine, make_token  # noqa: F401
-from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.stt import ScriptedSTT
-from tests.fakes.tts import ScriptedTTS
-from tests.fakes.vad import EnergyVAD
-from tests.helpers import by_kind, read_records
+from tests.support.api import auth, make_token
+from tests.support.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.stt import ScriptedSTT
+from tests.support.fakes.tts import ScriptedTTS
+from tests.support.fakes.vad import EnergyVAD
+from tests.support.helpers import by_kind, read_records
 
 NOTICE = "This call is recorded for quality and compliance purposes, thank you for holding."
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 async def _until(pred: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -117,8 +111,8 @@ async def test_a_notice_the_caller_spoke_over_is_said_again(
 async def test_the_session_list_filters_sessions_without_a_completed_notice(
     settings: Settings,
     keyring: LocalKeyring,
-    client: TestClient,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    engine: Engine,
     tenant: str,
 ) -> None:
     heard = await _record(settings, talk_over=False, tenant=tenant)

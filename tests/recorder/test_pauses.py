@@ -16,8 +16,8 @@ from auditagent.errors import AuditagentError
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.helpers import by_kind, read_records, text_values
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.helpers import by_kind, read_records, text_values
 
 SECRET = "zanzibarquokka"  # said only while the card task runs
 
@@ -46,11 +46,6 @@ class Desk(Agent):
         """Collect the caller's card."""
         ok = await CardTask(wait=self.wait)
         return f"card collected: {ok}"
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 async def _until(pred: Callable[[], bool], what: str, timeout: float = 8.0) -> None:

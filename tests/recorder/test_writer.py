@@ -24,14 +24,9 @@ from auditagent.recorder.spool import FrameReader
 from auditagent.recorder.writer import Writer
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.helpers import assert_no_plaintext, read_records
+from tests.support.helpers import assert_no_plaintext, read_records
 
 CANARY = "quetzalpumice"
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 def _inbox() -> Inbox:

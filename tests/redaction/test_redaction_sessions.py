@@ -27,13 +27,13 @@ from auditagent.recorder import AuditRecorder
 from auditagent.redaction import PCI, Rule
 from auditagent.settings import Settings
 from auditagent.store import db
-from tests.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
-from tests.fakes.llm import Reply, ScriptedLLM
-from tests.fakes.realtime import OpenAILikeRealtime
-from tests.fakes.stt import ScriptedSTT
-from tests.fakes.tts import ScriptedTTS
-from tests.fakes.vad import EnergyVAD
-from tests.helpers import assert_no_plaintext, by_kind, read_records, text_values
+from tests.support.fakes.io import ClockedAudioOutput, CollectingTextOutput, ScriptedAudioInput
+from tests.support.fakes.llm import Reply, ScriptedLLM
+from tests.support.fakes.realtime import OpenAILikeRealtime
+from tests.support.fakes.stt import ScriptedSTT
+from tests.support.fakes.tts import ScriptedTTS
+from tests.support.fakes.vad import EnergyVAD
+from tests.support.helpers import assert_no_plaintext, by_kind, read_records, text_values
 
 CARD = "4929817355264190"  # passes Luhn; found nowhere else
 CARD_SPACED = "4929 8173 5526 4190"
@@ -62,11 +62,6 @@ class PaymentAgent(Agent):
     ) -> str:
         """Charge the caller's card."""
         return f"charged card {card_number}, order {ORDER}"
-
-
-@pytest.fixture
-def keyring(settings: Settings) -> LocalKeyring:
-    return LocalKeyring.init(settings.resolved_keyring_path)
 
 
 @pytest.fixture

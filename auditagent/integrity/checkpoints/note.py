@@ -9,11 +9,11 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from auditagent.errors import AuditagentError
 from auditagent.integrity import crypto
-from auditagent.integrity.encoding import MANIFEST_LABEL
+from auditagent.integrity.encoding import MANIFEST_LABEL, parse_ts, ts
 from auditagent.store import heads as head_store
 
 KEY_NAME = "auditagent"
@@ -47,7 +47,7 @@ class Checkpoint:
             self.origin,
             str(self.size),
             base64.b64encode(self.root).decode("ascii"),
-            f"time {_rfc3339(self.time)}",
+            f"time {ts(self.time)}",
             *self.extensions,
         ]
         return ("\n".join(lines) + "\n").encode()
@@ -64,14 +64,6 @@ class Checkpoint:
         if self.origin.startswith(SESSION_ORIGIN_PREFIX):
             return uuid.UUID(self.origin[len(SESSION_ORIGIN_PREFIX) :])
         return None
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 def encode_note(cp: Checkpoint, signing_key: bytes) -> bytes:
@@ -120,7 +112,7 @@ def parse_note(data: bytes, public_key: bytes) -> Checkpoint:
         root = base64.b64decode(lines[2], validate=True)
         if not lines[3].startswith("time "):
             raise ValueError
-        when = _parse_time(lines[3][5:])
+        when = parse_ts(lines[3][5:])
     except (ValueError, binascii.Error):
         raise CheckpointInvalid("checkpoint body is malformed") from None
     return Checkpoint(origin=lines[0], size=size, root=root, time=when, extensions=tuple(lines[4:]))

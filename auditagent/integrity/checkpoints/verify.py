@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from auditagent.errors import AuditagentError
-from auditagent.integrity import chain
+from auditagent.integrity import chain_verifier
 from auditagent.integrity.checkpoints.note import (
     CHANGES_ORIGIN,
     GLOBAL_ORIGIN,
@@ -257,7 +257,7 @@ def _check_session(
     if row.status in ("shredded", "purged"):
         return f"is {row.status} without a deletion record"
     with engine.connect() as conn:
-        result = chain.verify(
+        result = chain_verifier.verify(
             store_sessions.iter_session_events(conn, sid),
             expected_count=count if count > 0 else None,
             expected_head=head if count > 0 else None,
