@@ -27,6 +27,7 @@ from ..metrics import metrics
 from ..settings import Settings
 from .batch import Batch, copy_stream, spool_stream
 from .database import Database, close_quietly, write_on
+from .guarantee import Guarantee
 from .ingest import SessionUpdate
 from .intake import Inbox
 from .recovery import LOOP_SLICE_S, Replayer, Route
@@ -87,6 +88,7 @@ class Writer:
         self._checkpoint_tasks: set[asyncio.Task[None]] = set()
         self._last_write = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
+        self.guarantee = Guarantee(settings)
 
     # -- the recorder's side ---------------------------------------------------------------
     def start(
@@ -109,6 +111,9 @@ class Writer:
 
     def register(self, state: SessionSealing) -> None:
         self._sessions[state.session_id] = state
+
+    def database_down(self) -> bool:
+        return self._route.spooling()
 
     def open_sessions(self) -> list[SessionSealing]:
         return list(self._sessions.values())
@@ -195,6 +200,9 @@ class Writer:
                     left,
                     self.settings.resolved_spool_dir,
                 )
+        if self.guarantee.failures:
+            with contextlib.suppress(Exception):
+                self.guarantee.close(self._sessions, self._route.pending)
         if self._route.pending:
             lost = sum(len(b.envelopes) for b in self._route.pending)
             log.error(
@@ -392,6 +400,8 @@ class Writer:
         except OSError as exc:
             log.error("spool write failed (%s); keeping the batch in memory", type(exc).__name__)
             route.pending.append(batch)
+            if self.settings.require_recording:
+                await self.guarantee.unrecordable(batch, self._sessions)
             return
         finally:
             route.busy -= 1
