@@ -6,10 +6,9 @@ inside the encrypted record. Every record also says how it was obtained (``prove
 event as it happened, or reconciled from ``session.history`` at close because no event delivered it.
 Fields added after records were first written have defaults, so older records still decode.
 
-``encode``/``decode`` are deliberately built on stdlib ``json`` over ``model_dump(mode="python")``
-rather than pydantic's JSON mode: pydantic's JSON serializer replaces lone surrogates in dict keys
-and its JSON parser rejects ``\\ud800`` escapes, while ``json.dumps(ensure_ascii=True)`` writes them
-as escapes and ``json.loads`` gives them back. A transcript must survive whatever a provider sent.
+``encode``/``decode`` use stdlib ``json`` over ``model_dump(mode="python")``, not pydantic's JSON
+mode, which replaces lone surrogates in dict keys and rejects ``\\ud800`` escapes; ``json`` keeps
+them. A transcript must survive whatever a provider sent.
 """
 
 from __future__ import annotations

@@ -113,6 +113,14 @@ class SessionRecording:
         """When the records of this session could be kept nowhere (``require_recording``)."""
         return self._intake.failed_since
 
+    def start_notice(self, session: Any, text: str) -> asyncio.Task[None]:
+        """Have the agent say the recording notice ``text``; each attempt is sealed."""
+        from .notice import start_notice
+
+        self._state.notice = "incomplete"  # until a recording_notice record says otherwise
+        self._notice_task = start_notice(self, session, text)
+        return self._notice_task
+
     @property
     def notice_task(self) -> asyncio.Task[None] | None:
         """The task saying the recording notice (``attach(notice=...)``)."""

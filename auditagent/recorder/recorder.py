@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import records
-from ..audio.session import SessionAudio
+from ..audio.session import record_audio
 from ..errors import AuditagentError, DatabaseUnavailable
 from ..keys import KeyProvider, load_key_provider
 from ..livekit import SessionCapture
@@ -39,17 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("auditagent.recorder")
 
-# How long closing waits for LiveKit's own close of a session it is tearing down (or, at job
-# shutdown, is about to tear down), so the record carries LiveKit's close reason. A job process
-# has 10 s in all (shutdown_process_timeout) to close and flush.
+# How long closing waits for LiveKit's own close of a session it is (about to be) tearing down,
+# so the record carries LiveKit's reason; a job has 10 s (shutdown_process_timeout) in all.
 SESSION_CLOSE_WAIT_S = 5.0
 
 
 class AuditRecorder:
-    """Records AgentSessions into encrypted, chained, durable storage.
-
-    ``recorder = AuditRecorder.from_env(); await recorder.start()``, or ``async with``.
-    """
+    """Records AgentSessions into encrypted, chained, durable storage: ``async with``, or
+    ``recorder = AuditRecorder.from_env(); await recorder.start()``."""
 
     def __init__(
         self,
@@ -59,11 +56,9 @@ class AuditRecorder:
         on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None,
     ) -> None:
         """``on_sessions_closed`` is called (in a worker thread, errors logged and swallowed)
-        once a batch that closed sessions is committed (directly or by a spool replay), with
-        the final count and head of each whose row took the close. By default it is
-        ``checkpoints.on_close_writer(settings, key_provider)``, which signs a checkpoint for
-        each into ``AUDITAGENT_CHECKPOINT_DIR``: a commitment outside the database that
-        `auditagent verify` holds the database to."""
+        with the final count and head of each session whose close was committed. By default
+        it signs a checkpoint for each into ``AUDITAGENT_CHECKPOINT_DIR``
+        (``checkpoints.on_close_writer``): a commitment outside the database."""
         self.settings = settings or Settings()
         self._on_sessions_closed = on_sessions_closed
         self._default_checkpoints = on_sessions_closed is None
@@ -181,14 +176,12 @@ class AuditRecorder:
     ) -> SessionRecording:
         """Start recording ``session``. Call before ``session.start()``.
 
-        ``redaction``: ``"pci"`` (default: ``AUDITAGENT_REDACTION``, else pci), ``"pii"``,
-        ``"off"`` or a ``RedactionPolicy``, applied to every text before it is sealed.
-        ``pause_rules``: pause while a named agent/AgentTask is active or a named tool runs,
-        each for at most its ``max_duration`` (pauses.py). ``notice``: a recording notice the
-        agent says first; each time it is said is sealed as a ``recording_notice`` record.
-        Raises ``TranscriptionDisabled`` (policy ``enforce``) when a realtime model would leave
-        no text to record and cannot be switched on, and ``RecordingUnavailable`` under
-        ``AUDITAGENT_REQUIRE_RECORDING`` when neither the database nor the spool can be written.
+        ``redaction``: ``"pci"`` (default: ``AUDITAGENT_REDACTION``), ``"pii"``, ``"off"`` or a
+        ``RedactionPolicy``. ``pause_rules``: pause while a named agent/AgentTask or tool runs,
+        for at most its ``max_duration``. ``notice``: a recording notice the agent says first,
+        sealed as ``recording_notice`` records. Raises ``TranscriptionDisabled`` (policy
+        ``enforce``: a realtime model would leave no text) and ``RecordingUnavailable``
+        (``AUDITAGENT_REQUIRE_RECORDING``: neither the database nor the spool can be written).
         """
         self._require_started()
         if (
@@ -228,20 +221,9 @@ class AuditRecorder:
         # Unset means "when the session has audio IO": taps go in when it does, now or once
         # LiveKit has set it up; a text-only session never gets any.
         if self.settings.record_audio is not False:
-            state.intake.audio = SessionAudio(
-                sealer=state.data_sealer,
-                tenant=state.tenant,
-                session_id=state.session_id,
-                key_id=state.key_id,
-                deliver=state.intake.deliver_audio,
-                notice=state.intake.add,
-            )
-            state.intake.audio.attach(session)
+            state.intake.audio = record_audio(state, session)
         if notice:
-            from .notice import start_notice
-
-            state.notice = "incomplete"  # until a recording_notice record says otherwise
-            rec._notice_task = task = start_notice(rec, session, notice)
+            task = rec.start_notice(session, notice)
             self._notices.add(task)
             task.add_done_callback(self._notices.discard)
         return rec

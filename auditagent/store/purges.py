@@ -2,8 +2,7 @@
 
 This is the only module that runs ``SET LOCAL auditagent.allow_purge = 'on'``, and it does so
 only in the transaction that deletes one batch of a shredded (or purged) session's events.
-Order per session, each step its own committed transaction so an interrupted run resumes
-where it stopped:
+Per session, each step its own committed transaction (an interrupted run resumes there):
 
 1. shred: re-check legal holds (under a lock) and, for retention, that the session is still
    due (its end time agrees with its chained close record, the current policy and the floor);
@@ -13,10 +12,9 @@ where it stopped:
 2. delete events in batches of ``batch_size`` rows;
 3. mark the session ``purged`` once no event of it is left.
 
-Statements are SQLAlchemy Core over the typed models, as everywhere in the store; the one
-exception is the expiry SQL below (the policy in force by LATERAL join, calendar arithmetic with
-``make_interval``, the hold check), kept as PostgreSQL text because that is what it is
-reviewed as, and the ``SET LOCAL`` guards.
+Statements are SQLAlchemy Core over the typed models, as everywhere in the store, except the
+expiry SQL below (policy in force by LATERAL join, ``make_interval``, the hold check), kept as
+PostgreSQL text because that is what it is reviewed as, and the ``SET LOCAL`` guards.
 """
 
 from __future__ import annotations
