@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
+from sqlalchemy import Engine, bindparam, delete, func, select, text, update
 
 from ..integrity.encoding import ts
 from ..integrity.ledgers import Signer
@@ -190,6 +190,71 @@ def participant_sessions(
     ]
 
 
+# The per-session statements, built once: a prebuilt Core statement memoizes its cache key, so
+# each call binds values instead of rebuilding and re-keying the expression (a retention run
+# executes these a dozen times per session).
+_SID = bindparam("sid", type_=_E.c.session_id.type)
+_AT = bindparam("at", type_=_S.c.updated_at.type)
+
+_SHRED_BASIS = text(
+    "SELECT s.id, s.tenant, s.status, s.ended_at, "
+    "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
+    "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
+    "pol.keep_years, pol.keep_months, pol.keep_days, "
+    f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
+    f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN} WHERE s.id = :id "
+    "FOR UPDATE OF s"
+)
+# One pass over the session's rows for both: how many, and when the chain says it closed.
+_EVENT_STATS = select(
+    func.count().label("n"),
+    func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
+).where(_E.c.session_id == _SID)
+_LAST_EVENT = (
+    select(_E.c.seq, _E.c.hash).where(_E.c.session_id == _SID).order_by(_E.c.seq.desc()).limit(1)
+)
+_SHRED_KEY = (
+    update(DataKeyRow)
+    .where(DataKeyRow.session_id == _SID, DataKeyRow.wrapped.is_not(None))
+    .values(wrapped=None, shredded_at=_AT)
+)
+_MARK_SHREDDED = (
+    update(SessionRow)
+    .where(_S.c.id == _SID)
+    .values(
+        status="shredded",
+        updated_at=_AT,
+        ended_at=func.coalesce(_S.c.ended_at, _AT),
+        close_reason=func.coalesce(
+            _S.c.close_reason, bindparam("reason", type_=_S.c.close_reason.type)
+        ),
+    )
+)
+_STATUS_FOR_SHARE = select(_S.c.status).where(_S.c.id == _SID).with_for_update(read=True)
+# Both settings in one round trip (no parameters, so the driver sends it as one simple query).
+_PURGE_SETTINGS = text(
+    "SET LOCAL synchronous_commit = off; SET LOCAL auditagent.allow_purge = 'on'"
+)
+# An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
+_FIRST = _E.alias("first")
+_DELETE_BATCH = delete(EventRow).where(
+    _E.c.session_id == _SID,
+    _E.c.seq
+    < select(func.min(_FIRST.c.seq)).where(_FIRST.c.session_id == _SID).scalar_subquery()
+    + bindparam("n", type_=_E.c.seq.type),
+)
+_EVENTS_LEFT = select(func.count()).where(_E.c.session_id == _SID)
+_MARK_PURGED = (
+    update(SessionRow)
+    .where(
+        _S.c.id == _SID,
+        _S.c.status == "shredded",
+        ~select(_E.c.seq).where(_E.c.session_id == _SID).exists(),
+    )
+    .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
+)
+
+
 class SessionHeld(Exception):
     """Raised inside ``shred_session`` when a hold appeared since the candidate was chosen."""
 
@@ -225,29 +290,12 @@ def shred_session(
     ``SessionHeld`` if a hold covers it."""
     with engine.begin() as conn:
         xact_lock(conn, LOCK_HOLDS)
-        s = conn.execute(
-            text(
-                "SELECT s.id, s.tenant, s.status, s.ended_at, "
-                "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
-                "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
-                "pol.keep_years, pol.keep_months, pol.keep_days, "
-                f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
-                f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN} WHERE s.id = :id "
-                "FOR UPDATE OF s"
-            ),
-            {"id": session_id, **_period_params(default, floor)},
-        ).first()
+        s = conn.execute(_SHRED_BASIS, {"id": session_id, **_period_params(default, floor)}).first()
         if s is None or s.status not in ("open", "closed"):
             return None
         if s.held:
             raise SessionHeld(str(session_id))
-        # One pass over the session's rows for both: how many, and when the chain says it closed.
-        stats = conn.execute(
-            select(
-                func.count().label("n"),
-                func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
-            ).where(_E.c.session_id == session_id)
-        ).one()
+        stats = conn.execute(_EVENT_STATS, {"sid": session_id}).one()
         closed_at = stats.closed_at
         count = int(stats.n)
         if reason == "retention":
@@ -264,12 +312,7 @@ def shred_session(
                 )
             if not s.expires_at < now:
                 raise NotDue(f"due only after {ts(s.expires_at)}")
-        last = conn.execute(
-            select(_E.c.seq, _E.c.hash)
-            .where(_E.c.session_id == session_id)
-            .order_by(_E.c.seq.desc())
-            .limit(1)
-        ).first()
+        last = conn.execute(_LAST_EVENT, {"sid": session_id}).first()
         final_hash = bytes(last.hash) if last is not None else None
         deleted_at: datetime = clock(conn)
         changes_n, changes_h = changes_head(conn)
@@ -318,28 +361,9 @@ def shred_session(
             deleted_at=deleted_at,
             basis=basis,
         )
-        conn.execute(
-            update(DataKeyRow)
-            .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
-            .values(wrapped=None, shredded_at=deleted_at)
-        )
-        conn.execute(
-            update(SessionRow)
-            .where(SessionRow.id == session_id)
-            .values(
-                status="shredded",
-                updated_at=deleted_at,
-                ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
-                close_reason=func.coalesce(SessionRow.close_reason, reason),
-            )
-        )
+        conn.execute(_SHRED_KEY, {"sid": session_id, "at": deleted_at})
+        conn.execute(_MARK_SHREDDED, {"sid": session_id, "at": deleted_at, "reason": reason})
         return record
-
-
-def _first_seq(session_id: uuid.UUID) -> ScalarSelect[Any]:
-    # An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
-    first = _E.alias("first")
-    return select(func.min(first.c.seq)).where(first.c.session_id == session_id).scalar_subquery()
 
 
 def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int) -> int:
@@ -351,40 +375,22 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
     by the next run.
     """
     with engine.begin() as conn:
-        status = conn.execute(
-            select(_S.c.status).where(_S.c.id == session_id).with_for_update(read=True)
-        ).scalar()
+        status = conn.execute(_STATUS_FOR_SHARE, {"sid": session_id}).scalar()
         if status not in ("shredded", "purged"):
             return 0
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
-        conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
-        result = conn.execute(
-            delete(EventRow).where(
-                EventRow.session_id == session_id,
-                EventRow.seq < _first_seq(session_id) + batch_size,
-            )
-        )
+        conn.execute(_PURGE_SETTINGS)
+        result = conn.execute(_DELETE_BATCH, {"sid": session_id, "n": batch_size})
         return int(result.rowcount or 0)
 
 
 def events_left(engine: Engine, session_id: uuid.UUID) -> int:
     with engine.connect() as conn:
-        return int(
-            conn.execute(select(func.count()).where(_E.c.session_id == session_id)).scalar_one()
-        )
+        return int(conn.execute(_EVENTS_LEFT, {"sid": session_id}).scalar_one())
 
 
 def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None = None) -> bool:
     """``shredded`` -> ``purged`` once no event is left; drops the participant's blind index
     (the count and head hash stay: they are what checkpoints and deletion records refer to)."""
     with engine.begin() as conn:
-        result = conn.execute(
-            update(SessionRow)
-            .where(
-                SessionRow.id == session_id,
-                SessionRow.status == "shredded",
-                ~select(_E.c.seq).where(_E.c.session_id == session_id).exists(),
-            )
-            .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
-        )
+        result = conn.execute(_MARK_PURGED, {"sid": session_id})
         return bool(result.rowcount)
