@@ -52,6 +52,12 @@ class Player:
             return None
         return max(0.0, offset)
 
+    @staticmethod
+    def position(seconds: float) -> str:
+        """A place in the recording as the player's own clock shows it (m:ss.s)."""
+        minutes, sec = divmod(seconds, 60)
+        return f"{int(minutes)}:{sec:04.1f}"
+
 
 def player(
     access: AccessContext,
