@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import admin_pages, login, session_pages
+from . import admin_pages, audio_pages, login, session_pages
 from .auth import SignInRequired, login_url
 from .signins import SignInPolicy, create_one_time_token
 from .templating import HERE, SECURITY_HEADERS, render
@@ -55,7 +55,7 @@ def _as_page(original: Handler) -> Handler:
         status = response.status_code
         if status == 401:  # cannot happen behind the UI's sign-in, but never show a challenge
             return RedirectResponse(login_url(request.url.path), status_code=303)
-        return render(
+        page = render(
             request,
             "error.html",
             {
@@ -65,6 +65,10 @@ def _as_page(original: Handler) -> Handler:
             },
             status=status,
         )
+        # a 416 tells the player the recording's size
+        if "content-range" in response.headers:
+            page.headers["Content-Range"] = response.headers["content-range"]
+        return page
 
     return handler
 
@@ -101,5 +105,5 @@ def install_ui(app: FastAPI, *, policy: SignInPolicy | None = None) -> None:
         return RedirectResponse("/ui/sessions", status_code=303)
 
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
-    for module in (login, session_pages, admin_pages):
+    for module in (login, session_pages, audio_pages, admin_pages):
         app.include_router(module.router)

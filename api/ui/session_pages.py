@@ -24,6 +24,7 @@ from ..deps import AccessContext, KeysDep
 from ..reads import integrity_report, read_verified, visible_session
 from ..routes import sessions as api
 from ..schemas import SAFE_TEXT, SessionSummary, VerifyReport
+from .audio_pages import Player, player
 from .auth import UiAccessDep
 from .templating import render
 from .view import PAUSE_CODES, Item, Waterfall, fmt_models, timeline, waterfall
@@ -222,6 +223,7 @@ def session_page(
     participant: str | None = None
     read_ok: bool | None = None
     read_reason: str | None = None
+    audio: Player | None = None
     try:
         opened, result = read_verified(access, keys, session)
     except KeyShredded:
@@ -233,6 +235,7 @@ def session_page(
         items = timeline(entries, detail.started_at)
         chart = waterfall(entries, detail.architecture)
         read_ok, read_reason = result.ok, result.reason
+        audio = player(access, keys, session, opened, detail.integrity)
         first = opened[0].record if opened else None
         # Only roles allowed to see identities get one: admins (auditors see sessions only).
         if access.principal.is_admin and first is not None and first.kind == "opened":
@@ -254,6 +257,7 @@ def session_page(
             "read_ok": read_ok,
             "read_reason": read_reason,
             "labels": dict(detail.labels),
+            "audio": audio,
         },
     )
 

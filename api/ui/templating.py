@@ -39,8 +39,8 @@ _NAV = (("/ui/sessions", "sessions"), ("/ui/access-log", "access"), ("/ui/holds"
 # No inline script or style anywhere: everything the page needs is a file of this service.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'"
+    "media-src 'self'; font-src 'self'; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
 
 SECURITY_HEADERS = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import threading
 import time
@@ -237,3 +238,27 @@ def serve(settings: Settings, engine: Engine, keyring: LocalKeyring) -> Iterator
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def sign_in(page: Any, base: str, token: str, *, reason: str | None = None) -> None:
+    page.goto(f"{base}/ui/sessions")
+    assert "/ui/login" in page.url
+    page.get_by_label("Token").fill(token)
+    if reason:
+        page.get_by_label(re.compile("^Reason for access")).fill(reason)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/ui/sessions")
+
+
+def seed(world: World, name: str) -> uuid.UUID:
+    if name not in world.seeds:
+        raise AssertionError(f"{name} did not play its scenario: {world.seed_errors.get(name)}")
+    return world.seeds[name]
+
+
+def shoot(page: Any, shots: Path, name: str, *, width: int = 1400, full: bool = True) -> None:
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=full)
+    # readable at this width: nothing wider than the window, so no sideways scrolling
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name} at {width}px is {overflow}px wider than the window"

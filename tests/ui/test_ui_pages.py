@@ -23,35 +23,11 @@ from auditagent.reading.bundle import check_bundle
 from auditagent.store import access_log, db, principals
 from auditagent_demo import script
 from auditagent_demo.systems import SEED_SYSTEMS, system_spec
-from tests.ui.support import CANARY_TOOL_ERROR, CANARY_USER, World
+from tests.ui.support import CANARY_TOOL_ERROR, CANARY_USER, World, seed, shoot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 SCENARIO = script.default_scenario()
-
-
-def sign_in(page: Any, base: str, token: str, *, reason: str | None = None) -> None:
-    page.goto(f"{base}/ui/sessions")
-    assert "/ui/login" in page.url
-    page.get_by_label("Token").fill(token)
-    if reason:
-        page.get_by_label(re.compile("^Reason for access")).fill(reason)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/ui/sessions")
-
-
-def seed(world: World, name: str) -> uuid.UUID:
-    if name not in world.seeds:
-        raise AssertionError(f"{name} did not play its scenario: {world.seed_errors.get(name)}")
-    return world.seeds[name]
-
-
-def shoot(page: Any, shots: Path, name: str, *, width: int = 1400, full: bool = True) -> None:
-    page.set_viewport_size({"width": width, "height": 1000})
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=full)
-    # readable at this width: nothing wider than the window, so no sideways scrolling
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name} at {width}px is {overflow}px wider than the window"
 
 
 def test_root_and_pages_send_unauthenticated_readers_to_sign_in(page: Any, ui_base: str) -> None:

@@ -72,3 +72,22 @@ def test_a_rows_total_sits_after_its_bars_unless_the_e2e_tick_would_cross_it() -
     first, second = chart.rows
     assert chart.label_x(first) == chart.x(300) + 6
     assert chart.label_x(second) == chart.x(320) + 6
+
+
+def test_a_turn_seeks_to_where_it_started_in_the_recording() -> None:
+    from auditagent_api.ui.audio_pages import Player
+
+    player = Player(
+        url="/ui/sessions/x/audio",
+        started_at=T0 + timedelta(seconds=0.5),
+        seconds=20.0,
+        complete=True,
+        integrity=None,
+    )
+    spoke = entry(4, "user", text="hi", started_at=T0 + timedelta(seconds=2.25))
+    assert player.seek(spoke) == 1.75  # where the speaking started, not when it was final
+    assert player.seek(entry(6, "agent", text="Yes")) == 5.5  # no start reported: its `at`
+    assert player.seek(entry(0, "agent", text="early")) == 0.0
+    assert player.seek(entry(21, "user", text="after the recording ended")) is None
+    assert player.seek(entry(3, "tool_call", name="lookup")) is None
+    assert (Player.position(5.5), Player.position(75.25)) == ("0:05.5", "1:15.2")
