@@ -58,6 +58,13 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x.astype(np.float64))))) if x.size else 0.0
 
 
+def peak_rms(x: np.ndarray, rate: int, *, window_s: float = 0.1) -> float:
+    """The loudest ``window_s`` of ``x``: whether a channel carries sound at all, however long
+    the recording around it grew (a slow machine lengthens the silence, not the speech)."""
+    n = max(1, int(rate * window_s))
+    return max((rms(x[i : i + n]) for i in range(0, max(x.size, 1), n)), default=0.0)
+
+
 def read_audio(url: str, session_id: object, kp: object) -> tuple[bytes, list, object]:  # type: ignore[type-arg]
     """Decrypt a session's recording from the database; its audio records and their check."""
     import uuid as _uuid

@@ -21,6 +21,7 @@ from auditagent.store import db
 from tests.audio.audio_support import (
     CANARY,
     decode,
+    peak_rms,
     read_audio,
     rms,
     scripted_session,
@@ -78,8 +79,8 @@ async def test_call_audio_is_recorded_on_both_channels(
     pcm, rate = decode(data)
     assert pcm.shape[0] == 2
     assert abs(pcm.shape[1] / rate - length) < 1.5, (pcm.shape[1] / rate, length)
-    assert rms(pcm[0]) > 0.01, "the caller's channel is silent"
-    assert rms(pcm[1]) > 0.01, "the agent's channel is silent"
+    assert peak_rms(pcm[0], rate) > 0.01, "the caller's channel is silent"
+    assert peak_rms(pcm[1], rate) > 0.01, "the agent's channel is silent"
     # the caller and the agent take turns: where one is loud the other is mostly not
     loud0 = np.abs(pcm[0]) > 0.05
     loud1 = np.abs(pcm[1]) > 0.05
@@ -112,8 +113,8 @@ async def test_io_set_after_attach_is_tapped_once_the_session_runs(
         await recorder.flush()
     data, _, check = read_audio(settings.database_url or "", rec.session_id, keyring)
     assert check.ok and check.complete, check  # type: ignore[attr-defined]
-    pcm, _ = decode(data)
-    assert rms(pcm[0]) > 0.01 and rms(pcm[1]) > 0.01
+    pcm, rate = decode(data)
+    assert peak_rms(pcm[0], rate) > 0.01 and peak_rms(pcm[1], rate) > 0.01
 
 
 async def test_record_audio_off_records_none(
@@ -246,5 +247,5 @@ async def test_a_realtime_session_records_the_callers_audio(
     assert check.ok and check.complete, check  # type: ignore[attr-defined]
     pcm, rate = decode(data)
     assert abs(pcm.shape[1] / rate - length) < 1.5
-    assert rms(pcm[0]) > 0.01 and rms(pcm[1]) < 0.001
+    assert peak_rms(pcm[0], rate) > 0.01 and rms(pcm[1]) < 0.001
     assert rt.audio_frames > 0
