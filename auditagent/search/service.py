@@ -22,7 +22,7 @@ from auditagent.store import reader
 from auditagent.store import search_index as store
 
 from .beacons import BeaconKey
-from .confirm import Hit, match_session
+from .confirm import Hit, match_session, plaintext_filter
 from .query import Query
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, Role, kinds_of_role
 
@@ -137,7 +137,8 @@ def _confirm(
 ) -> SearchResult | None:
     try:
         sealer = session_sealer(key_provider, data_key, session)
-        opened = ((o.seq, o.at, o.record) for o in open_records(sealer, rows))
+        keep = plaintext_filter(query)
+        opened = ((o.seq, o.at, o.record) for o in open_records(sealer, rows, keep=keep))
         match = match_session(query, opened, role=role)
     except AuditagentError as exc:
         # Shredded meanwhile, a key this keyring lacks, a damaged record: not a match, and
