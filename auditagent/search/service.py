@@ -87,7 +87,7 @@ def search(
     words = sorted(query.indexed_words)
     tenants = [tenant] if tenant is not None else reader.tenants(conn)
     beacons = {
-        (t, k.key_id): sorted(k.beacons(words))
+        (t, k.key_id): sorted(k.elements(words))
         for t in tenants
         for k in beacon_keys(conn, key_provider, tenant=t)
     }
