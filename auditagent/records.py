@@ -262,6 +262,29 @@ class UsageTotal(BaseModel):
     values: dict[str, float] = Field(default_factory=dict)
 
 
+class AudioChunk(_Base):
+    """One sealed chunk of the call's audio, committed to the chain by its digest.
+
+    ``at`` is where the chunk starts on the wall clock (``started_at`` plus ``offset``), so
+    records and audio share one timeline. Offsets and durations count 48 kHz samples (Ogg
+    Opus's own clock) from the recording's start.
+    """
+
+    kind: Literal["audio_chunk"] = "audio_chunk"
+    index: int
+    offset: int
+    duration: int
+    sample_rate: int = 48_000
+    started_at: datetime
+    """Wall-clock time of the recording's first sample."""
+    size: int
+    """Bytes of Ogg once opened."""
+    sha256: str
+    """Hex digest of the sealed chunk (``auditagent.audio.sealing.chunk_digest``)."""
+    final: bool = False
+    """The stream's last chunk (it ends with the end-of-stream page)."""
+
+
 class Closed(_Base):
     kind: Literal["closed"] = "closed"
     reason: str
@@ -283,6 +306,7 @@ Record = Annotated[
         TranscriptionEnabled,
         Notice,
         Gap,
+        AudioChunk,
         Closed,
     ],
     Field(discriminator="kind"),

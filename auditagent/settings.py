@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default=True,
         description="The writer adds keyed word beacons for search (docs/search.md).",
     )
+    record_audio: bool | None = Field(
+        default=None,
+        description="Record the call's audio (both sides, sealed in chunks). Unset: on when the "
+        "session has audio input or output.",
+    )
     queue_size: int = Field(
         default=20_000, ge=100, description="In-memory records before spooling."
     )

@@ -8,6 +8,7 @@ from auditagent.reading.transcript import Timing, TranscriptEntry
 from .access_log import AccessLogEntry, AccessLogPage
 from .analytics import LatencyGroup, LatencyReport, LatencyStat
 from .apikeys import ApiKey, ApiKeyList
+from .audio import AudioIntegrity, BundleAudio, BundleAudioChunk, TranscriptAudio
 from .base import SAFE_TEXT, ApiModel, IsoDatetime
 from .bundles import BundleSession, BundleSignature, ChainRow, EvidenceBundle
 from .deletions import ChainState, DeletionList, DeletionRecordOut, RunSummary
@@ -36,6 +37,9 @@ __all__ = [
     "ApiKey",
     "ApiKeyList",
     "ApiModel",
+    "AudioIntegrity",
+    "BundleAudio",
+    "BundleAudioChunk",
     "BundleSession",
     "BundleSignature",
     "ChainRow",
@@ -75,6 +79,7 @@ __all__ = [
     "TenantHoldIn",
     "Timing",
     "Transcript",
+    "TranscriptAudio",
     "TranscriptEntry",
     "TranscriptIntegrity",
     "VerifyReport",

@@ -304,12 +304,20 @@ def transcript_entry_dicts(opened: Iterable[OpenedRecord]) -> list[dict[str, Any
 
 
 def transcript_json(
-    session_id: uuid.UUID, entries: list[dict[str, Any]], integrity: dict[str, Any] | None
+    session_id: uuid.UUID,
+    entries: list[dict[str, Any]],
+    integrity: dict[str, Any] | None,
+    *,
+    audio: dict[str, Any] | None = None,
 ) -> bytes:
     """A transcript document as JSON: the bytes pydantic gives for the API's ``Transcript``
     model dumped with ``exclude_unset`` (same serializer, same key order), for entries from
-    :func:`transcript_entry_dicts` and ``integrity`` as ``{ok, first_bad_seq, reason}``."""
-    return to_json({"session_id": session_id, "entries": entries, "integrity": integrity})
+    :func:`transcript_entry_dicts`, ``integrity`` as ``{ok, first_bad_seq, reason}`` and the
+    recording's ``audio`` block when the session has one (left out otherwise, as unset)."""
+    doc: dict[str, Any] = {"session_id": session_id, "entries": entries, "integrity": integrity}
+    if audio is not None:
+        doc["audio"] = audio
+    return to_json(doc)
 
 
 def _order(entry: dict[str, Any]) -> tuple[datetime, int]:

@@ -77,6 +77,7 @@ async def write_on(
             index=batch.index,
             idempotent=idempotent,
             copy_data=copy_data,
+            audio=batch.audio,
         )
     except BaseException:
         # After an error or a cancel the connection's state is unknown: start over.

@@ -11,6 +11,7 @@ from .. import records
 from . import clock
 
 if TYPE_CHECKING:
+    from ..audio.session import SessionAudio
     from ..livekit import SessionCapture
     from .sealing import SessionSealing
 
@@ -49,6 +50,11 @@ class SessionRecording:
         return self._state.capture
 
     @property
+    def audio(self) -> SessionAudio | None:
+        """The call audio's recording, when the session's audio is recorded (issue 15)."""
+        return self._intake.audio
+
+    @property
     def closed(self) -> bool:
         """Whether the session's ``closed`` record has been sealed."""
         return self._state.closed
@@ -80,6 +86,8 @@ class SessionRecording:
         capture = self._state.capture
         if capture is not None:
             capture.pause_at(t)
+        if self._intake.audio is not None:
+            self._intake.audio.pause(t)  # silence of the same length in the recording
 
     def resume(self) -> None:
         """Record again after :meth:`pause`."""
@@ -89,6 +97,8 @@ class SessionRecording:
         capture = self._state.capture
         if capture is not None:
             capture.resume_at(t)
+        if self._intake.audio is not None:
+            self._intake.audio.resume(t)
         self.add(self._intake.resumed_notice(t))
 
     @property

@@ -20,6 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..audio.sealing import SealedChunk
+from ..audio.store import insert_chunks
 from ..integrity.envelope import Envelope
 from ..store.search_rows import IndexRows, write_rows_async
 
@@ -164,6 +166,7 @@ async def write_batch(
     index: Sequence[IndexRows] = (),
     idempotent: bool = False,
     copy_data: bytes | None = None,
+    audio: Sequence[SealedChunk] = (),
 ) -> set[uuid.UUID]:
     """Write one batch in one transaction; returns the sessions whose close it applied.
 
@@ -202,6 +205,8 @@ async def write_batch(
                 await _copy(cur, "events", data)
         if index:
             await write_rows_async(cur, index)
+        # with the batch that carries their audio records: a committed record has its chunk
+        await insert_chunks(cur, audio)
         if updates:
             updates = _merge_updates(updates)
             rows = [

@@ -11,10 +11,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import records
 from ..livekit import RawEvent
+
+if TYPE_CHECKING:
+    from ..audio.session import SessionAudio
+    from ..audio.worker import ChunkReady
 
 # Events with no conversation content, still recorded while a session is paused.
 _KEPT_WHILE_PAUSED = frozenset(
@@ -62,6 +66,7 @@ class SessionIntake:
         "_owner",
         "_q",
         "_wake_at",
+        "audio",
         "dropped_while_paused",
         "paused",
         "paused_since",
@@ -80,6 +85,7 @@ class SessionIntake:
         self.paused = False
         self.paused_since: float | None = None
         self.dropped_while_paused = 0
+        self.audio: SessionAudio | None = None
 
     @property
     def queue_bound(self) -> int:
@@ -89,6 +95,10 @@ class SessionIntake:
         """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
         if self.paused and raw[0] not in _KEPT_WHILE_PAUSED:
             self.dropped_while_paused += 1
+            return
+        if raw[0] == "close" and (audio := self.audio) is not None and audio.active:
+            # LiveKit's close goes into the chain after the call audio's last chunks
+            audio.close_then(lambda: self.put(raw))
             return
         q = self._q
         if len(q) < self._maxlen:
@@ -103,6 +113,13 @@ class SessionIntake:
 
     def add(self, record: records.Record) -> None:
         self.put(("__record__", record, time.time()))
+
+    def deliver_audio(self, ready: ChunkReady) -> None:
+        """A sealed chunk of call audio from the audio worker. Past the queue bound and a
+        pause: a chunk (silence while paused) is never dropped, or the recording would have a
+        hole its records cannot account for."""
+        self._q.append((self._owner, ("__audio__", ready, time.time())))
+        self._inbox.wake()
 
     def end(self) -> None:
         """Queue the session's end as the recorder closes. Past the queue bound and a pause:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import records
+from ..audio.session import SessionAudio
 from ..errors import AuditagentError, DatabaseUnavailable
 from ..keys import KeyProvider, load_key_provider
 from ..livekit import SessionCapture
@@ -174,6 +175,18 @@ class AuditRecorder:
         for r in found:
             state.intake.add(r)
         capture.install()
+        # Unset means "when the session has audio IO": taps go in when it does, now or once
+        # LiveKit has set it up; a text-only session never gets any.
+        if self.settings.record_audio is not False:
+            state.intake.audio = SessionAudio(
+                sealer=state.data_sealer,
+                tenant=state.tenant,
+                session_id=state.session_id,
+                key_id=state.key_id,
+                deliver=state.intake.deliver_audio,
+                notice=state.intake.add,
+            )
+            state.intake.audio.attach(session)
         return SessionRecording(state)
 
     def open_session(
@@ -259,6 +272,10 @@ class AuditRecorder:
         self._closed = True
         # A session LiveKit is tearing down emits its close event (and its last items) soon.
         await self._wait_for_livekit_closes(running_too=False)
+        # the call audio's last chunks go into the chains before the sessions' ends
+        await asyncio.gather(
+            *(s.intake.audio.finish() for s in self._writer.open_sessions() if s.intake.audio)
+        )
         for state in self._writer.open_sessions():
             if state.capture is not None:
                 state.capture.uninstall()

@@ -64,8 +64,10 @@ class SessionSealing:
         self.intake = SessionIntake(inbox, self)
         self.key_id = uuid.uuid4().hex
         data_key = crypto.new_data_key()
+        self.data_sealer = crypto.Sealer(data_key)
+        """The data key's AES-GCM sealer: the call audio is sealed under it too."""
         self._sealer = SessionSealer(
-            crypto.Sealer(data_key), tenant=tenant, session_id=self.session_id, key_id=self.key_id
+            self.data_sealer, tenant=tenant, session_id=self.session_id, key_id=self.key_id
         )
         wrapped = keys.wrap(
             data_key,
@@ -112,6 +114,8 @@ class SessionSealing:
             # its close event (state changes during teardown at most).
             log.debug("session %s: %s after close not recorded", self.session_id, name)
             return []
+        if name == "__audio__":
+            return [payload.record]
         if name == "__record__" and not (payload.kind == "closed" and self.capture is not None):
             return [payload]
         if name == "__close__" or name == "__record__":

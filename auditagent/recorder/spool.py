@@ -37,6 +37,8 @@ TAG_SESSION = b"S"
 TAG_UPDATE = b"U"
 TAG_INDEX = b"I"
 """Search index rows (beacons and role codes only): auditagent.store.search_index.IndexRows."""
+TAG_AUDIO = b"A"
+"""A sealed audio chunk (auditagent.audio.sealing.SealedChunk): ciphertext only."""
 
 
 @dataclass(frozen=True)

@@ -220,9 +220,12 @@ class Writer:
             opened = state.take_open()
             if opened is not None:
                 batch.opens.append(opened)
-            for r in state.records_for(raw):
+            out = state.records_for(raw)
+            for r in out:
                 batch.envelopes.append(state.seal(r))
                 n += 1
+            if out and raw[0] == "__audio__":
+                batch.audio.append(raw[1].sealed)
             touched[state.session_id] = state
             if clock() > slice_end:
                 await asyncio.sleep(0)

@@ -324,11 +324,58 @@ class SearchIndexSessionRow(Base):
     __table_args__ = (Index("ix_search_index_sessions_tenant_key", "tenant", "key_id"),)
 
 
+class UiSignInRow(Base):
+    """A review-UI sign-in (the browser holds only its secret, this row only the secret's
+    hash) or a one-time sign-in token (``kind='once'``), ended when used."""
+
+    __tablename__ = "ui_signins"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principals.id"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('signin','once')", name="kind_valid"),
+        Index("ix_ui_signins_principal", "principal_id"),
+    )
+
+
+class AudioChunkRow(Base):
+    """Sealed chunks of a session's call audio (issue 15). Keyed by session first, like events,
+    so it can be hash-distributed or partitioned by session; only placement is plaintext."""
+
+    __tablename__ = "audio_chunks"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))
+    offset_samples: Mapped[int] = mapped_column(BigInteger)
+    duration_samples: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    ingested_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "chunk_index >= 0 AND offset_samples >= 0 AND duration_samples >= 0 AND size >= 0",
+            name="placement_valid",
+        ),
+    )
+
+
 # Tables whose rows may never change outside the retention path (see migrations).
 APPEND_ONLY_TABLES = (
     "events",
     "access_log",
     "deletion_records",
+    "audio_chunks",
     "retention_changes",
     "retention_policies",
 )

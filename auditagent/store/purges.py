@@ -35,10 +35,11 @@ from . import search_rows
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .locks import LOCK_HOLDS, clock, xact_lock
-from .models import DataKeyRow, EventRow, SessionRow
+from .models import AudioChunkRow, DataKeyRow, EventRow, SessionRow
 
 _S = SessionRow.__table__
 _E = EventRow.__table__
+_A = AudioChunkRow.__table__
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,9 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
             return 0
         conn.execute(text("SET LOCAL synchronous_commit = off"))
         conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
+        # The call audio goes with the first batch (a few rows a minute of call); chunks a
+        # live recorder wrote while it was being erased, with the sweep's.
+        conn.execute(delete(AudioChunkRow).where(AudioChunkRow.session_id == session_id))
         result = conn.execute(
             delete(EventRow).where(
                 EventRow.session_id == session_id,
@@ -371,10 +375,11 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
 
 
 def events_left(engine: Engine, session_id: uuid.UUID) -> int:
+    """Rows of the session still stored: events and call audio chunks."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(select(func.count()).where(_E.c.session_id == session_id)).scalar_one()
-        )
+        events = select(func.count()).where(_E.c.session_id == session_id).scalar_subquery()
+        chunks = select(func.count()).where(_A.c.session_id == session_id).scalar_subquery()
+        return int(conn.execute(select(events + chunks)).scalar_one())
 
 
 def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None = None) -> bool:
@@ -387,6 +392,7 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
                 SessionRow.id == session_id,
                 SessionRow.status == "shredded",
                 ~select(_E.c.seq).where(_E.c.session_id == session_id).exists(),
+                ~select(_A.c.chunk_index).where(_A.c.session_id == session_id).exists(),
             )
             .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
         )

@@ -169,7 +169,9 @@ def iter_events(
     )
     if kinds is not None:
         stmt = stmt.where(EventRow.kind.in_(list(kinds)))
-    yield from conn.execution_options(yield_per=1000).execute(stmt)
+    # On the statement, not the connection: Connection.execution_options() changes the
+    # connection in place, and a later INSERT on it would then go through a named cursor.
+    yield from conn.execute(stmt.execution_options(yield_per=1000))
 
 
 EVENT_TUPLE_COLUMNS = (

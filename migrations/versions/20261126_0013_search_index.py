@@ -1,7 +1,7 @@
 """search index: keyed, truncated word beacons per session and role, and per-session progress
 
 Revision ID: 0013
-Revises: 0017
+Revises: 0012
 Create Date: 2026-11-26 12:50:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0017"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
