@@ -96,18 +96,16 @@ def search(
     items: list[SearchResult] = []
     examined = 0
     last = after
-    while len(items) < limit and examined < max_examined:
-        batch = store.candidates(
-            conn,
-            beacons=beacons,
-            role=code,
-            filters=filters,
-            after=last,
-            limit=min(CANDIDATE_BATCH, max_examined - examined),
-        )
-        if not batch:
-            return SearchPage(items, None, examined)
-        kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
+    # One candidate query per page: the GIN probes read every row holding a beacon, so the
+    # list is fetched once (up to ``max_examined``) and decrypted a batch at a time.
+    pending = store.candidates(
+        conn, beacons=beacons, role=code, filters=filters, after=last, limit=max_examined
+    )
+    if not pending:
+        return SearchPage(items, None, examined)
+    kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
+    while len(items) < limit and examined < max_examined and pending:
+        batch, pending = pending[:CANDIDATE_BATCH], pending[CANDIDATE_BATCH:]
         ids = [s.id for s in batch]
         data_keys = store.data_keys_for(conn, ids)
         events = store.events_for_sessions(conn, ids, kinds)
@@ -123,6 +121,8 @@ def search(
                     break
             if examined >= max_examined:
                 break
+    if not pending and len(items) < limit and examined < max_examined:
+        return SearchPage(items, None, examined)  # fewer than asked for: there are no more
     assert last is not None
     return SearchPage(items, reader.encode_cursor(*last), examined)
 
