@@ -76,6 +76,7 @@ def _summary(row: Any) -> SessionSummary:
         tool_names=list(row.tool_names or []),
         models=dict(row.models or {}),
         event_count=row.event_count,
+        notice=row.notice,
     )
 
 
@@ -114,6 +115,10 @@ def list_sessions(
     close_reason: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=SAFE_TEXT)
     ] = None,
+    notice: Annotated[
+        Literal["completed", "missing"] | None,
+        Query(description="`missing`: sessions without a recording notice heard in full"),
+    ] = None,
     cursor: Annotated[
         str | None, Query(pattern=reader.CURSOR_PATTERN, description="`next_cursor` of a page")
     ] = None,
@@ -145,6 +150,7 @@ def list_sessions(
         participant_indexes=participant_indexes,
         tool=tool,
         close_reason=close_reason,
+        notice=notice,
     )
     if cursor:
         reader.decode_cursor(cursor)  # reject a bad cursor before it is logged as a read
@@ -159,6 +165,7 @@ def list_sessions(
             ("participant", participant),
             ("tool", tool),
             ("close_reason", close_reason),
+            ("notice", notice),
             ("cursor", cursor),
         )
         if value is not None

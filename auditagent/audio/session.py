@@ -26,6 +26,8 @@ from .worker import AudioWorker, ChunkReady
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
 
+    from auditagent.recorder.sealing import SessionSealing
+
 __all__ = ["FLUSH_INTERVAL", "SessionAudio"]
 
 log = logging.getLogger("auditagent.audio")
@@ -219,3 +221,18 @@ class SessionAudio:
             await asyncio.sleep(0)
         finally:
             self.closed.set()
+
+
+def record_audio(state: SessionSealing, session: AgentSession[Any]) -> SessionAudio:
+    """Taps on ``session``'s audio IO, sealed under ``state``'s data key and delivered to its
+    intake (now, or once LiveKit has set the IO up)."""
+    audio = SessionAudio(
+        sealer=state.data_sealer,
+        tenant=state.tenant,
+        session_id=state.session_id,
+        key_id=state.key_id,
+        deliver=state.intake.deliver_audio,
+        notice=state.intake.add,
+    )
+    audio.attach(session)
+    return audio

@@ -216,6 +216,15 @@ def _entry(o: OpenedRecord, r: records.Record) -> dict[str, Any] | None:
             "provenance": prov,
             "name": r.transcription_model,
         }
+    if type(r) is records.RecordingNotice:
+        said = (
+            "said in full" if r.completed else ("spoken over" if r.spoken_over else "not completed")
+        )
+        text = f"recording notice {said}"
+        return {**base, "kind": "notice", "provenance": prov, "text": text, "name": r.kind}
+    if type(r) is records.RecordingFailed:
+        text = f"recording failed: {r.reason}"
+        return {**base, "kind": "gap", "provenance": prov, "text": text, "name": r.kind}
     return None
 
 

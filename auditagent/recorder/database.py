@@ -88,3 +88,12 @@ async def write_on(
 async def close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
     with contextlib.suppress(BaseException):
         await asyncio.wait_for(conn.close(), 1.0)
+
+
+def log_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failure by type and place only: exception messages can quote record content."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("%s: %s at %s", what, type(exc).__name__, where)

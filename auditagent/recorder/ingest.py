@@ -103,6 +103,8 @@ class SessionUpdate:
     architecture: str | None = None
     agent_name: str | None = None
     models: dict[str, Any] | None = None
+    notice: str | None = None
+    """'incomplete' or 'completed' once known (a completed notice is never undone)."""
 
     def to_bytes(self) -> bytes:
         d = asdict(self)
@@ -148,10 +150,11 @@ UPDATE sessions AS s SET
   architecture = COALESCE(u.architecture, s.architecture),
   agent_name = COALESCE(u.agent_name, s.agent_name),
   models = COALESCE(u.models, s.models),
+  notice = CASE WHEN s.notice = 'completed' THEN s.notice ELSE COALESCE(u.notice, s.notice) END,
   updated_at = now()
 FROM jsonb_to_recordset(%s::jsonb) AS u(
   id uuid, count int, head text, tools text[], ended_at timestamptz, reason text,
-  architecture text, agent_name text, models jsonb)
+  architecture text, agent_name text, models jsonb, notice text)
 WHERE s.id = u.id AND s.status IN ('open', 'closed')
 RETURNING s.id, u.ended_at IS NOT NULL
 """
@@ -220,6 +223,7 @@ async def write_batch(
                     "architecture": u.architecture,
                     "agent_name": u.agent_name,
                     "models": u.models,
+                    "notice": u.notice,
                 }
                 for u in updates
             ]
@@ -245,6 +249,8 @@ def _merge_updates(updates: Sequence[SessionUpdate]) -> list[SessionUpdate]:
         m.architecture = u.architecture or m.architecture
         m.agent_name = u.agent_name or m.agent_name
         m.models = u.models if u.models is not None else m.models
+        if m.notice != "completed":
+            m.notice = u.notice or m.notice
     return list(merged.values())
 
 

@@ -1,15 +1,16 @@
 """One session's sealing state, owned by the writer: its data key, its chain, its row.
 
 Each raw event the writer takes off the queue becomes records (translated by the session's
-capture), each record an envelope sealed under the session's data key and chained to the one
-before; the session's row follows (count, head, tools, close). A session's first batch also
-carries its opening row and wrapped data key.
+capture, then redacted: redaction/step.py), each record an envelope sealed under the session's
+data key and chained to the one before; the session's row follows (count, head, tools, close).
+A session's first batch also carries its opening row and wrapped data key.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ from ..integrity.envelope import Envelope, SessionSealer, dek_context
 from ..keys import KeyProvider
 from ..livekit import RawEvent
 from ..metrics import metrics
+from ..redaction import PCI, RedactionPolicy, Redactor
+from ..redaction.step import RedactionStep
 from ..search.writer import IndexKeys, SessionIndexer
 from ..store.search_rows import IndexRows
 from . import clock
@@ -38,6 +41,16 @@ def _at(t: float) -> datetime:
     return datetime.fromtimestamp(t, timezone.utc)
 
 
+def card_fingerprint(keys: KeyProvider, tenant: str) -> Callable[[str], str]:
+    """A card number's keyed, tenant-separated fingerprint for its placeholder (policies with
+    ``fingerprint=True``): the same card matches across mentions, the number stays unknown."""
+
+    def fingerprint(digits: str) -> str:
+        return keys.blind_index(tenant=tenant, value=digits, purpose="card_fingerprint").hex()[:16]
+
+    return fingerprint
+
+
 class SessionSealing:
     """Writer-side state of one recorded session (and, in ``intake``, its voice-loop side)."""
 
@@ -49,6 +62,7 @@ class SessionSealing:
         tenant: str,
         participant: str | None,
         labels: dict[str, str],
+        redaction: RedactionPolicy = PCI,
         session_id: uuid.UUID | None = None,
         index_keys: IndexKeys | None = None,
     ) -> None:
@@ -62,6 +76,11 @@ class SessionSealing:
         self.labels = dict(labels)
         self.capture: SessionCapture | None = None
         self.intake = SessionIntake(inbox, self)
+        self.redaction = redaction
+        self._redaction = RedactionStep(
+            Redactor(redaction, fingerprint=card_fingerprint(keys, tenant))
+        )
+        self.notice: str | None = None  # sessions.notice: incomplete | completed
         self.key_id = uuid.uuid4().hex
         data_key = crypto.new_data_key()
         self.data_sealer = crypto.Sealer(data_key)
@@ -108,6 +127,20 @@ class SessionSealing:
         return self._open
 
     def records_for(self, raw: RawEvent) -> list[records.Record]:
+        """The records ``raw`` makes, redacted: what is sealed."""
+        if self.intake.failed_since is not None:
+            self.intake.lost += 1  # queued before recording failed: it could not be kept
+            return []
+        out = self._records_for(raw)
+        step = self._redaction
+        if not step.enabled or not out:
+            return out
+        redacted: list[records.Record] = []
+        for r in out:
+            redacted += step(r)
+        return redacted
+
+    def _records_for(self, raw: RawEvent) -> list[records.Record]:
         name, payload, t = raw
         if self.closed:
             # The closed record is the last; LiveKit emits nothing of the conversation after
@@ -199,6 +232,11 @@ class SessionSealing:
                 if (m := getattr(record, k, None)) is not None
             }
             self._meta_dirty = True
+        elif isinstance(record, records.RecordingNotice):
+            if record.completed:
+                self.notice = "completed"
+            elif self.notice != "completed":
+                self.notice = "incomplete"
         elif isinstance(record, records.Closed):
             self.closed = True
             self._closed_at = record.at
@@ -218,6 +256,7 @@ class SessionSealing:
             tool_names=self._new_tools,
             ended_at=self._closed_at,
             close_reason=self._close_reason,
+            notice=self.notice,
         )
         if self._meta_dirty:
             upd.architecture = self._open.architecture

@@ -59,6 +59,10 @@ class DeletionRecord:
 
 _RECORDS = DeletionRecordRow.__table__
 _SESSIONS = SessionRow.__table__
+# Built once (each deleted session appends one record): a prebuilt statement memoizes its
+# cache key; the insert takes its values as parameters.
+_LAST_RECORD = select(_RECORDS).order_by(_RECORDS.c.seq.desc()).limit(1)
+_INSERT_RECORD = insert(DeletionRecordRow).returning(*_RECORDS.c)
 
 
 def _deletion(row: Any) -> DeletionRecord:
@@ -98,7 +102,7 @@ def append_deletion_on(
     basis: dict[str, Any],
 ) -> DeletionRecord:
     xact_lock(conn, LOCK_DELETION_CHAIN)
-    last_row = conn.execute(select(_RECORDS).order_by(_RECORDS.c.seq.desc()).limit(1)).first()
+    last_row = conn.execute(_LAST_RECORD).first()
     last = _deletion(last_row) if last_row is not None else None
     adopted = (
         adopted_deletions(conn, signer.public)
@@ -134,23 +138,22 @@ def append_deletion_on(
         basis=basis,
     )
     row = conn.execute(
-        insert(DeletionRecordRow)
-        .values(
-            seq=seq,
-            run_id=run_id,
-            session_id=session_id,
-            tenant=tenant,
-            policy=policy,
-            reason=reason,
-            event_count=event_count,
-            final_hash=final_hash,
-            deleted_at=deleted_at,
-            prev_hash=prev,
-            hash=digest,
-            basis=dict(basis),
-            signature=signer.sign(DELETION_SIGNATURE_LABEL + digest),
-        )
-        .returning(*_RECORDS.c)
+        _INSERT_RECORD,
+        {
+            "seq": seq,
+            "run_id": run_id,
+            "session_id": session_id,
+            "tenant": tenant,
+            "policy": policy,
+            "reason": reason,
+            "event_count": event_count,
+            "final_hash": final_hash,
+            "deleted_at": deleted_at,
+            "prev_hash": prev,
+            "hash": digest,
+            "basis": dict(basis),
+            "signature": signer.sign(DELETION_SIGNATURE_LABEL + digest),
+        },
     ).one()
     return _deletion(row)
 

@@ -65,11 +65,16 @@ class SessionRow(Base):
     head_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     # open -> closed -> (shredded -> purged); shredded/purged only through the retention path.
     status: Mapped[str] = mapped_column(String(16), server_default="open")
+    # NULL: no recording notice asked for; 'incomplete' / 'completed' (migration 0014)
+    notice: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("status IN ('open','closed','shredded','purged')", name="status_valid"),
+        CheckConstraint(
+            "notice IS NULL OR notice IN ('completed','incomplete')", name="notice_valid"
+        ),
         Index("ix_sessions_tenant_started", "tenant", "started_at", "id"),
         Index("ix_sessions_started", "started_at", "id"),
         Index("ix_sessions_participant", "participant_index"),

@@ -2,8 +2,7 @@
 
 This is the only module that runs ``SET LOCAL auditagent.allow_purge = 'on'``, and it does so
 only in the transaction that deletes one batch of a shredded (or purged) session's events.
-Order per session, each step its own committed transaction so an interrupted run resumes
-where it stopped:
+Per session, each step its own committed transaction (an interrupted run resumes there):
 
 1. shred: re-check legal holds (under a lock) and, for retention, that the session is still
    due (its end time agrees with its chained close record, the current policy and the floor);
@@ -13,10 +12,10 @@ where it stopped:
 2. delete events in batches of ``batch_size`` rows;
 3. mark the session ``purged`` once no event of it is left.
 
-Statements are SQLAlchemy Core over the typed models, as everywhere in the store; the one
-exception is the expiry SQL below (the policy in force by LATERAL join, calendar arithmetic with
-``make_interval``, the hold check), kept as PostgreSQL text because that is what it is
-reviewed as, and the ``SET LOCAL`` guards.
+Statements (built once, in purge_statements.py) are SQLAlchemy Core over the typed models, as
+everywhere in the store, except the expiry SQL (policy in force by LATERAL join,
+``make_interval``, the hold check), kept as PostgreSQL text because that is what it is reviewed
+as, and the ``SET LOCAL`` guards.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
+from sqlalchemy import Engine, select, text
 
 from ..integrity.encoding import ts
 from ..integrity.ledgers import Signer
@@ -35,7 +34,23 @@ from . import search_rows
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .locks import LOCK_HOLDS, clock, xact_lock
-from .models import AudioChunkRow, DataKeyRow, EventRow, SessionRow
+from .models import AudioChunkRow, EventRow, SessionRow
+from .purge_statements import (
+    _DELETE_AUDIO,
+    _DELETE_BATCH,
+    _EVENT_STATS,
+    _EVENTS_LEFT,
+    _EXPIRES,
+    _LAST_EVENT,
+    _MARK_PURGED,
+    _MARK_SHREDDED,
+    _POLICY_JOIN,
+    _PURGE_SETTINGS,
+    _SHRED_BASIS,
+    _SHRED_KEY,
+    _STATUS_FOR_SHARE,
+    HELD_SQL,
+)
 
 _S = SessionRow.__table__
 _E = EventRow.__table__
@@ -54,40 +69,6 @@ class Candidate:
     event_count: int
     policy: str
     expires_at: datetime | None = None
-
-
-# The policy in force for session ``s``: the newest version for its tenant and agent label,
-# else for its tenant, skipping removed ones (a removed agent policy falls back to the tenant
-# one). The label is ``labels->>'agent'``, else agent_name.
-_POLICY_JOIN = """LEFT JOIN LATERAL (
-  SELECT p.id, p.version, p.agent, p.keep_years, p.keep_months, p.keep_days FROM (
-    (SELECT q.*, 0 AS rank FROM retention_policies q WHERE q.tenant = s.tenant
-       AND q.agent = COALESCE(s.labels->>'agent', s.agent_name)
-       ORDER BY q.version DESC LIMIT 1)
-    UNION ALL
-    (SELECT q.*, 1 AS rank FROM retention_policies q WHERE q.tenant = s.tenant
-       AND q.agent IS NULL ORDER BY q.version DESC LIMIT 1)
-  ) p WHERE NOT p.deleted ORDER BY p.rank LIMIT 1) pol ON true"""
-
-# End time plus the policy (or the default), never less than end time plus the floor: the
-# floor holds at run time, for old policies and the default too. Calendar arithmetic in UTC.
-_EXPIRES = """GREATEST(
-  ((s.ended_at AT TIME ZONE 'UTC') + make_interval(
-     years => COALESCE(pol.keep_years, :dy), months => COALESCE(pol.keep_months, :dm),
-     days => COALESCE(pol.keep_days, :dd))) AT TIME ZONE 'UTC',
-  ((s.ended_at AT TIME ZONE 'UTC')
-     + make_interval(years => :fy, months => :fm, days => :fd)) AT TIME ZONE 'UTC')"""
-
-
-# An unreleased hold covers session ``s`` when it names the session, its participant's blind
-# index, or its whole tenant.
-HELD_SQL = """EXISTS (
-  SELECT 1 FROM legal_holds h
-  WHERE h.released_at IS NULL AND h.tenant = s.tenant AND (
-    h.scope = 'tenant'
-    OR (h.scope = 'session' AND h.session_id = s.id)
-    OR (h.scope = 'participant' AND s.participant_index IS NOT NULL
-        AND h.participant_index = s.participant_index)))"""
 
 
 def _period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
@@ -227,29 +208,12 @@ def shred_session(
     ``SessionHeld`` if a hold covers it."""
     with engine.begin() as conn:
         xact_lock(conn, LOCK_HOLDS)
-        s = conn.execute(
-            text(
-                "SELECT s.id, s.tenant, s.status, s.ended_at, "
-                "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
-                "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
-                "pol.keep_years, pol.keep_months, pol.keep_days, "
-                f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
-                f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN} WHERE s.id = :id "
-                "FOR UPDATE OF s"
-            ),
-            {"id": session_id, **_period_params(default, floor)},
-        ).first()
+        s = conn.execute(_SHRED_BASIS, {"id": session_id, **_period_params(default, floor)}).first()
         if s is None or s.status not in ("open", "closed"):
             return None
         if s.held:
             raise SessionHeld(str(session_id))
-        # One pass over the session's rows for both: how many, and when the chain says it closed.
-        stats = conn.execute(
-            select(
-                func.count().label("n"),
-                func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
-            ).where(_E.c.session_id == session_id)
-        ).one()
+        stats = conn.execute(_EVENT_STATS, {"sid": session_id}).one()
         closed_at = stats.closed_at
         count = int(stats.n)
         if reason == "retention":
@@ -266,12 +230,7 @@ def shred_session(
                 )
             if not s.expires_at < now:
                 raise NotDue(f"due only after {ts(s.expires_at)}")
-        last = conn.execute(
-            select(_E.c.seq, _E.c.hash)
-            .where(_E.c.session_id == session_id)
-            .order_by(_E.c.seq.desc())
-            .limit(1)
-        ).first()
+        last = conn.execute(_LAST_EVENT, {"sid": session_id}).first()
         final_hash = bytes(last.hash) if last is not None else None
         deleted_at: datetime = clock(conn)
         changes_n, changes_h = changes_head(conn)
@@ -320,30 +279,11 @@ def shred_session(
             deleted_at=deleted_at,
             basis=basis,
         )
-        conn.execute(
-            update(DataKeyRow)
-            .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
-            .values(wrapped=None, shredded_at=deleted_at)
-        )
+        conn.execute(_SHRED_KEY, {"sid": session_id, "at": deleted_at})
         # The search index goes with the key, in this transaction (derived data: no record).
         search_rows.delete_for_sessions(conn, [session_id])
-        conn.execute(
-            update(SessionRow)
-            .where(SessionRow.id == session_id)
-            .values(
-                status="shredded",
-                updated_at=deleted_at,
-                ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
-                close_reason=func.coalesce(SessionRow.close_reason, reason),
-            )
-        )
+        conn.execute(_MARK_SHREDDED, {"sid": session_id, "at": deleted_at, "reason": reason})
         return record
-
-
-def _first_seq(session_id: uuid.UUID) -> ScalarSelect[Any]:
-    # An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
-    first = _E.alias("first")
-    return select(func.min(first.c.seq)).where(first.c.session_id == session_id).scalar_subquery()
 
 
 def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int) -> int:
@@ -355,47 +295,28 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
     by the next run.
     """
     with engine.begin() as conn:
-        status = conn.execute(
-            select(_S.c.status).where(_S.c.id == session_id).with_for_update(read=True)
-        ).scalar()
+        status = conn.execute(_STATUS_FOR_SHARE, {"sid": session_id}).scalar()
         if status not in ("shredded", "purged"):
             return 0
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
-        conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
+        conn.execute(_PURGE_SETTINGS)
         # The call audio goes with the first batch (a few rows a minute of call); chunks a
         # live recorder wrote while it was being erased, with the sweep's.
-        conn.execute(delete(AudioChunkRow).where(AudioChunkRow.session_id == session_id))
-        result = conn.execute(
-            delete(EventRow).where(
-                EventRow.session_id == session_id,
-                EventRow.seq < _first_seq(session_id) + batch_size,
-            )
-        )
+        conn.execute(_DELETE_AUDIO, {"sid": session_id})
+        result = conn.execute(_DELETE_BATCH, {"sid": session_id, "n": batch_size})
         return int(result.rowcount or 0)
 
 
 def events_left(engine: Engine, session_id: uuid.UUID) -> int:
     """Rows of the session still stored: events and call audio chunks."""
     with engine.connect() as conn:
-        events = select(func.count()).where(_E.c.session_id == session_id).scalar_subquery()
-        chunks = select(func.count()).where(_A.c.session_id == session_id).scalar_subquery()
-        return int(conn.execute(select(events + chunks)).scalar_one())
+        return int(conn.execute(_EVENTS_LEFT, {"sid": session_id}).scalar_one())
 
 
 def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None = None) -> bool:
     """``shredded`` -> ``purged`` once no event is left; drops the participant's blind index
     (the count and head hash stay: they are what checkpoints and deletion records refer to)."""
     with engine.begin() as conn:
-        result = conn.execute(
-            update(SessionRow)
-            .where(
-                SessionRow.id == session_id,
-                SessionRow.status == "shredded",
-                ~select(_E.c.seq).where(_E.c.session_id == session_id).exists(),
-                ~select(_A.c.chunk_index).where(_A.c.session_id == session_id).exists(),
-            )
-            .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
-        )
+        result = conn.execute(_MARK_PURGED, {"sid": session_id})
         if result.rowcount:
             # Rows a writer added under the destroyed key after the shred (erased mid-call).
             search_rows.delete_for_sessions(conn, [session_id])

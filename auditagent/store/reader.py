@@ -83,6 +83,9 @@ class SessionFilter:
     tool: str | None = None
     close_reason: str | None = None
     status: str | None = None
+    notice: str | None = None
+    """``completed``: the recording notice was heard in full; ``missing``: it was not (or
+    none was asked for)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ def _where(f: SessionFilter) -> list[Any]:
         conds.append(SessionRow.tool_names.contains([f.tool]))
     if f.close_reason is not None:
         conds.append(SessionRow.close_reason == f.close_reason)
+    if f.notice == "completed":
+        conds.append(SessionRow.notice == "completed")
+    elif f.notice == "missing":
+        conds.append(SessionRow.notice.is_distinct_from("completed"))
     if f.status is not None:
         conds.append(SessionRow.status == f.status)
     return conds
