@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import admin_pages, audio_pages, login, session_pages
+from . import admin_pages, audio_pages, login, search_page, session_pages
 from .auth import SignInRequired, login_url
 from .signins import SignInPolicy, create_one_time_token
 from .templating import HERE, SECURITY_HEADERS, render
@@ -105,5 +105,5 @@ def install_ui(app: FastAPI, *, policy: SignInPolicy | None = None) -> None:
         return RedirectResponse("/ui/sessions", status_code=303)
 
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
-    for module in (login, session_pages, audio_pages, admin_pages):
+    for module in (login, session_pages, audio_pages, admin_pages, search_page):
         app.include_router(module.router)

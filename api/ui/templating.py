@@ -34,7 +34,12 @@ def _pager_query(params: Any, cursor: str | None) -> str:
 
 templates.env.filters["pager_query"] = _pager_query
 
-_NAV = (("/ui/sessions", "sessions"), ("/ui/access-log", "access"), ("/ui/holds", "holds"))
+_NAV = (
+    ("/ui/sessions", "sessions"),
+    ("/ui/access-log", "access"),
+    ("/ui/holds", "holds"),
+    ("/ui/search", "search"),
+)
 
 # No inline script or style anywhere: everything the page needs is a file of this service.
 CSP = (

@@ -16,12 +16,18 @@ from auditagent.records import Record
 from .texts import ROLE_CODES, record_texts, role_of_kind
 from .tokens import encode, index_words
 
-__all__ = ["BEACON_BITS", "BeaconKey", "IndexEntry"]
+__all__ = ["BEACON_BITS", "SCOPE_BITS", "BeaconKey", "IndexEntry"]
 
 BEACON_BITS = 14
 """2**14 = 16,384 buckets per tenant and key version; stored in a smallint."""
 
 _SHIFT = 16 - BEACON_BITS
+SCOPE_BITS = 31 - BEACON_BITS
+"""A row stores each beacon as ``scope << BEACON_BITS | beacon`` in an int4 array, so that one
+GIN index serves every tenant and key version without mixing their buckets: the scope is a
+keyed 17-bit constant of the search key (HMAC of a NUL-prefixed label no word can spell). It
+says nothing a row's tenant and key id columns do not already say, and leaves the beacon's
+14 bits, and so its collisions, as they are."""
 CACHE_WORDS = 50_000
 """Words whose beacon a writer remembers (a conversation repeats itself); then it starts over."""
 
@@ -32,7 +38,7 @@ IndexEntry = tuple[int, int]
 class BeaconKey:
     """One tenant's search key under one master key version."""
 
-    __slots__ = ("_cache", "_key", "key_id", "tenant")
+    __slots__ = ("_cache", "_key", "key_id", "scope", "tenant")
 
     def __init__(self, *, tenant: str, key_id: str, key: bytes) -> None:
         if len(key) != 32:
@@ -40,6 +46,8 @@ class BeaconKey:
         self.tenant = tenant
         self.key_id = key_id
         self._key = key
+        digest = hmac.digest(key, b"\0scope", "sha256")
+        self.scope = int.from_bytes(digest[:4], "big") >> (32 - SCOPE_BITS)
         # word -> beacon for the words this writer has already seen: a conversation repeats
         # itself, and the HMAC is most of indexing's cost.
         self._cache: dict[bytes, int] = {}
@@ -62,6 +70,10 @@ class BeaconKey:
 
     def beacons(self, words: Iterable[str]) -> set[int]:
         return {self.beacon(w) for w in words}
+
+    def elements(self, words: Iterable[str]) -> set[int]:
+        """What the index stores for ``words``: their beacons under this key's scope."""
+        return {self.scope << BEACON_BITS | self.beacon(w) for w in words}
 
     def beacons_of(self, words: Iterable[bytes]) -> set[int]:
         """Beacons of words already encoded (the writer's path)."""

@@ -8,7 +8,7 @@ hit carries a snippet cut from the text it was found in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from .query import Query
 from .texts import Role, record_texts, role_of_kind
 from .tokens import Word, words
 
-__all__ = ["Hit", "SessionMatch", "match_session", "snippet"]
+__all__ = ["Hit", "SessionMatch", "match_session", "plaintext_filter", "snippet"]
 
 SNIPPET_CONTEXT = 60
 """Characters kept on each side of the match."""
@@ -89,6 +89,29 @@ def match_record(query: Query, text: str) -> tuple[set[int], tuple[int, int] | N
             if span is None or where[0] < span[0]:
                 span = where
     return found, span
+
+
+def plaintext_filter(query: Query) -> Callable[[bytes], bool]:
+    """A test on a record's plaintext, before it is decoded, that is False only for a record
+    none of whose texts can hold a clause of ``query``.
+
+    ``records.encode`` writes ASCII JSON: every non-ASCII character is a ``\\u`` escape, and a
+    string's word characters appear in it verbatim. So when the plaintext has no ``\\u``
+    escape, each text of the record is ASCII, its words are runs of the plaintext, and (as in
+    :func:`match_record`) lowering is exactly what the tokenizer does to them: a plaintext
+    that, lowered, does not contain the first word of any clause cannot match. Anything with
+    an escape is kept and decoded. Most records of a false candidate (a session nominated by a
+    colliding word) are dropped here at the cost of a ``bytes.lower``.
+    """
+    firsts = [c.words[0].encode("utf-8") for c in query.clauses]
+
+    def keep(plaintext: bytes) -> bool:
+        if b"\\u" in plaintext:
+            return True
+        low = plaintext.lower()
+        return any(w in low for w in firsts)
+
+    return keep
 
 
 def match_session(

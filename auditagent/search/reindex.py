@@ -89,7 +89,12 @@ def reindex(
                     result.failed.append(row.id)
                     continue
                 store.replace_session(
-                    conn, session_id=row.id, tenant=row.tenant, key_id=key_id, entries=entries
+                    conn,
+                    session_id=row.id,
+                    tenant=row.tenant,
+                    key_id=key_id,
+                    scope=key.scope,
+                    entries=entries,
                 )
                 result.indexed += 1
         if progress is not None:

@@ -22,7 +22,7 @@ from auditagent.store import reader
 from auditagent.store import search_index as store
 
 from .beacons import BeaconKey
-from .confirm import Hit, match_session
+from .confirm import Hit, match_session, plaintext_filter
 from .query import Query
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, Role, kinds_of_role
 
@@ -87,7 +87,7 @@ def search(
     words = sorted(query.indexed_words)
     tenants = [tenant] if tenant is not None else reader.tenants(conn)
     beacons = {
-        (t, k.key_id): sorted(k.beacons(words))
+        (t, k.key_id): sorted(k.elements(words))
         for t in tenants
         for k in beacon_keys(conn, key_provider, tenant=t)
     }
@@ -96,18 +96,16 @@ def search(
     items: list[SearchResult] = []
     examined = 0
     last = after
-    while len(items) < limit and examined < max_examined:
-        batch = store.candidates(
-            conn,
-            beacons=beacons,
-            role=code,
-            filters=filters,
-            after=last,
-            limit=min(CANDIDATE_BATCH, max_examined - examined),
-        )
-        if not batch:
-            return SearchPage(items, None, examined)
-        kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
+    # One candidate query per page: the GIN probes read every row holding a beacon, so the
+    # list is fetched once (up to ``max_examined``) and decrypted a batch at a time.
+    pending = store.candidates(
+        conn, beacons=beacons, role=code, filters=filters, after=last, limit=max_examined
+    )
+    if not pending:
+        return SearchPage(items, None, examined)
+    kinds = kinds_of_role(role) if role is not None else sorted(SEARCHABLE_KINDS)
+    while len(items) < limit and examined < max_examined and pending:
+        batch, pending = pending[:CANDIDATE_BATCH], pending[CANDIDATE_BATCH:]
         ids = [s.id for s in batch]
         data_keys = store.data_keys_for(conn, ids)
         events = store.events_for_sessions(conn, ids, kinds)
@@ -123,6 +121,8 @@ def search(
                     break
             if examined >= max_examined:
                 break
+    if not pending and len(items) < limit and examined < max_examined:
+        return SearchPage(items, None, examined)  # fewer than asked for: there are no more
     assert last is not None
     return SearchPage(items, reader.encode_cursor(*last), examined)
 
@@ -137,7 +137,8 @@ def _confirm(
 ) -> SearchResult | None:
     try:
         sealer = session_sealer(key_provider, data_key, session)
-        opened = ((o.seq, o.at, o.record) for o in open_records(sealer, rows))
+        keep = plaintext_filter(query)
+        opened = ((o.seq, o.at, o.record) for o in open_records(sealer, rows, keep=keep))
         match = match_session(query, opened, role=role)
     except AuditagentError as exc:
         # Shredded meanwhile, a key this keyring lacks, a damaged record: not a match, and

@@ -19,7 +19,7 @@ __all__ = [
 Role = Literal["user", "agent", "tool"]
 ROLES: tuple[Role, ...] = ("user", "agent", "tool")
 ROLE_CODES: dict[Role, int] = {"user": 1, "agent": 2, "tool": 3}
-"""How a role is stored in ``search_index.role`` (a smallint: one row per word and role)."""
+"""How a role is stored in ``search_index.role`` (a smallint; a session has rows per role)."""
 
 _KIND_ROLE: dict[str, Role] = {
     "user_utterance": "user",

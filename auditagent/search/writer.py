@@ -45,13 +45,16 @@ class IndexKeys:
 class SessionIndexer:
     """One session's index rows: those sent, and those waiting for the next batch."""
 
-    __slots__ = ("_broken", "_key", "_new", "_seen", "session_id")
+    __slots__ = ("_broken", "_key", "_new", "_seen", "_sent", "session_id")
 
     def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
         self._key = key
         self.session_id = session_id
         self._seen: dict[int, set[bytes]] = {}
         self._new: dict[int, set[int]] = {}
+        # Beacons handed over, per role: each goes into one row of the session only (two new
+        # words may share one), so a row's smallest beacon names it for idempotent replays.
+        self._sent: dict[int, set[int]] = {}
         self._broken = False
 
     def add(self, record: Record) -> None:
@@ -83,7 +86,13 @@ class SessionIndexer:
         if not new:
             return
         seen |= new
-        beacons = self._key.beacons_of(new)
+        sent = self._sent.get(code)
+        if sent is None:
+            sent = self._sent[code] = set()
+        beacons = self._key.beacons_of(new) - sent
+        if not beacons:
+            return
+        sent |= beacons
         pending = self._new.get(code)
         if pending is None:
             self._new[code] = beacons
@@ -100,6 +109,7 @@ class SessionIndexer:
             session_id=self.session_id,
             tenant=self._key.tenant,
             key_id=self._key.key_id,
+            scope=self._key.scope,
             beacons={code: sorted(bs) for code, bs in new.items()},
             complete=complete,
         )

@@ -293,22 +293,26 @@ class DeletionRecordRow(Base):
 
 
 class SearchIndexRow(Base):
-    """Keyed, truncated word beacons (auditagent.search): one row per session, key version,
-    role and beacon. Derived data, outside the hash chain; `auditagent search reindex` rebuilds
-    it, and erasing a session deletes its rows with it."""
+    """Keyed, truncated word beacons (auditagent.search): per session, key version and role,
+    one row per batch the writer stored, holding the beacons new in it (each beacon in one row
+    of its session and role; ``first_token`` is the smallest). Stored as ``scope << 14 |
+    beacon`` (``BeaconKey.scope``) under one GIN index. Derived data, outside the hash chain;
+    `auditagent search reindex` rebuilds it, and erasing a session deletes its rows with it."""
 
     __tablename__ = "search_index"
 
     session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    token: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    first_token: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
+    tokens: Mapped[list[int]] = mapped_column(ARRAY(Integer))
 
     __table_args__ = (
         CheckConstraint("role IN (1, 2, 3)", name="role_valid"),
-        CheckConstraint("token >= 0", name="token_nonnegative"),
-        Index("ix_search_index_lookup", "tenant", "key_id", "token", "role", "session_id"),
+        CheckConstraint("first_token >= 0", name="token_nonnegative"),
+        Index("ix_search_index_tokens", "tokens", postgresql_using="gin"),
+        Index("ix_search_index_tenant_key", "tenant", "key_id"),
     )
 
 

@@ -13,24 +13,20 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Integer,
-    SmallInteger,
-    String,
     and_,
-    column,
-    distinct,
-    func,
     insert,
+    intersect,
     literal,
     select,
     text,
     tuple_,
-    values,
+    union,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
 from .models import DataKeyRow, EventRow, SearchIndexRow, SearchIndexSessionRow, SessionRow
 from .reader import SessionFilter, _where
+from .search_rows import stored_tokens
 
 __all__ = [
     "candidates",
@@ -53,54 +49,39 @@ def candidates(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Any]:
-    """Sessions holding every beacon of ``beacons[(tenant, key_id)]`` for their tenant under
-    some key version, newest first, after the keyset position ``after``; ``sessions`` rows.
+    """Sessions holding every stored beacon of ``beacons[(tenant, key_id)]`` (as stored:
+    under the key's scope) for their tenant under some key version, newest first, after the
+    keyset position ``after``; ``sessions`` rows.
 
-    One group of distinct beacons per tenant and key version: a session indexed under v1, or
-    already reindexed under v2, is found either way while a reindex runs; a search across
-    tenants (tenantless admins) is one group per tenant. All groups go to the server as one
-    VALUES list, so the statement has the same shape for one tenant or a thousand."""
-    rows = [
-        (tenant, key_id, b, len(set(tokens)))
-        for (tenant, key_id), tokens in beacons.items()
-        for b in sorted(set(tokens))
-    ]
-    if not rows:
-        return []
-    wanted = values(
-        column("tenant", String),
-        column("key_id", String),
-        column("token", SmallInteger),
-        column("n", Integer),
-        name="wanted",
-    ).data(rows)
+    Per tenant and key version, the sessions of each beacon (one GIN probe each, rows of
+    ``role`` only when one is asked) intersected: a session's beacons are spread over the rows
+    of its batches. A session indexed under v1, or already reindexed under v2, is found
+    either way while a reindex runs; a search across tenants (tenantless admins) is one group
+    per tenant."""
     si = SearchIndexRow
-    conds: list[ColumnElement[bool]] = []
-    if role is not None:
-        conds.append(si.role == role)
-    found = (
-        select(si.session_id)
-        .join(
-            wanted,
-            and_(
-                si.tenant == wanted.c.tenant,
-                si.key_id == wanted.c.key_id,
-                si.token == wanted.c.token,
-            ),
-        )
-        .where(*conds)
-        .group_by(si.session_id, si.key_id, wanted.c.n)
-        .having(func.count(distinct(si.token)) == wanted.c.n)
-        .distinct()
-        .subquery("found")
-    )
+    groups: list[Any] = []
+    for (tenant, key_id), tokens in beacons.items():
+        per_token = [
+            select(si.session_id).where(
+                si.tokens.contains([t]),
+                si.tenant == tenant,
+                si.key_id == key_id,
+                *([si.role == role] if role is not None else []),
+            )
+            for t in sorted(set(tokens))
+        ]
+        if per_token:
+            groups.append(per_token[0] if len(per_token) == 1 else intersect(*per_token))
+    if not groups:
+        return []
+    found: Any = groups[0] if len(groups) == 1 else union(*groups)
+    found = found.subquery("found")
     where = [*_where(filters), SessionRow.status.in_(("open", "closed"))]
     if after is not None:
         where.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
     stmt = (
         select(SessionRow.__table__)
-        .join(found, found.c.session_id == SessionRow.id)
-        .where(and_(*where))
+        .where(SessionRow.id.in_(select(found.c.session_id)), and_(*where))
         .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
         .limit(limit)
     )
@@ -192,13 +173,25 @@ def replace_session(
     session_id: uuid.UUID,
     tenant: str,
     key_id: str,
+    scope: int,
     entries: Iterable[tuple[int, int]],
 ) -> None:
-    """A session's index rebuilt under ``key_id``: its old rows go, in the caller's transaction."""
+    """A session's index rebuilt under ``key_id`` (whose scope is ``scope``), one row per
+    role: its old rows go, in the caller's transaction."""
     conn.execute(text("DELETE FROM search_index WHERE session_id = :s"), {"s": session_id})
+    by_role: dict[int, set[int]] = {}
+    for r, t in entries:
+        by_role.setdefault(r, set()).add(t)
     rows = [
-        {"session_id": session_id, "key_id": key_id, "role": r, "token": t, "tenant": tenant}
-        for r, t in sorted(set(entries))
+        {
+            "session_id": session_id,
+            "key_id": key_id,
+            "role": r,
+            "first_token": min(ts),
+            "tenant": tenant,
+            "tokens": stored_tokens(scope, sorted(ts)),
+        }
+        for r, ts in sorted(by_role.items())
     ]
     if rows:
         conn.execute(insert(SearchIndexRow), rows)

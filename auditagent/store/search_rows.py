@@ -14,15 +14,25 @@ import struct
 import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, text
 
-__all__ = ["IndexRows", "delete_for_sessions", "write_rows_async"]
+__all__ = ["IndexRows", "delete_for_sessions", "stored_tokens", "write_rows_async"]
 
-_HEAD = struct.Struct(">16sB?H")
+BEACON_BITS = 14
+"""auditagent.search.beacons.BEACON_BITS (not imported: this module stays off the key path)."""
+
+
+def stored_tokens(scope: int, beacons: Sequence[int]) -> list[int]:
+    """How beacons are stored: under their key's scope, so that one GIN index serves all."""
+    base = scope << BEACON_BITS
+    return [base | b for b in beacons]
+
+
+_HEAD = struct.Struct(">16sB?HI")
 
 
 def _le(a: array.array[int]) -> array.array[int]:
@@ -43,15 +53,20 @@ class IndexRows:
     tenant: str
     key_id: str
     beacons: Mapping[int, Sequence[int]]
-    """Role code -> beacons not yet written for this session (one row each)."""
+    """Role code -> beacons not yet written for this session, sorted (one row per role,
+    holding them all; a beacon is handed over once per session and role)."""
     complete: bool = False
     """True with a session's last rows when every record of it was indexed: the session is
     marked as indexed under ``key_id`` (a reindex then leaves it alone)."""
+    scope: int = field(kw_only=True)
+    """The search key's scope (``BeaconKey.scope``): stored beacons are ``scope << 14 | b``."""
 
     def to_bytes(self) -> bytes:
         """Spool frame payload: beacons and role codes only, never a word."""
         key_id, tenant = self.key_id.encode(), self.tenant.encode()
-        parts = [_HEAD.pack(self.session_id.bytes, len(key_id), self.complete, len(tenant))]
+        parts = [
+            _HEAD.pack(self.session_id.bytes, len(key_id), self.complete, len(tenant), self.scope)
+        ]
         parts += [key_id, tenant]
         for code, tokens in self.beacons.items():
             parts.append(_GROUP.pack(code, len(tokens)))
@@ -60,7 +75,7 @@ class IndexRows:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> IndexRows:
-        sid, nk, complete, nt = _HEAD.unpack_from(data)
+        sid, nk, complete, nt, scope = _HEAD.unpack_from(data)
         at = _HEAD.size
         key_id = data[at : at + nk].decode()
         tenant = data[at + nk : at + nk + nt].decode()
@@ -73,16 +88,18 @@ class IndexRows:
             tokens.frombytes(data[at : at + 2 * n])
             beacons[code] = _le(tokens).tolist()
             at += 2 * n
-        return cls(uuid.UUID(bytes=sid), tenant, key_id, beacons, complete)
+        return cls(uuid.UUID(bytes=sid), tenant, key_id, beacons, complete, scope=scope)
 
 
-# One statement per batch, whatever the number of sessions and rows: the rows travel as one
-# JSON document (encoded in C) and are spread out by the server.
+# One statement per batch, whatever the number of sessions: the rows travel as one JSON
+# document (encoded in C). One row per session, role and batch holds that batch's new beacons
+# as an int4 array under one GIN index: a few rows per session instead of one per beacon, and
+# no B-tree entry per beacon. A row is named by its smallest beacon, so a replay is a no-op.
 _INSERT_ROWS = """
-INSERT INTO search_index (session_id, key_id, role, token, tenant)
-SELECT x.sid, x.kid, x.role, unnest(x.tokens), x.tenant
-FROM jsonb_to_recordset(%s::jsonb) AS x(sid uuid, kid text, role smallint, tokens smallint[],
-                                        tenant text)
+INSERT INTO search_index (session_id, key_id, role, first_token, tenant, tokens)
+SELECT x.sid, x.kid, x.role, x.first, x.tenant, x.tokens
+FROM jsonb_to_recordset(%s::jsonb) AS x(sid uuid, kid text, role smallint, first smallint,
+                                        tenant text, tokens integer[])
 ON CONFLICT DO NOTHING
 """
 _INSERT_MARKER = """
@@ -99,8 +116,9 @@ async def write_rows_async(cur: psycopg.AsyncCursor[Any], batch: Sequence[IndexR
             "sid": str(b.session_id),
             "kid": b.key_id,
             "role": code,
-            "tokens": tokens,
+            "first": tokens[0],
             "tenant": b.tenant,
+            "tokens": stored_tokens(b.scope, tokens),
         }
         for b in batch
         for code, tokens in b.beacons.items()

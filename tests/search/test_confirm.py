@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from auditagent import records
-from auditagent.search.confirm import match_session, snippet
+from auditagent.search.confirm import match_session, plaintext_filter, snippet
 from auditagent.search.query import parse_query
 
 AT = datetime.now(timezone.utc)
@@ -61,3 +61,32 @@ def test_snippet_marks_the_match() -> None:
     cut, s, e = snippet(text, start, start + 10)
     assert cut.startswith("…") and cut.endswith("…") and len(cut) < 140
     assert cut[s:e] == "zebrafinch"
+
+
+def test_plaintext_filter_drops_only_records_that_cannot_match() -> None:
+    """The pre-decode test agrees with the full match on every record of a session, including
+    text that only matches after NFKC and case folding (written as escapes in the JSON)."""
+    fullwidth = "".join(chr(0xFEE0 + ord(c)) for c in "CHARGEBACK")
+    extra = [
+        (5, AT, records.UserUtterance(at=AT, text=f"{fullwidth} please", source="stt")),
+        (6, AT, records.UserUtterance(at=AT, text='say "ChargeBack"\nnow', source="stt")),
+        (7, AT, records.UserUtterance(at=AT, text="Straße zebrafinch", source="stt")),
+        (8, AT, records.ToolCall(at=AT, call_id="d", name="x", arguments='{"q": "Chargeback"}')),
+    ]
+    session = _session() + extra
+    for q in ("chargeback", '"transfer funds"', "strasse", "zebrafinch guaranteed", "unicorn"):
+        query = parse_query(q)
+        keep = plaintext_filter(query)
+        for seq, at, record in session:
+            full = match_session(query, [(seq, at, record)], role=None)
+            kept = keep(records.encode(record))
+            # never drops a record the full match would find; drops the ASCII ones it would not
+            assert kept or full is None, (q, seq)
+            if full is None and b"\\u" not in records.encode(record):
+                assert not kept or any(
+                    c.words[0] in records.encode(record).decode().lower() for c in query.clauses
+                ), (q, seq)
+    keep = plaintext_filter(parse_query("chargeback"))
+    assert not keep(records.encode(session[2][2]))  # "That rate is GUARANTEED"
+    assert keep(records.encode(extra[0][2]))  # fullwidth: escaped, kept for the full match
+    assert keep(records.encode(extra[1][2])) and keep(records.encode(extra[3][2]))

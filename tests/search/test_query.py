@@ -70,8 +70,7 @@ _ALPHABET = st.sampled_from(list(" \"abcdeilnorstTHE019_-.,;=*%?()<>$'/\\\tüé�
 def test_the_documented_pattern_is_what_the_parser_accepts(text: str) -> None:
     # Up to Unicode normalisation, as documented: "ª" or "İ" fold to a common word for the
     # parser, which a regular expression over the raw text cannot see.
-    # "İ" lower-cases to two characters ("i" and a combining dot): also outside the pattern's
-    # reach, so excluded with the rest.
+    # ("İ" lowers to two characters, "i" and a combining dot, and so passes the first test.)
     assume(
         all(
             unicodedata.normalize("NFKC", c).casefold() == c.lower() and len(c.lower()) == 1

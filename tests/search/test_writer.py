@@ -13,7 +13,9 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search.beacons import BeaconKey
 from auditagent.search.reindex import reindex
+from auditagent.search.writer import SessionIndexer
 from auditagent.settings import Settings
 from auditagent.store import db
 from auditagent.store.search_rows import IndexRows
@@ -33,7 +35,10 @@ def _found(settings: Settings, kr: LocalKeyring, tenant: str, q: str) -> list[uu
 
 def _index_state(url: str, sid: uuid.UUID) -> tuple[int, str | None]:
     with psycopg.connect(db.libpq_url(url)) as conn:
-        rows = conn.execute("SELECT count(*) FROM search_index WHERE session_id = %s", (sid,))
+        rows = conn.execute(
+            "SELECT coalesce(sum(cardinality(tokens)), 0) FROM search_index WHERE session_id = %s",
+            (sid,),
+        )
         n = rows.fetchone()
         marker = conn.execute(
             "SELECT key_id FROM search_index_sessions WHERE session_id = %s", (sid,)
@@ -44,7 +49,7 @@ def _index_state(url: str, sid: uuid.UUID) -> tuple[int, str | None]:
 
 def test_index_rows_round_trip_through_spool_bytes() -> None:
     beacons = {1: [0, 7], 3: [16383]}
-    rows = IndexRows(uuid.uuid4(), "tenant-ü", "local:v3", beacons, complete=True)
+    rows = IndexRows(uuid.uuid4(), "tenant-ü", "local:v3", beacons, complete=True, scope=2**17 - 1)
     assert IndexRows.from_bytes(rows.to_bytes()) == rows
 
 
@@ -106,3 +111,28 @@ def test_index_rows_go_through_the_spool_without_a_word(
     assert not list(settings.resolved_spool_dir.glob("*.spool"))
     assert _index_state(settings.database_url or "", sid) == (1, keyring.current_key_id())
     assert _found(settings, keyring, tenant, "zebrafinch") == [sid]
+
+
+def test_a_beacon_goes_into_one_row_of_its_session_and_role() -> None:
+    """Two words sharing a beacon, said in two batches: the second adds no row, so a row's
+    smallest beacon names it and a replayed row is a no-op."""
+    key = BeaconKey(tenant="t", key_id="local:v1", key=bytes(range(32)))
+    by_beacon: dict[int, str] = {}
+    for i in range(100_000):
+        w = f"zebrafinch{i}"
+        b = key.beacon(w)
+        if b in by_beacon:
+            first, second = by_beacon[b], w
+            break
+        by_beacon[b] = w
+    at = datetime.now(timezone.utc)
+    indexer = SessionIndexer(key, uuid.uuid4())
+    indexer.add(r.UserUtterance(at=at, text=first, source="stt"))
+    taken = indexer.take(closing=False)
+    assert taken is not None and taken.beacons == {1: [key.beacon(first)]}
+    assert taken.scope == key.scope
+    indexer.add(r.UserUtterance(at=at, text=second, source="stt"))
+    assert indexer.take(closing=False) is None
+    indexer.add(r.AgentUtterance(at=at, text=second))
+    last = indexer.take(closing=True)
+    assert last is not None and last.beacons == {2: [key.beacon(second)]} and last.complete
