@@ -224,6 +224,7 @@ class Writer:
                 batch.envelopes.append(state.seal(r))
                 n += 1
             touched[state.session_id] = state
+            batch.started[state.session_id] = state.started_at
             if clock() > slice_end:
                 await asyncio.sleep(0)
                 slice_end = clock() + LOOP_SLICE_S
@@ -232,6 +233,7 @@ class Writer:
             if gap is not None:
                 batch.envelopes.append(state.seal(gap))
                 touched[state.session_id] = state
+                batch.started[state.session_id] = state.started_at
                 if batch.oldest is None:
                     batch.oldest = time.time()
         for state in touched.values():
@@ -278,7 +280,7 @@ class Writer:
         if self._route.spooling():
             await self._to_spool(batch)
             return
-        data = await copy_stream(batch.envelopes)
+        data = await copy_stream(batch.envelopes, batch.started)
         loop = asyncio.get_running_loop()
         flight = _InFlight(batch, loop.time() + self._write_deadline(batch), time.perf_counter())
         flight.task = loop.create_task(self._write(flight, data))

@@ -84,6 +84,13 @@ def partition_name(table: str, month: Month) -> str:
     return f"{_check(table)}_{month.suffix}"
 
 
+def is_partition_name(name: str) -> bool:
+    """Whether ``name`` is a month or default partition of a table of ``GROWING_TABLES``."""
+    return any(
+        re.fullmatch(rf"{t}_(p\d{{6}}|default)", name) is not None for t in GROWING_TABLES
+    )
+
+
 def default_partition(table: str) -> str:
     return f"{_check(table)}_default"
 
@@ -115,7 +122,19 @@ def create_partitioned_ddl(table: str) -> list[str]:
     """The default partition of a table already declared ``PARTITION BY RANGE
     (session_started_at)``; a migration runs this once per table."""
     t = _check(table)
-    return [f"CREATE TABLE {default_partition(t)} PARTITION OF {t} DEFAULT"]
+    return [
+        f"CREATE TABLE {default_partition(t)} PARTITION OF {t} DEFAULT",
+        _no_truncate(default_partition(t)),
+    ]
+
+
+def _no_truncate(name: str) -> str:
+    # A statement trigger on the parent does not fire for a TRUNCATE of one partition (row
+    # triggers are cloned onto partitions, statement triggers on TRUNCATE are not).
+    return (
+        f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION auditagent_append_only()"
+    )
 
 
 def ensure_months(conn: Connection, table: str, months: Iterable[Month]) -> list[Month]:
@@ -142,6 +161,7 @@ def ensure_months(conn: Connection, table: str, months: Iterable[Month]) -> list
                 f"FOR VALUES FROM ({_literal(m.start)}) TO ({_literal(m.end)})"
             )
         )
+        conn.execute(text(_no_truncate(partition_name(t, m))))
         created.append(m)
     return created
 
