@@ -93,6 +93,26 @@ END;
 $$;
 """
 
+# Migration 0001's guard, with the table named by its partition root: a row trigger cloned onto
+# a partition fires with the partition's name in TG_TABLE_NAME.
+APPEND_ONLY_GUARD = """
+CREATE OR REPLACE FUNCTION auditagent_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE'
+     AND coalesce(current_setting('auditagent.allow_purge', true), '') = 'on'
+     AND coalesce(pg_partition_root(TG_RELID), TG_RELID)::regclass::text
+         IN ('events', 'access_log') THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'auditagent: % on % is not allowed: the table is append-only',
+    TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'records are removed only by `auditagent retention run`';
+END;
+$$;
+"""
+
 DROP_GUARD = (
     """
 CREATE OR REPLACE FUNCTION auditagent_partition_drop_guard() RETURNS event_trigger
@@ -187,6 +207,7 @@ def upgrade() -> None:
     )
     op.execute("DROP TABLE events_unpartitioned")
 
+    op.execute(APPEND_ONLY_GUARD)
     op.execute(
         "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
         "FOR EACH ROW EXECUTE FUNCTION auditagent_append_only()"
