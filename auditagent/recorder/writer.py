@@ -26,7 +26,7 @@ import psycopg
 from ..metrics import metrics
 from ..settings import Settings
 from .batch import Batch, copy_stream, spool_stream
-from .database import Database, close_quietly, write_on
+from .database import Database, MonthsAhead, close_quietly, write_on
 from .ingest import SessionUpdate
 from .intake import Inbox
 from .recovery import LOOP_SLICE_S, Replayer, Route
@@ -85,7 +85,7 @@ class Writer:
         self._inflight: _InFlight | None = None
         self._on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None
         self._checkpoint_tasks: set[asyncio.Task[None]] = set()
-        self._last_write = 0.0
+        self._last_write, self._months = 0.0, MonthsAhead()
         self._flush_waiters: list[asyncio.Future[None]] = []
 
     # -- the recorder's side ---------------------------------------------------------------
@@ -224,7 +224,6 @@ class Writer:
                 batch.envelopes.append(state.seal(r))
                 n += 1
             touched[state.session_id] = state
-            batch.started[state.session_id] = state.started_at
             if clock() > slice_end:
                 await asyncio.sleep(0)
                 slice_end = clock() + LOOP_SLICE_S
@@ -233,10 +232,10 @@ class Writer:
             if gap is not None:
                 batch.envelopes.append(state.seal(gap))
                 touched[state.session_id] = state
-                batch.started[state.session_id] = state.started_at
                 if batch.oldest is None:
                     batch.oldest = time.time()
         for state in touched.values():
+            batch.started[state.session_id] = state.started_at
             batch.updates.append(state.update())
             if state.closed:
                 self._sessions.pop(state.session_id, None)
@@ -266,8 +265,7 @@ class Writer:
             await asyncio.sleep(0)
 
     def _start_replay(self) -> None:
-        assert self._replayer is not None
-        self._replayer.start()
+        self._replayer.start()  # type: ignore[union-attr]
 
     # -- direct writes -----------------------------------------------------------------------
     def _write_deadline(self, batch: Batch) -> float:
@@ -366,7 +364,7 @@ class Writer:
         task.add_done_callback(self._checkpoint_tasks.discard)
 
     async def _maintain(self) -> None:
-        """Idle work: start a recovery attempt while spooling; release an idle connection."""
+        """Idle work: replay while spooling; release an idle connection; months ahead."""
         if self._route.spooling():
             if self._route.due():
                 self._start_replay()
@@ -374,6 +372,8 @@ class Writer:
             # A thousand idle job processes must not pin a thousand connections.
             conn, self._conn = self._conn, None
             await close_quietly(conn)
+        elif self._conn is not None:
+            await self._months.maybe(self._conn)
 
     # -- the spool ---------------------------------------------------------------------------
     async def _to_spool(self, batch: Batch) -> None:

@@ -71,8 +71,8 @@ BEGIN
   FOR i IN 0..ahead LOOP
     part := tbl || '_p' || to_char(m, 'YYYYMM');
     IF to_regclass(part) IS NULL THEN
-      -- Creating a partition locks the parent; a writer never waits long for it.
-      PERFORM set_config('lock_timeout', '2s', true);
+      -- Creating a partition locks the parent: callers bound the wait with a local
+      -- lock_timeout (the writer's is short).
       EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE {partitions.KEY_COLUMN} >= %L '
                      'AND {partitions.KEY_COLUMN} < %L)', tbl || '_default',
                      m::timestamp AT TIME ZONE 'UTC',

@@ -1,0 +1,138 @@
+"""Retention by the month: drop a whole month partition of every table in ``GROWING_TABLES``
+once every session that started in it is expired and none is held (issue 16).
+
+Order, each step committed before the next, so an interrupted run resumes where it stopped:
+
+1. each open/closed session of the month gets its signed deletion record and loses its data
+   key — ``purges.shred_session``, the path a per-session purge takes, with every check it
+   makes (holds under a lock, the basis, the floor);
+2. one transaction re-checks, under row locks, that every session of the month is now
+   ``shredded`` or ``purged``, then detaches and drops the month's partitions — the only
+   statement that runs ``SET LOCAL auditagent.allow_purge = 'month'``, which migration 0016's
+   event trigger asks of any ``DROP`` of a partition — and marks the sessions ``purged``.
+
+A month any of whose sessions is not a candidate (open, not expired, held, another tenant's in
+a tenant-scoped run) is left to the per-session path; so are the current and future months and
+the default partition. A row's ``session_started_at`` is its session's ``started_at`` (the
+writer copies it; the sessions guard keeps ``started_at`` from changing), so the sessions of a
+month are exactly the sessions whose start falls in it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from .partitions import GROWING_TABLES, Month, months_present, partition_name
+from .purges import Candidate
+
+
+@dataclass
+class MonthPlan:
+    month: Month
+    sessions: list[uuid.UUID] = field(default_factory=list)
+    """Every session that started in the month (candidates and already purged ones)."""
+    to_shred: list[Candidate] = field(default_factory=list)
+
+
+def droppable_months(
+    engine: Engine, candidates: Sequence[Candidate], *, now: datetime
+) -> list[MonthPlan]:
+    """The past months of ``events`` every session of which is a candidate or purged."""
+    by_id = {c.session_id: c for c in candidates}
+    current = Month.of(now)
+    plans = []
+    with engine.connect() as conn:
+        for m in months_present(conn, GROWING_TABLES[0]):
+            if m >= current:
+                continue
+            rows = conn.execute(
+                text(
+                    "SELECT id, status FROM sessions "
+                    "WHERE started_at >= :s AND started_at < :e"
+                ),
+                {"s": m.start, "e": m.end},
+            ).all()
+            if not rows or not all(r.id in by_id or r.status == "purged" for r in rows):
+                continue
+            plan = MonthPlan(m, sessions=[r.id for r in rows])
+            plan.to_shred = [
+                by_id[r.id] for r in rows if r.id in by_id and r.status in ("open", "closed")
+            ]
+            plans.append(plan)
+    return plans
+
+
+def drop_month(
+    engine: Engine, plan: MonthPlan, *, lock_timeout: str = "5s"
+) -> tuple[int, int] | None:
+    """Detach and drop the month's partitions and mark its sessions purged, in one
+    transaction; returns (events dropped, sessions marked purged), or None (nothing dropped)
+    when a session of
+    the month is not shredded or purged by now (a hold won, it was not due: the per-session
+    path takes the month's other sessions)."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": lock_timeout})
+        statuses = conn.execute(
+            text(
+                "SELECT id, status FROM sessions WHERE started_at >= :s AND started_at < :e "
+                "ORDER BY id FOR UPDATE"
+            ),
+            {"s": plan.month.start, "e": plan.month.end},
+        ).all()
+        if any(r.status not in ("shredded", "purged") for r in statuses):
+            return None
+        events = _count(conn, partition_name(GROWING_TABLES[0], plan.month))
+        _detach_and_drop(conn, plan.month)
+        marked = conn.execute(
+            text(
+                "UPDATE sessions SET status = 'purged', participant_index = NULL, "
+                "updated_at = clock_timestamp() "
+                "WHERE started_at >= :s AND started_at < :e AND status = 'shredded'"
+            ),
+            {"s": plan.month.start, "e": plan.month.end},
+        )
+        return events, int(marked.rowcount or 0)
+
+
+def _count(conn: Connection, name: str) -> int:
+    if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
+        return 0
+    return int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
+
+
+def _detach_and_drop(conn: Connection, month: Month) -> None:
+    # Migration 0016's event trigger refuses a partition's DROP without this flag; only this
+    # transaction sets it, after every session's deletion record is committed.
+    conn.execute(text("SET LOCAL auditagent.allow_purge = 'month'"))
+    for table in GROWING_TABLES:
+        name = partition_name(table, month)
+        if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
+            continue
+        conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
+        conn.execute(text(f"DROP TABLE {name}"))
+
+
+def ensure_months_ahead(engine: Engine, *, now: datetime, ahead: int = 2) -> list[str]:
+    """Create this month and the next ``ahead`` for every growing table (the retention job's
+    share of keeping months ahead of the writers); returns the partitions created."""
+    from .partitions import ensure_months
+
+    made: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('lock_timeout', '5s', true)"))
+        for table in GROWING_TABLES:
+            made += [
+                partition_name(table, m)
+                for m in ensure_months(conn, table, Month.of(now).ahead(ahead))
+            ]
+    return made
+
+
+def sessions_of(plans: Iterable[MonthPlan]) -> set[uuid.UUID]:
+    return {sid for p in plans for sid in p.sessions}
+
