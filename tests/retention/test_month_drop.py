@@ -167,3 +167,35 @@ def test_a_partition_is_not_dropped_or_truncated_outside_the_retention_path(
             conn.execute(f"DROP TABLE {part}")
         conn.rollback()
     assert sql_rows(settings, f"SELECT count(*) FROM {part}") == [(15,)]
+
+
+def test_rows_of_a_month_never_created_wait_in_the_default_partition(
+    cli_env: Settings, keyring: LocalKeyring, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _started(DAYS_AGO, monkeypatch) as month:
+        (s,) = record_sessions(cli_env, keyring, [("acme", "zed", "x")], ended_days_ago=60)
+    assert not _exists(cli_env, p.partition_name("events", month))
+    assert sql_rows(cli_env, "SELECT count(*) FROM events_default") == [(5,)]
+    # The month is not created over them later (moving them would be a delete) ...
+    with engine.begin() as conn:
+        assert p.ensure_months(conn, "events", [month]) == []
+    # ... and retention purges them per session, as before.
+    report = retention.run_retention(engine, cli_env)
+    assert report.ok and report.months_dropped == [] and report.events_deleted == 5
+    assert state(cli_env, s.session_id) == ("purged", 0, False)
+
+
+def test_a_retention_run_creates_the_months_ahead(
+    settings: Settings, keyring: LocalKeyring, engine: Engine
+) -> None:
+    ahead = p.Month.of(datetime.now(timezone.utc)).ahead(2)[-1]
+    name = p.partition_name("events", ahead)
+    assert settings.database_url
+    with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
+        conn.execute("SET LOCAL auditagent.allow_purge = 'month'")
+        conn.execute(f"ALTER TABLE events DETACH PARTITION {name}")
+        conn.execute(f"DROP TABLE {name}")
+    assert not _exists(settings, name)
+    report = retention.run_retention(engine, settings)
+    assert report.ok and report.candidates == []
+    assert _exists(settings, name)
