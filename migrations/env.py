@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
-
-from alembic import context
 from typing import Any
 
+from alembic import context
 from sqlalchemy import Connection
 
 from auditagent.settings import Settings
@@ -21,7 +20,9 @@ if config.config_file_name is not None:
 target_metadata = Base.metadata
 
 
-def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     # Month and default partitions are created at run time (store/partitions.py), not modelled.
     return not (type_ == "table" and reflected and name is not None and is_partition_name(name))
 

@@ -54,9 +54,7 @@ class Batch:
             self.updates.append(SessionUpdate.from_bytes(payload))
 
 
-async def copy_stream(
-    envelopes: list[Envelope], started: Mapping[uuid.UUID, datetime]
-) -> bytes:
+async def copy_stream(envelopes: list[Envelope], started: Mapping[uuid.UUID, datetime]) -> bytes:
     """The envelopes' binary COPY stream, encoded in slices between which the loop runs."""
     parts = [COPY_HEADER]
     for i in range(0, len(envelopes), SLICE_ITEMS):

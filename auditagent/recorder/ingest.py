@@ -277,9 +277,7 @@ COPY_HEADER = _PGCOPY_HEADER
 COPY_TRAILER = _PGCOPY_TRAILER
 
 
-def encode_copy_rows(
-    envelopes: Sequence[Envelope], started: Mapping[uuid.UUID, datetime]
-) -> bytes:
+def encode_copy_rows(envelopes: Sequence[Envelope], started: Mapping[uuid.UUID, datetime]) -> bytes:
     """The tuples of a binary COPY stream, without header and trailer: a caller that must not
     hold its event loop for long encodes a large batch in slices and joins them.
 

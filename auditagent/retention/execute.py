@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from ..integrity.ledgers import Signer
 from ..keys import KeyProvider
 from ..settings import Settings
-from ..store import deletions, month_drop, purges, runs
+from ..store import deletions, month_drop, purge_rows, purges, runs
 from ..store.purges import SessionHeld
 from .guards import RetentionRefused, log
 from .report import Progress, RunInterrupted, RunReport
@@ -136,25 +136,21 @@ def _drop_months(
     for plan in month_drop.droppable_months(engine, report.candidates, now=report.now):
         if max_batches is not None and batches >= max_batches:
             break
+        records: list[deletions.DeletionRecord] = []
         try:
-            for c in plan.to_shred:
-                record = purges.shred_session(
-                    engine,
-                    c.session_id,
-                    run_id=report.run_id,
-                    reason="retention",
-                    now=report.now,
-                    signer=signer,
-                    default=settings.retention_default,
-                    floor=settings.retention_floor,
-                    planned_ended_at=c.ended_at,
-                )
-                if record is not None:
-                    report.sessions_shredded += 1
-                    report.deletion_records.append(record)
-            dropped = month_drop.drop_month(engine, plan)
-        except (SessionHeld, purges.NotDue, purges.BasisRefused, deletions.ChainTailInvalid):
-            continue
+            whole = month_drop.shred_month(
+                engine,
+                plan,
+                records,
+                run_id=report.run_id,
+                now=report.now,
+                signer=signer,
+                default=settings.retention_default,
+                floor=settings.retention_floor,
+            )
+            dropped = month_drop.drop_month(engine, plan) if whole else None
+        except deletions.ChainTailInvalid:
+            continue  # the per-session path stops the run, saying why
         except Exception as exc:
             log.warning(
                 "retention: month %s left to the per-session purge (%s)",
@@ -162,6 +158,9 @@ def _drop_months(
                 type(exc).__name__,
             )
             continue
+        finally:
+            report.sessions_shredded += len(records)
+            report.deletion_records += records
         batches += 1
         if dropped is None:
             continue
@@ -222,7 +221,7 @@ def _purge(
                 if max_batches is not None and batches >= max_batches:
                     report.complete = False
                     break
-                n = purges.delete_event_batch(engine, c.session_id, batch_size=batch_size)
+                n = purge_rows.delete_event_batch(engine, c.session_id, batch_size=batch_size)
                 batches += 1
                 report.events_deleted += n
                 if progress is not None:
@@ -232,7 +231,7 @@ def _purge(
             if not report.complete:
                 break
             step = "mark purged"
-            if purges.mark_purged(engine, c.session_id):
+            if purge_rows.mark_purged(engine, c.session_id):
                 report.sessions_deleted += 1
         except SessionHeld:
             # A hold arrived after the candidates were chosen: it wins.

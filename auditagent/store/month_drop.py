@@ -4,8 +4,9 @@ once every session that started in it is expired and none is held (issue 16).
 Order, each step committed before the next, so an interrupted run resumes where it stopped:
 
 1. each open/closed session of the month gets its signed deletion record and loses its data
-   key — ``purges.shred_session``, the path a per-session purge takes, with every check it
-   makes (holds under a lock, the basis, the floor);
+   key, with every check a per-session purge makes (holds under a lock, the basis, the floor:
+   ``purges.decide``), set-based, ``SHRED_CHUNK`` sessions a transaction — a dozen round trips
+   per session is what makes a per-session purge slow;
 2. one transaction re-checks, under row locks, that every session of the month is now
    ``shredded`` or ``purged``, then detaches and drops the month's partitions — the only
    statement that runs ``SET LOCAL auditagent.allow_purge = 'month'``, which migration 0016's
@@ -27,8 +28,16 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
+from ..integrity.ledgers import Signer
+from ..period import RetentionPeriod
+from .changes import changes_head
+from .deletions import DeletionRecord, NewDeletion, append_deletions_on
+from .locks import LOCK_HOLDS, clock, xact_lock
 from .partitions import GROWING_TABLES, Month, months_present, partition_name
-from .purges import Candidate
+from .purges import SHRED_SELECT, BasisRefused, Candidate, NotDue, decide, period_params
+
+SHRED_CHUNK = 1000
+"""Sessions whose deletion records and key shreds share one transaction."""
 
 
 @dataclass
@@ -51,10 +60,7 @@ def droppable_months(
             if m >= current:
                 continue
             rows = conn.execute(
-                text(
-                    "SELECT id, status FROM sessions "
-                    "WHERE started_at >= :s AND started_at < :e"
-                ),
+                text("SELECT id, status FROM sessions WHERE started_at >= :s AND started_at < :e"),
                 {"s": m.start, "e": m.end},
             ).all()
             if not rows or not all(r.id in by_id or r.status == "purged" for r in rows):
@@ -65,6 +71,142 @@ def droppable_months(
             ]
             plans.append(plan)
     return plans
+
+
+def shred_month(
+    engine: Engine,
+    plan: MonthPlan,
+    into: list[DeletionRecord],
+    *,
+    run_id: uuid.UUID,
+    now: datetime,
+    signer: Signer,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+) -> bool:
+    """Step 1 for every session of the month still to shred, ``SHRED_CHUNK`` sessions a
+    transaction, set-based; each committed record is appended to ``into``. False when a
+    session stops it (held, not due, refused; nothing of that chunk is written): chunks
+    committed before stay done and the per-session path takes the month from there."""
+    todo = list(plan.to_shred)
+    for i in range(0, len(todo), SHRED_CHUNK):
+        with engine.begin() as conn:
+            records = _shred_chunk(
+                conn,
+                plan.month,
+                todo[i : i + SHRED_CHUNK],
+                run_id=run_id,
+                now=now,
+                signer=signer,
+                default=default,
+                floor=floor,
+            )
+        if records is None:
+            return False
+        into += records
+    return True
+
+
+def _shred_chunk(
+    conn: Connection,
+    month: Month,
+    chunk: list[Candidate],
+    *,
+    run_id: uuid.UUID,
+    now: datetime,
+    signer: Signer,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+) -> list[DeletionRecord] | None:
+    """What ``purges.shred_on`` does for one session, for ``chunk`` at once: the same checks
+    (``purges.decide``), the same records, in a handful of statements."""
+    ids = [c.session_id for c in chunk]
+    planned = {c.session_id: c.ended_at for c in chunk}
+    xact_lock(conn, LOCK_HOLDS)
+    rows = conn.execute(
+        text(
+            f"{SHRED_SELECT} WHERE s.id = ANY(CAST(:ids AS uuid[])) ORDER BY s.id FOR UPDATE OF s"
+        ),
+        {"ids": ids, **period_params(default, floor)},
+    ).all()
+    # Every row of these sessions is in the month's partition (its key is their start).
+    part = partition_name(GROWING_TABLES[0], month)
+    stats = {
+        r.session_id: r
+        for r in conn.execute(
+            text(
+                "SELECT session_id, count(*) AS n, max(seq) AS last, "
+                f"min(at) FILTER (WHERE kind = 'closed') AS closed_at FROM {part} "
+                "WHERE session_id = ANY(CAST(:ids AS uuid[])) GROUP BY session_id"
+            ),
+            {"ids": ids},
+        )
+    }
+    heads: dict[uuid.UUID, bytes] = {
+        sid: bytes(h)
+        for sid, h in conn.execute(
+            text(
+                f"SELECT e.session_id, e.hash FROM {part} e JOIN unnest("
+                "CAST(:sids AS uuid[]), CAST(:seqs AS int[])) AS l(sid, seq) "
+                "ON e.session_id = l.sid AND e.seq = l.seq"
+            ),
+            {"sids": list(stats), "seqs": [r.last for r in stats.values()]},
+        ).tuples()
+    }
+    changes = changes_head(conn)
+    items: list[NewDeletion] = []
+    for s in rows:
+        if s.status not in ("open", "closed"):
+            continue  # shredded by an earlier run: its record exists
+        if s.held:
+            return None
+        st = stats.get(s.id)
+        try:
+            policy, basis = decide(
+                s,
+                st.closed_at if st is not None else None,
+                reason="retention",
+                now=now,
+                default=default,
+                floor=floor,
+                planned_ended_at=planned[s.id],
+                changes=changes,
+            )
+        except (NotDue, BasisRefused):
+            return None
+        head = heads.get(s.id)
+        items.append(
+            NewDeletion(
+                session_id=s.id,
+                tenant=s.tenant,
+                policy=policy[:256],
+                reason="retention",
+                event_count=int(st.n) if st is not None else 0,
+                final_hash=head,
+                basis=basis,
+            )
+        )
+    if not items:
+        return []
+    deleted_at = clock(conn)
+    records = append_deletions_on(conn, signer, items, run_id=run_id, deleted_at=deleted_at)
+    done = {"ids": [it.session_id for it in items], "at": deleted_at}
+    conn.execute(
+        text(
+            "UPDATE data_keys SET wrapped = NULL, shredded_at = :at "
+            "WHERE session_id = ANY(CAST(:ids AS uuid[])) AND wrapped IS NOT NULL"
+        ),
+        done,
+    )
+    conn.execute(
+        text(
+            "UPDATE sessions SET status = 'shredded', updated_at = :at, "
+            "ended_at = COALESCE(ended_at, :at), close_reason = COALESCE(close_reason, "
+            "'retention') WHERE id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        done,
+    )
+    return records
 
 
 def drop_month(
@@ -135,4 +277,3 @@ def ensure_months_ahead(engine: Engine, *, now: datetime, ahead: int = 2) -> lis
 
 def sessions_of(plans: Iterable[MonthPlan]) -> set[uuid.UUID]:
     return {sid for p in plans for sid in p.sessions}
-

@@ -86,9 +86,7 @@ def partition_name(table: str, month: Month) -> str:
 
 def is_partition_name(name: str) -> bool:
     """Whether ``name`` is a month or default partition of a table of ``GROWING_TABLES``."""
-    return any(
-        re.fullmatch(rf"{t}_(p\d{{6}}|default)", name) is not None for t in GROWING_TABLES
-    )
+    return any(re.fullmatch(rf"{t}_(p\d{{6}}|default)", name) is not None for t in GROWING_TABLES)
 
 
 def default_partition(table: str) -> str:

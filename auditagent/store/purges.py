@@ -1,7 +1,6 @@
-"""What a retention run or erasure deletes, and the three steps that delete it.
+"""What a retention run or erasure deletes, and the three steps that delete it (steps 2 and
+3 in ``store/purge_rows.py``, a whole month's in ``store/month_drop.py``).
 
-This is the only module that runs ``SET LOCAL auditagent.allow_purge = 'on'``, and it does so
-only in the transaction that deletes one batch of a shredded (or purged) session's events.
 Order per session, each step its own committed transaction so an interrupted run resumes
 where it stopped:
 
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, ScalarSelect, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 
 from ..integrity.encoding import ts
 from ..integrity.ledgers import Signer
@@ -88,7 +87,7 @@ HELD_SQL = """EXISTS (
         AND h.participant_index = s.participant_index)))"""
 
 
-def _period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
+def period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
     return {
         "dy": default.years,
         "dm": default.months,
@@ -131,7 +130,7 @@ def expired_candidates(
     Sessions left ``shredded`` by an interrupted run or erasure are always included (their
     key is gone already; only their rows remain), and so are ``purged`` sessions that rows
     arrived for afterwards (a recorder still writing to an erased session)."""
-    params: dict[str, Any] = {"now": now, "tenant": tenant, **_period_params(default, floor)}
+    params: dict[str, Any] = {"now": now, "tenant": tenant, **period_params(default, floor)}
     where = _expired_where(tenant)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -163,33 +162,6 @@ def expired_candidates(
     return out, int(held)
 
 
-def participant_sessions(
-    engine: Engine, *, tenant: str, participant_index: bytes
-) -> list[Candidate]:
-    """Every session of the participant not purged yet (open ones included)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(_S.c.id, _S.c.tenant, _S.c.status, _S.c.ended_at, _S.c.event_count)
-            .where(
-                _S.c.tenant == tenant,
-                _S.c.participant_index == participant_index,
-                _S.c.status != "purged",
-            )
-            .order_by(_S.c.started_at, _S.c.id)
-        ).all()
-    return [
-        Candidate(
-            session_id=r.id,
-            tenant=r.tenant,
-            status=r.status,
-            ended_at=r.ended_at,
-            event_count=int(r.event_count or 0),
-            policy="erasure",
-        )
-        for r in rows
-    ]
-
-
 class SessionHeld(Exception):
     """Raised inside ``shred_session`` when a hold appeared since the candidate was chosen."""
 
@@ -201,6 +173,77 @@ class NotDue(Exception):
 
 class BasisRefused(Exception):
     """Raised inside ``shred_session`` when what decides expiry contradicts the chain."""
+
+
+# A session's row as the shred sees it: what decides expiry, and whether a hold covers it.
+SHRED_SELECT = (
+    "SELECT s.id, s.tenant, s.status, s.ended_at, "
+    "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
+    "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
+    "pol.keep_years, pol.keep_months, pol.keep_days, "
+    f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
+    f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN}"
+)
+
+
+def decide(
+    s: Any,
+    closed_at: datetime | None,
+    *,
+    reason: str,
+    now: datetime,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+    planned_ended_at: datetime | None,
+    changes: tuple[int, bytes],
+) -> tuple[str, dict[str, Any]]:
+    """(policy name, basis) of a session's deletion record, ``s`` being its row as selected
+    by :data:`SHRED_SELECT`; raises ``NotDue`` / ``BasisRefused`` as :func:`shred_session`
+    says."""
+    if reason == "retention":
+        if s.status != "closed" or s.ended_at is None:
+            raise NotDue("not closed")
+        if planned_ended_at is not None and s.ended_at != planned_ended_at:
+            raise NotDue("its end time changed after the run was planned")
+        if closed_at is None:
+            raise BasisRefused("it has no chained close record to confirm its end time")
+        if s.ended_at < closed_at:
+            raise BasisRefused(
+                f"its ended_at {ts(s.ended_at)} is earlier than its chained close record "
+                f"({ts(closed_at)}): the end time was rewritten"
+            )
+        if not s.expires_at < now:
+            raise NotDue(f"due only after {ts(s.expires_at)}")
+    changes_n, changes_h = changes
+    basis: dict[str, Any] = {
+        "v": 1,
+        "ended_at": ts(s.ended_at) if s.ended_at is not None else None,
+        "closed_at": ts(closed_at) if closed_at is not None else None,
+        "floor": floor.to_json(),
+        "holds": {"checked": True, "changes": changes_n, "changes_head": changes_h.hex()},
+    }
+    if reason != "retention":
+        basis["request"] = reason
+        return reason, basis
+    basis.update(
+        {
+            "agent": s.agent_label,
+            "policy": (
+                {
+                    "id": str(s.policy_id),
+                    "version": int(s.policy_version),
+                    "agent": s.policy_agent,
+                    "keep": RetentionPeriod(s.keep_years, s.keep_months, s.keep_days).to_json(),
+                }
+                if s.policy_id is not None
+                else None
+            ),
+            "default": default.to_json(),
+            "expires_at": ts(s.expires_at),
+            "run_clock": ts(now),
+        }
+    )
+    return _policy_name(s, default), basis
 
 
 def shred_session(
@@ -224,167 +267,96 @@ def shred_session(
     session is no longer ``open``/``closed`` (already shredded by an earlier run). Raises
     ``SessionHeld`` if a hold covers it."""
     with engine.begin() as conn:
-        xact_lock(conn, LOCK_HOLDS)
-        s = conn.execute(
-            text(
-                "SELECT s.id, s.tenant, s.status, s.ended_at, "
-                "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
-                "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
-                "pol.keep_years, pol.keep_months, pol.keep_days, "
-                f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
-                f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN} WHERE s.id = :id "
-                "FOR UPDATE OF s"
-            ),
-            {"id": session_id, **_period_params(default, floor)},
-        ).first()
-        if s is None or s.status not in ("open", "closed"):
-            return None
-        if s.held:
-            raise SessionHeld(str(session_id))
-        # One pass over the session's rows for both: how many, and when the chain says it closed.
-        stats = conn.execute(
-            select(
-                func.count().label("n"),
-                func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
-            ).where(_E.c.session_id == session_id)
-        ).one()
-        closed_at = stats.closed_at
-        count = int(stats.n)
-        if reason == "retention":
-            if s.status != "closed" or s.ended_at is None:
-                raise NotDue("not closed")
-            if planned_ended_at is not None and s.ended_at != planned_ended_at:
-                raise NotDue("its end time changed after the run was planned")
-            if closed_at is None:
-                raise BasisRefused("it has no chained close record to confirm its end time")
-            if s.ended_at < closed_at:
-                raise BasisRefused(
-                    f"its ended_at {ts(s.ended_at)} is earlier than its chained close record "
-                    f"({ts(closed_at)}): the end time was rewritten"
-                )
-            if not s.expires_at < now:
-                raise NotDue(f"due only after {ts(s.expires_at)}")
-        last = conn.execute(
-            select(_E.c.seq, _E.c.hash)
-            .where(_E.c.session_id == session_id)
-            .order_by(_E.c.seq.desc())
-            .limit(1)
-        ).first()
-        final_hash = bytes(last.hash) if last is not None else None
-        deleted_at: datetime = clock(conn)
-        changes_n, changes_h = changes_head(conn)
-        basis: dict[str, Any] = {
-            "v": 1,
-            "ended_at": ts(s.ended_at) if s.ended_at is not None else None,
-            "closed_at": ts(closed_at) if closed_at is not None else None,
-            "floor": floor.to_json(),
-            "holds": {"checked": True, "changes": changes_n, "changes_head": changes_h.hex()},
-        }
-        if reason == "retention":
-            policy_name = _policy_name(s, default)
-            basis.update(
-                {
-                    "agent": s.agent_label,
-                    "policy": (
-                        {
-                            "id": str(s.policy_id),
-                            "version": int(s.policy_version),
-                            "agent": s.policy_agent,
-                            "keep": RetentionPeriod(
-                                s.keep_years, s.keep_months, s.keep_days
-                            ).to_json(),
-                        }
-                        if s.policy_id is not None
-                        else None
-                    ),
-                    "default": default.to_json(),
-                    "expires_at": ts(s.expires_at),
-                    "run_clock": ts(now),
-                }
-            )
-        else:
-            policy_name = reason
-            basis["request"] = reason
-        record = append_deletion_on(
+        return shred_on(
             conn,
-            signer,
+            session_id,
             run_id=run_id,
-            session_id=session_id,
-            tenant=s.tenant,
-            policy=policy_name[:256],
             reason=reason,
-            event_count=count,
-            final_hash=final_hash,
-            deleted_at=deleted_at,
-            basis=basis,
-        )
-        conn.execute(
-            update(DataKeyRow)
-            .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
-            .values(wrapped=None, shredded_at=deleted_at)
-        )
-        conn.execute(
-            update(SessionRow)
-            .where(SessionRow.id == session_id)
-            .values(
-                status="shredded",
-                updated_at=deleted_at,
-                ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
-                close_reason=func.coalesce(SessionRow.close_reason, reason),
-            )
-        )
-        return record
-
-
-def _first_seq(session_id: uuid.UUID) -> ScalarSelect[Any]:
-    # An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
-    first = _E.alias("first")
-    return select(func.min(first.c.seq)).where(first.c.session_id == session_id).scalar_subquery()
-
-
-def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int) -> int:
-    """Delete up to ``batch_size`` events of a *shredded* (or purged) session; returns how many.
-
-    The only statement anywhere that lifts the append-only guard, and only for this
-    transaction; it refuses to touch a session whose key has not been shredded first.
-    ``synchronous_commit = off`` is safe here: a batch lost in a crash is simply deleted again
-    by the next run.
-    """
-    with engine.begin() as conn:
-        status = conn.execute(
-            select(_S.c.status).where(_S.c.id == session_id).with_for_update(read=True)
-        ).scalar()
-        if status not in ("shredded", "purged"):
-            return 0
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
-        conn.execute(text("SET LOCAL auditagent.allow_purge = 'on'"))
-        result = conn.execute(
-            delete(EventRow).where(
-                EventRow.session_id == session_id,
-                EventRow.seq < _first_seq(session_id) + batch_size,
-            )
-        )
-        return int(result.rowcount or 0)
-
-
-def events_left(engine: Engine, session_id: uuid.UUID) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(select(func.count()).where(_E.c.session_id == session_id)).scalar_one()
+            now=now,
+            signer=signer,
+            default=default,
+            floor=floor,
+            planned_ended_at=planned_ended_at,
         )
 
 
-def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None = None) -> bool:
-    """``shredded`` -> ``purged`` once no event is left; drops the participant's blind index
-    (the count and head hash stay: they are what checkpoints and deletion records refer to)."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(SessionRow)
-            .where(
-                SessionRow.id == session_id,
-                SessionRow.status == "shredded",
-                ~select(_E.c.seq).where(_E.c.session_id == session_id).exists(),
-            )
-            .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
+def shred_on(
+    conn: Connection,
+    session_id: uuid.UUID,
+    *,
+    run_id: uuid.UUID | None,
+    reason: str,
+    now: datetime,
+    signer: Signer,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+    planned_ended_at: datetime | None = None,
+) -> DeletionRecord | None:
+    """:func:`shred_session` in the caller's transaction (a month's sessions share one); it
+    raises before writing anything for the session, so the transaction stays usable."""
+    xact_lock(conn, LOCK_HOLDS)
+    s = conn.execute(
+        text(f"{SHRED_SELECT} WHERE s.id = :id FOR UPDATE OF s"),
+        {"id": session_id, **period_params(default, floor)},
+    ).first()
+    if s is None or s.status not in ("open", "closed"):
+        return None
+    if s.held:
+        raise SessionHeld(str(session_id))
+    # One pass over the session's rows for both: how many, and when the chain says it closed.
+    stats = conn.execute(
+        select(
+            func.count().label("n"),
+            func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
+        ).where(_E.c.session_id == session_id)
+    ).one()
+    closed_at = stats.closed_at
+    count = int(stats.n)
+    # Checked before anything is read for the record: a refusal writes nothing.
+    policy_name, basis = decide(
+        s,
+        closed_at,
+        reason=reason,
+        now=now,
+        default=default,
+        floor=floor,
+        planned_ended_at=planned_ended_at,
+        changes=changes_head(conn),
+    )
+    last = conn.execute(
+        select(_E.c.seq, _E.c.hash)
+        .where(_E.c.session_id == session_id)
+        .order_by(_E.c.seq.desc())
+        .limit(1)
+    ).first()
+    final_hash = bytes(last.hash) if last is not None else None
+    deleted_at: datetime = clock(conn)
+    record = append_deletion_on(
+        conn,
+        signer,
+        run_id=run_id,
+        session_id=session_id,
+        tenant=s.tenant,
+        policy=policy_name[:256],
+        reason=reason,
+        event_count=count,
+        final_hash=final_hash,
+        deleted_at=deleted_at,
+        basis=basis,
+    )
+    conn.execute(
+        update(DataKeyRow)
+        .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
+        .values(wrapped=None, shredded_at=deleted_at)
+    )
+    conn.execute(
+        update(SessionRow)
+        .where(SessionRow.id == session_id)
+        .values(
+            status="shredded",
+            updated_at=deleted_at,
+            ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
+            close_reason=func.coalesce(SessionRow.close_reason, reason),
         )
-        return bool(result.rowcount)
+    )
+    return record

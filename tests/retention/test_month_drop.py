@@ -116,7 +116,7 @@ def test_a_held_session_keeps_its_month_and_the_rest_goes_per_session(
 def test_a_month_with_a_session_not_yet_expired_is_purged_per_session(
     cli_env: Settings, keyring: LocalKeyring, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    month, old = _old_month(cli_env, keyring, engine, monkeypatch)
+    month, _ = _old_month(cli_env, keyring, engine, monkeypatch)
     with _started(DAYS_AGO, monkeypatch):
         (late,) = record_sessions(cli_env, keyring, [("acme", "erin", "x")], ended_days_ago=1)
     report = retention.run_retention(engine, cli_env)

@@ -23,7 +23,7 @@ from auditagent.integrity.encoding import ts
 from auditagent.integrity.ledgers import deletion_record_hash
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import db, purges
+from auditagent.store import db, purge_rows, purges
 from auditagent.store.locks import db_clock
 from auditagent.store.policies import list_policies
 from auditagent.store.runs import get_run
@@ -164,7 +164,7 @@ def test_deleting_events_needs_a_shredded_session(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
     (s,) = record_sessions(fresh_settings, keyring, [("acme", "a", "x")])
-    assert purges.delete_event_batch(engine, s.session_id, batch_size=100) == 0
+    assert purge_rows.delete_event_batch(engine, s.session_id, batch_size=100) == 0
     assert state(fresh_settings, s.session_id) == ("closed", 5, True)
     # And outside this module the database still refuses.
     assert fresh_settings.database_url
@@ -627,7 +627,7 @@ def test_cli_admin_actions_are_access_logged_with_the_operator(
 # can signal it at a known point. Only the store function is wrapped; the CLI is the real one.
 _STALLED_RUN = """
 import sys, time
-from auditagent.store import purges as store
+from auditagent.store import purge_rows as store
 from auditagent.cli import main
 real = store.delete_event_batch
 def stalled(*args, **kwargs):
