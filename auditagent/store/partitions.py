@@ -10,9 +10,9 @@ tick), never on the hook path. A month whose range already has rows in the defau
 not created: moving them would be a delete from an append-only table, which only the purge path
 may do; they stay in the default partition and are purged per session like any other.
 
-Not wired in yet: the migration that partitions ``events`` (rev 0016), the writer's
-``session_started_at`` column and the month drop in retention wait for issue 11's writer and
-purge modules (see docs/scale.md). Tables join by being listed in ``GROWING_TABLES``.
+``events`` is partitioned by migration 0016; the month drop is ``store/month_drop.py``; see
+docs/scale.md. Tables join by being listed in ``GROWING_TABLES`` (their own migration
+partitions them the same way).
 """
 
 from __future__ import annotations

@@ -104,3 +104,22 @@ def test_the_recorder_keeps_months_ahead_as_the_app_role() -> None:
         drop_database(name)
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_downgrade_past_0016_refuses_with_the_fix(make_database: object) -> None:
+    from alembic import command
+
+    url = make_database()  # type: ignore[operator]
+    settings = Settings(database_url=url, data_dir=Path("/nonexistent"))
+    cfg = db.alembic_config(settings, url=url)
+    engine = db.make_engine(settings, url=url)
+    try:
+        with (
+            pytest.raises(RuntimeError, match="restore the database from a backup"),
+            engine.begin() as conn,
+        ):
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0017")
+        assert db.current_revision(engine) == db.head_revision()
+    finally:
+        engine.dispose()
