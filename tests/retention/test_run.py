@@ -23,7 +23,7 @@ from auditagent.integrity.encoding import ts
 from auditagent.integrity.ledgers import deletion_record_hash
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import db, purge_rows, purges
+from auditagent.store import db, purge_rows
 from auditagent.store.locks import db_clock
 from auditagent.store.policies import list_policies
 from auditagent.store.runs import get_run
@@ -569,7 +569,7 @@ def test_failing_step_is_named_in_the_error_log(
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError("disk on fire zanzibarquokka")
 
-    monkeypatch.setattr(purges, "delete_event_batch", broken)
+    monkeypatch.setattr(purge_rows, "delete_event_batch", broken)
     report = retention.run_retention(engine, fresh_settings, key_provider=keyring)
     assert report.errors == 1 and not report.ok
     (line,) = [r.getMessage() for r in caplog.records if "failed at step" in r.getMessage()]
