@@ -130,7 +130,7 @@ def _no_truncate(name: str) -> str:
     # A statement trigger on the parent does not fire for a TRUNCATE of one partition (row
     # triggers are cloned onto partitions, statement triggers on TRUNCATE are not).
     return (
-        f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
+        f"CREATE OR REPLACE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
         "FOR EACH STATEMENT EXECUTE FUNCTION auditagent_append_only()"
     )
 

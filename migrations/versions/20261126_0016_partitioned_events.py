@@ -81,7 +81,7 @@ BEGIN
         EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
                        part, tbl, m::timestamp AT TIME ZONE 'UTC',
                        (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
-        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT '
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT '
                        'EXECUTE FUNCTION auditagent_append_only()', part || '_no_truncate', part);
         made := made + 1;
       END IF;
