@@ -22,14 +22,17 @@ from .routes import (
     access_log,
     admin,
     analytics,
+    audio,
     deletions,
     erased,
     health,
     holds,
     policies,
     runs,
+    search,
     sessions,
 )
+from .ui import install_ui
 
 API_DESCRIPTION = """\
 Review service for auditagent records.
@@ -107,7 +110,7 @@ def create_app(
                 route=label, method=request.method, status=str(status)
             ).observe(time.perf_counter() - start)
 
-    for module in (sessions, access_log, analytics, admin, health):
+    for module in (sessions, search, audio, access_log, analytics, admin, health):
         app.include_router(module.router)
     app.include_router(policies.router)
     app.include_router(runs.router)
@@ -116,4 +119,5 @@ def create_app(
     erased.install(app, settings)  # 410 with the deletion record; the retention engine
     install_openapi(app)
     install_docs(app)
+    install_ui(app)  # the review UI: after the problem handlers, which it renders as pages
     return app

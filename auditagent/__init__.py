@@ -17,11 +17,15 @@ from .settings import Settings
 if _typing.TYPE_CHECKING:
     from .logfilter import protect_logs
     from .recorder import AuditRecorder, SessionRecording, record_session
+    from .recorder.pauses import PauseRule
+    from .redaction.policy import RedactionPolicy
 
 __all__ = [
     "AuditRecorder",
     "AuditagentError",
     "IntegrityError",
+    "PauseRule",
+    "RedactionPolicy",
     "SessionRecording",
     "Settings",
     "TranscriptionDisabled",
@@ -37,6 +41,8 @@ _LAZY = {
     "SessionRecording": "recorder",
     "record_session": "recorder",
     "protect_logs": "logfilter",
+    "PauseRule": "recorder.pauses",
+    "RedactionPolicy": "redaction.policy",
 }
 
 

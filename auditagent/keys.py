@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
-import json
-import os
-import stat
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +19,7 @@ from typing import Any, Protocol
 
 from auditagent.errors import IntegrityError, KeyringError
 from auditagent.integrity import crypto
+from auditagent.keyfile import dir_lock, make_private_dirs, read_document, write_atomic
 from auditagent.settings import Settings
 
 __all__ = [
@@ -36,6 +31,7 @@ __all__ = [
 ]
 
 _WRAP_LABEL = b"auditagent/dek/v1\0"
+_SEARCH_SALT = b"auditagent/search-index/v1"
 _FORMAT_VERSION = 1
 _ID_PREFIX = "local:v"
 
@@ -71,6 +67,15 @@ class KeyProvider(Protocol):
         """A keyed, tenant-separated lookup token for ``value`` (never reversible)."""
         ...
 
+    def key_ids(self) -> list[str]:
+        """Every master key version this provider holds, oldest first."""
+        ...
+
+    def search_key(self, *, tenant: str, key_id: str | None = None) -> tuple[str, bytes]:
+        """``(key_id, key)``: the tenant's 32-byte search index key under master key version
+        ``key_id`` (default: the current one). A new master version gives a new index key."""
+        ...
+
     def signing_key(self) -> bytes:
         """Raw Ed25519 private key for signed checkpoints."""
         ...
@@ -86,6 +91,9 @@ class _State:
 
     versions: dict[str, crypto.Sealer]
     current: str
+    search_prks: dict[str, bytes]
+    """HKDF-Extract of each master key version for the search index; the raw master key
+    itself is kept only inside its Sealer."""
 
 
 def _b64(data: bytes) -> str:
@@ -129,14 +137,14 @@ class LocalKeyring(KeyProvider):
             "index_key": _b64(_new_key()),
             "signing_key": _b64(crypto.signing_key_generate()),
         }
-        _make_private_dirs(path.parent)
-        with _dir_lock(path.parent):
-            _write_atomic(path, document, replace=False)
+        make_private_dirs(path.parent)
+        with dir_lock(path.parent):
+            write_atomic(path, document, replace=False)
         return cls(path, document)
 
     @classmethod
     def load(cls, path: Path) -> LocalKeyring:
-        return cls(Path(path), _read_document(Path(path)))
+        return cls(Path(path), read_document(Path(path)))
 
     # --- KeyProvider --------------------------------------------------------------------
 
@@ -175,6 +183,17 @@ class LocalKeyring(KeyProvider):
         message = b"".join((purpose.encode(), b"\0", tenant.encode(), b"\0", value.encode()))
         return hmac.new(self._index_key, message, hashlib.sha256).digest()
 
+    def search_key(self, *, tenant: str, key_id: str | None = None) -> tuple[str, bytes]:
+        state = self._state
+        key_id = state.current if key_id is None else key_id
+        prk = state.search_prks.get(key_id)
+        if prk is None:
+            raise KeyringError(
+                f"master key {key_id!r} is not in keyring {self._path}",
+                fix="run `auditagent search reindex` to index under the current key",
+            )
+        return key_id, hkdf_expand(prk, b"tenant\0" + tenant.encode(), 32)
+
     def signing_key(self) -> bytes:
         return self._signing_key
 
@@ -189,18 +208,36 @@ class LocalKeyring(KeyProvider):
         Re-reads the file under a directory lock first, so a rotation made by another process
         since this one loaded is kept rather than overwritten.
         """
-        with self._lock, _dir_lock(self._path.parent):
-            document = _read_document(self._path)
+        with self._lock, dir_lock(self._path.parent):
+            document = read_document(self._path)
             numbers = [_version_number(k["id"]) for k in document["keys"]]
             new_id = f"{_ID_PREFIX}{max(numbers, default=0) + 1}"
             document["keys"].append({"id": new_id, "created_at": _now(), "key": _b64(_new_key())})
-            _write_atomic(self._path, document, replace=True)
+            write_atomic(self._path, document, replace=True)
             self._state = _parse_state(self._path, document)
         return new_id
 
     def key_ids(self) -> list[str]:
         """All master key versions, oldest first."""
         return list(self._state.versions)
+
+
+# --- key derivation (RFC 5869 HKDF-SHA256 over the stdlib HMAC) ----------------------------
+
+
+def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    return hmac.digest(salt, ikm, "sha256")
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
+    if not 0 < length <= 255 * 32:
+        raise ValueError("HKDF-SHA256 output must be 1..8160 bytes")
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes((counter,)), "sha256")
+        out += block
+        counter += 1
+    return out[:length]
 
 
 # --- file handling ----------------------------------------------------------------------
@@ -245,6 +282,7 @@ def _parse_state(path: Path, document: dict[str, Any]) -> _State:
     if not isinstance(entries, list) or not entries:
         raise _malformed(path, "no master keys")
     versions: dict[str, crypto.Sealer] = {}
+    prks: dict[str, bytes] = {}
     for entry in entries:
         key_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(key_id, str) or not key_id:
@@ -253,127 +291,8 @@ def _parse_state(path: Path, document: dict[str, Any]) -> _State:
             raise _malformed(path, f"master key id {key_id!r} appears twice")
         key = _decode_key(path, entry.get("key"), f"key {key_id!r}", crypto.KEY_SIZE)
         versions[key_id] = crypto.Sealer(key)
-    return _State(versions=versions, current=entries[-1]["id"])
-
-
-def _read_document(path: Path) -> dict[str, Any]:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise KeyringError(f"no keyring at {path}", fix="run `auditagent keys init`") from None
-    except OSError as exc:
-        raise KeyringError(
-            f"cannot open keyring {path}: {exc.strerror}",
-            fix="check the path and that it is a regular file owned by you",
-        ) from None
-    try:
-        # fstat on the open descriptor, not the path, so the checked file is the one read.
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyringError(f"keyring {path} is not a regular file", fix="check the path")
-        if os.name == "posix" and st.st_mode & 0o077:
-            raise KeyringError(
-                f"keyring {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o})",
-                fix=f"chmod 600 {path}",
-            )
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise KeyringError(
-            f"cannot read keyring {path}: {exc.strerror}", fix="check the file and its disk"
-        ) from None
-    finally:
-        os.close(fd)
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise _malformed(path, f"invalid JSON: {reason}") from None
-    if not isinstance(document, dict):
-        raise _malformed(path, "not a JSON object")
-    return document
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create missing directories 0700 (``mkdir(parents=True)`` ignores mode for parents)."""
-    missing: list[Path] = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        d = d.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-            # mkdir's mode is filtered by the umask; chmod is not.
-            d.chmod(0o700)
-
-
-@contextlib.contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
-    """Serialise keyring writers across processes; a no-op where flock is unavailable."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, document: dict[str, Any], *, replace: bool) -> None:
-    """Write a 0600 temp file, fsync it, then move it into place; never a half-written keyring.
-
-    Without ``replace`` the move is a hard link, which fails rather than overwrite a keyring
-    another process created in the meantime.
-    """
-    data = (json.dumps(document, indent=2) + "\n").encode()
-    # mkstemp creates the file 0600 regardless of umask.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise KeyringError(
-                    f"keyring {path} already exists", fix="use `auditagent keys rotate`"
-                ) from None
-            except OSError:
-                # Filesystems without hard links: the existence check in init has to do.
-                if path.exists():
-                    raise KeyringError(
-                        f"keyring {path} already exists", fix="use `auditagent keys rotate`"
-                    ) from None
-                os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        prks[key_id] = hkdf_extract(_SEARCH_SALT, key)
+    return _State(versions=versions, current=entries[-1]["id"], search_prks=prks)
 
 
 # --- settings entry points ----------------------------------------------------------------

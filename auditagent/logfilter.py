@@ -17,6 +17,11 @@ exception (a tool that raises ``ValueError(f"no account {number}")`` is logged w
 traceback), keeping the exception type and stack. Records from a logger named ``lk.pii`` or
 below it are dropped outright, should a future version log content that way.
 
+With a redaction policy (``pci`` by default, as for records; see docs/redaction.md) the filter
+also applies the recorder's redaction rules to every record's formatted message and to every
+other text attribute, on any logger it sits on: a card number, security code or expiry in a
+log line is replaced by the same placeholders the sealed records carry.
+
 Install once per process, after logging is configured and plugins are imported (LiveKit runs
 each job in its own process: call it from ``prewarm`` or the entrypoint)::
 
@@ -33,7 +38,10 @@ import logging
 import os
 import traceback
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .redaction import PolicyLike, Redactor
 
 REDACTED = "[redacted]"
 
@@ -84,10 +92,15 @@ class TranscriptRedactionFilter(logging.Filter):
         *,
         content_keys: Iterable[str] = CONTENT_KEYS,
         redact_exceptions: bool = True,
+        redaction: PolicyLike = "pci",
     ) -> None:
         super().__init__()
         self.content_keys = frozenset(content_keys)
         self.redact_exceptions = redact_exceptions
+        from .redaction import Redactor
+
+        redactor = Redactor(redaction)
+        self.redactor: Redactor | None = redactor if redactor.enabled else None
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -111,7 +124,25 @@ class TranscriptRedactionFilter(logging.Filter):
             record.exc_text = _redacted_traceback(record.exc_info)
             # formatters (LiveKit's JsonFormatter too) prefer exc_info when it is set
             record.exc_info = None
+        if self.redactor is not None:
+            self._apply_rules(record, self.redactor)
         return True
+
+    @staticmethod
+    def _apply_rules(record: logging.LogRecord, redactor: Redactor) -> None:
+        message = record.getMessage() if record.args else str(record.msg)
+        red = redactor.text(message)
+        if red.removed:
+            record.msg, record.args = red.text, None
+        d = record.__dict__
+        for key in list(d):
+            v = d[key]
+            if key not in _STANDARD and isinstance(v, str) and v and v != REDACTED:
+                out = redactor.text(v)
+                if out.removed:
+                    d[key] = out.text
+        if record.exc_text:
+            record.exc_text = redactor.text(record.exc_text).text
 
 
 def _redacted_traceback(exc_info: Any) -> str:
@@ -125,11 +156,23 @@ _installed: list[tuple[TranscriptRedactionFilter, list[logging.Filterer]]] = []
 _default: list[TranscriptRedactionFilter] = []
 
 
-def _default_filter() -> TranscriptRedactionFilter:
-    # one shared instance, so installing twice (prewarm and entrypoint) does not stack filters
-    if not _default:
-        _default.append(TranscriptRedactionFilter())
-    return _default[0]
+def _default_filter(redaction: PolicyLike = None) -> TranscriptRedactionFilter:
+    # one shared instance per policy, so installing twice (prewarm and entrypoint) does not
+    # stack filters
+    if redaction is None:
+        from .settings import Settings
+
+        redaction = Settings().redaction
+    for f in _default:
+        if f.redactor is None and redaction == "off":
+            return f
+        if f.redactor is not None and (
+            f.redactor.policy is redaction or f.redactor.policy.name == redaction
+        ):
+            return f
+    f = TranscriptRedactionFilter(redaction=redaction)
+    _default.append(f)
+    return f
 
 
 def install_log_filter(
@@ -137,6 +180,7 @@ def install_log_filter(
     *,
     root_handlers: bool = True,
     log_filter: TranscriptRedactionFilter | None = None,
+    redaction: PolicyLike = None,
 ) -> TranscriptRedactionFilter:
     """Attach the filter where LiveKit's records pass; returns it (for :func:`remove_log_filter`).
 
@@ -145,7 +189,7 @@ def install_log_filter(
     (plugins create theirs at import), and on the root logger's handlers, which catch records
     from any logger that propagates. Idempotent per target.
     """
-    f = log_filter or _default_filter()
+    f = log_filter or _default_filter(redaction)
     names = set(logger_names)
     names.update(
         n
@@ -190,9 +234,15 @@ def disable_trace_pii(tracer_provider: Any = None) -> None:
 
 
 def protect_logs(
-    logger_names: Iterable[str] = DEFAULT_LOGGERS, *, tracer_provider: Any = None
+    logger_names: Iterable[str] = DEFAULT_LOGGERS,
+    *,
+    tracer_provider: Any = None,
+    redaction: PolicyLike = None,
 ) -> TranscriptRedactionFilter:
-    """Install the log filter and turn off PII in LiveKit's traces, in one call."""
-    f = install_log_filter(logger_names)
+    """Install the log filter and turn off PII in LiveKit's traces, in one call.
+
+    ``redaction`` (default: ``AUDITAGENT_REDACTION``, else ``pci``) is the policy whose rules
+    are applied to log messages, as the recorder applies them to records."""
+    f = install_log_filter(logger_names, redaction=redaction)
     disable_trace_pii(tracer_provider)
     return f

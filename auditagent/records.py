@@ -6,10 +6,9 @@ inside the encrypted record. Every record also says how it was obtained (``prove
 event as it happened, or reconciled from ``session.history`` at close because no event delivered it.
 Fields added after records were first written have defaults, so older records still decode.
 
-``encode``/``decode`` are deliberately built on stdlib ``json`` over ``model_dump(mode="python")``
-rather than pydantic's JSON mode: pydantic's JSON serializer replaces lone surrogates in dict keys
-and its JSON parser rejects ``\\ud800`` escapes, while ``json.dumps(ensure_ascii=True)`` writes them
-as escapes and ``json.loads`` gives them back. A transcript must survive whatever a provider sent.
+``encode``/``decode`` use stdlib ``json`` over ``model_dump(mode="python")``, not pydantic's JSON
+mode, which replaces lone surrogates in dict keys and rejects ``\\ud800`` escapes; ``json`` keeps
+them. A transcript must survive whatever a provider sent.
 """
 
 from __future__ import annotations
@@ -36,6 +35,10 @@ class _Base(BaseModel):
     provenance: Provenance = "live"
     """``live``: built from an event as it happened (or by the recorder itself);
     ``reconciled``: found in ``session.history`` at close, never delivered by an event."""
+    redacted: dict[str, int] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    """What redaction took out of this record before it was sealed: kind -> count, never the
+    value (``card_number``, ``security_code``, ...). Left out of the encoding when empty, so a
+    record with nothing removed encodes as it did before redaction existed."""
 
     @field_validator("at", mode="after")
     @classmethod
@@ -83,6 +86,9 @@ class Opened(_Base):
     sdk_versions: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     transcription: TranscriptionInfo = Field(default_factory=TranscriptionInfo)
+    redaction: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The redaction policy this session's records went through (``pci``, ``pii``, ``off`` or
+    a custom policy's name); None in records older than redaction."""
 
 
 def _history_is_reconciled(u: UserUtterance | AgentUtterance) -> None:
@@ -245,6 +251,38 @@ class Notice(_Base):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class RecordingNotice(_Base):
+    """The recording notice the agent said at the start of the call (``attach(notice=...)``):
+    one record per time it was said."""
+
+    kind: Literal["recording_notice"] = "recording_notice"
+    text_sha256: str
+    """SHA-256 (hex) of the notice text: which wording the caller heard."""
+    started_at: datetime | None = None
+    """When its playout started (the agent began speaking), as far as LiveKit reported it."""
+    ended_at: datetime | None = None
+    completed: bool
+    """Played out to the end with no one speaking over it."""
+    attempt: int = 1
+    spoken_over: bool = False
+    """The caller spoke during the playout: the notice is said again."""
+    interrupted: bool = False
+    error: str | None = None
+    """Why it could not be said (the session closed first, no TTS, ...)."""
+
+
+class RecordingFailed(_Base):
+    """Written by the next process that could: when this session's records could be written
+    neither to the database nor to the spool (``AUDITAGENT_REQUIRE_RECORDING``)."""
+
+    kind: Literal["recording_failed"] = "recording_failed"
+    failed_from: datetime
+    failed_until: datetime | None = None
+    records_lost: int = 0
+    ended_session: bool = False
+    reason: str
+
+
 class Gap(_Base):
     kind: Literal["gap"] = "gap"
     count: int
@@ -260,6 +298,29 @@ class UsageTotal(BaseModel):
     model: str | None = None
     provider: str | None = None
     values: dict[str, float] = Field(default_factory=dict)
+
+
+class AudioChunk(_Base):
+    """One sealed chunk of the call's audio, committed to the chain by its digest.
+
+    ``at`` is where the chunk starts on the wall clock (``started_at`` plus ``offset``), so
+    records and audio share one timeline. Offsets and durations count 48 kHz samples (Ogg
+    Opus's own clock) from the recording's start.
+    """
+
+    kind: Literal["audio_chunk"] = "audio_chunk"
+    index: int
+    offset: int
+    duration: int
+    sample_rate: int = 48_000
+    started_at: datetime
+    """Wall-clock time of the recording's first sample."""
+    size: int
+    """Bytes of Ogg once opened."""
+    sha256: str
+    """Hex digest of the sealed chunk (``auditagent.audio.sealing.chunk_digest``)."""
+    final: bool = False
+    """The stream's last chunk (it ends with the end-of-stream page)."""
 
 
 class Closed(_Base):
@@ -282,7 +343,10 @@ Record = Annotated[
         ErrorRecord,
         TranscriptionEnabled,
         Notice,
+        RecordingNotice,
+        RecordingFailed,
         Gap,
+        AudioChunk,
         Closed,
     ],
     Field(discriminator="kind"),

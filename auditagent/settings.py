@@ -62,6 +62,32 @@ class Settings(BaseSettings):
         default="enforce", description="Realtime models without transcription: enforce|warn|off."
     )
     record_interims: bool = Field(default=False, description="Also record interim transcripts.")
+    search_index: bool = Field(
+        default=True,
+        description="The writer adds keyed word beacons for search (docs/search.md).",
+    )
+    record_audio: bool | None = Field(
+        default=None,
+        description="Record the call's audio (both sides, sealed in chunks). Unset: on when the "
+        "session has audio input or output.",
+    )
+    redaction: Literal["pci", "pii", "off"] = Field(
+        default="pci",
+        description="What is removed from every text before it is sealed: pci (card numbers, "
+        "security codes, expiry dates), pii (pci plus national ids, phone numbers, email "
+        "addresses, IBANs, dates of birth) or off. attach(redaction=...) overrides it.",
+    )
+    require_recording: bool = Field(
+        default=False,
+        description="Recording guarantee: attach refuses when neither the database nor the "
+        "spool can be written; a call whose records can be kept nowhere is ended after "
+        "recording_failed_line, and the next recorder that can writes a recording_failed record.",
+    )
+    recording_failed_line: str = Field(
+        default="I'm sorry, this call cannot be recorded right now, so I have to end it here. "
+        "Please call again later.",
+        description="What the agent says before a call is ended because it cannot be recorded.",
+    )
     queue_size: int = Field(
         default=20_000, ge=100, description="In-memory records before spooling."
     )
@@ -131,6 +157,11 @@ class Settings(BaseSettings):
                 "(or _MONTHS / _YEARS) or lower the floor"
             )
         return v
+
+    @field_validator("redaction", mode="before")
+    @classmethod
+    def _policy_name(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("database_url", "retention_database_url")
     @classmethod

@@ -31,8 +31,8 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.settings import Settings
-from auditagent.store import admin as store_admin
 from auditagent.store import db
+from auditagent.store import principals as store_admin
 from bench.api_bench import Floor, _free_port, conversation, load_avg
 
 

@@ -13,6 +13,8 @@ EXPECTED = [
     "AuditRecorder",
     "AuditagentError",
     "IntegrityError",
+    "PauseRule",
+    "RedactionPolicy",
     "SessionRecording",
     "Settings",
     "TranscriptionDisabled",

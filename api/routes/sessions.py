@@ -14,16 +14,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from sqlalchemy import Connection
 
-from auditagent.integrity import chain_verifier, checkpoints
-from auditagent.keys import KeyProvider
+from auditagent.integrity import chain_verifier
 from auditagent.reading import bundle, decrypt, transcript
 from auditagent.store import reader
 from auditagent.store.reader import SessionFilter
 
-from ..deps import AccessContext, AccessDep, KeysDep, can_see, scope_tenant
-from ..problems import ProblemError, problem_responses
+from ..audio_reads import export_audio, transcript_audio, with_audio
+from ..deps import AccessDep, KeysDep, scope_tenant
+from ..problems import problem_responses
+from ..reads import commitment as _commitment
+from ..reads import integrity_report
+from ..reads import read_verified as _read_verified
+from ..reads import verify as _verify
+from ..reads import verify_report as _verify_report
+from ..reads import visible_session as _visible_session
 from ..schemas import (
     SAFE_TEXT,
     BundleSession,
@@ -71,64 +76,11 @@ def _summary(row: Any) -> SessionSummary:
         tool_names=list(row.tool_names or []),
         models=dict(row.models or {}),
         event_count=row.event_count,
+        notice=row.notice,
     )
 
 
-def _verify_report(session_id: uuid.UUID, result: chain_verifier.VerifyResult) -> VerifyReport:
-    return VerifyReport(
-        session_id=session_id,
-        ok=result.ok,
-        events=result.events,
-        first_bad_seq=result.first_bad_seq,
-        reason=result.reason,
-        head_hash=result.head_hash.hex(),
-    )
-
-
-def _commitment(
-    access: AccessContext, keys: KeyProvider, session_id: uuid.UUID
-) -> checkpoints.SessionCommitment | None:
-    """The session's signed close checkpoint(s) in the checkpoint directory, if any: the
-    chain is held to them as well as to the sessions row, which a superuser could rewrite."""
-    settings = access.settings
-    if settings is None:
-        return None
-    try:
-        return checkpoints.session_commitment(
-            checkpoints.default_sink(settings), session_id, public_key=keys.signing_public_key()
-        )
-    except OSError as exc:
-        log.warning("checkpoint directory unreadable (%s)", type(exc).__name__)
-        return None
-
-
-def _verify(conn: Connection, session: Any, c: checkpoints.SessionCommitment | None) -> Any:
-    return reader.verify_session(
-        conn,
-        session,
-        checkpoint=c.expected if c is not None else None,
-        problem=c.problem if c is not None else None,
-    )
-
-
-def _visible_session(conn: Connection, access: AccessContext, session_id: uuid.UUID) -> Any:
-    session = reader.get_session(conn, session_id)
-    if session is None or not can_see(access.principal, session.tenant):
-        # Same answer for "absent" and "another tenant's": ids must not reveal existence. The
-        # attempt on another tenant's session is access-logged under that tenant, for its owner.
-        raise ProblemError(
-            404,
-            f"no session {session_id}",
-            type_="not-found",
-            audit=(
-                {"action": "session.denied", "tenant": session.tenant, "session_id": session_id}
-                if session is not None
-                else None
-            ),
-        )
-    return session
-
-
+ExportAudio = Annotated[bool, Query(description="Include the call's recording (base64 Ogg)")]
 Text128 = Annotated[str, Query(min_length=1, max_length=128, pattern=SAFE_TEXT)]
 Text256 = Annotated[str, Query(min_length=1, max_length=256, pattern=SAFE_TEXT)]
 
@@ -163,6 +115,10 @@ def list_sessions(
     close_reason: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=SAFE_TEXT)
     ] = None,
+    notice: Annotated[
+        Literal["completed", "missing"] | None,
+        Query(description="`missing`: sessions without a recording notice heard in full"),
+    ] = None,
     cursor: Annotated[
         str | None, Query(pattern=reader.CURSOR_PATTERN, description="`next_cursor` of a page")
     ] = None,
@@ -194,6 +150,7 @@ def list_sessions(
         participant_indexes=participant_indexes,
         tool=tool,
         close_reason=close_reason,
+        notice=notice,
     )
     if cursor:
         reader.decode_cursor(cursor)  # reject a bad cursor before it is logged as a read
@@ -208,6 +165,7 @@ def list_sessions(
             ("participant", participant),
             ("tool", tool),
             ("close_reason", close_reason),
+            ("notice", notice),
             ("cursor", cursor),
         )
         if value is not None
@@ -224,9 +182,7 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
     access.record("sessions.get", tenant=session.tenant, session_id=session_id)
     conn = access.conn
     counts = reader.event_counts(conn, session_id)
-    integrity = erased_verify_report(access.engine, conn, keys, session) or _verify_report(
-        session_id, _verify(conn, session, _commitment(access, keys, session_id))
-    )
+    integrity = integrity_report(access, keys, session)
     holds = reader.holds_for_session(conn, session)
     return SessionDetail(
         **_summary(session).model_dump(),
@@ -243,23 +199,6 @@ def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Sess
             )
             for h in holds
         ],
-    )
-
-
-def _read_verified(
-    access: AccessContext, keys: KeyProvider, session: Any
-) -> tuple[list[decrypt.OpenedRecord], chain_verifier.VerifyResult]:
-    """Decrypt every record and recompute the chain in one pass, held to the sessions row and
-    to the session's signed checkpoint: what `/transcript` and `/events` both report."""
-    conn = access.conn
-    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session.id), session)
-    c = _commitment(access, keys, session.id)
-    return decrypt.read_verified(
-        sealer,
-        session,
-        reader.event_tuples(conn, session.id, expected_rows=session.event_count),
-        checkpoint=c.expected if c is not None else None,
-        problem=c.problem if c is not None else None,
     )
 
 
@@ -290,6 +229,7 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
         session_id,
         transcript.transcript_entry_dicts(opened),
         {"ok": result.ok, "first_bad_seq": result.first_bad_seq, "reason": result.reason},
+        audio=_audio_block(session_id, opened),
     )
     return Response(content=body, media_type="application/json")
 
@@ -331,7 +271,7 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     if erased is not None:
         return erased
     result = _verify(access.conn, session, _commitment(access, keys, session_id))
-    return _verify_report(session_id, result)
+    return with_audio(_verify_report(session_id, result), access.conn, keys, session)
 
 
 @router.get(
@@ -339,14 +279,17 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     response_model=EvidenceBundle,
     responses=_DECRYPT_ERRORS,
 )
-def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> Response:
+def export_session(
+    session_id: uuid.UUID, access: AccessDep, keys: KeysDep, audio: ExportAudio = False
+) -> Response:
     """A self-contained evidence bundle: metadata, decrypted records, the sealed chain rows in
     hex and the verification result, signed as a whole with the service's Ed25519 key (the
     key `auditagent keys public` prints). `auditagent verify --bundle FILE --public-key K`
     checks it offline and names any part edited since; `signature.how_to_check` says what a
     recipient can check without auditagent."""
     session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.export", tenant=session.tenant, session_id=session_id)
+    detail = {"audio": True} if audio else None
+    access.record("sessions.export", tenant=session.tenant, session_id=session_id, detail=detail)
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
     c = _commitment(access, keys, session_id)
@@ -384,6 +327,8 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
         "chain": [ChainRow(**bundle.chain_row_json(r)).model_dump(mode="json") for r in rows],
         "verification": _verify_report(session_id, result).model_dump(mode="json"),
     }
+    if audio:
+        doc["audio"] = export_audio(conn, sealer, session_id)
     signed = bundle.sign_bundle(doc, keys.signing_key())
     return Response(
         content=json.dumps(signed, ensure_ascii=True, allow_nan=False).encode("ascii"),
@@ -392,3 +337,12 @@ def export_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
             "Content-Disposition": f'attachment; filename="auditagent-session-{session_id}.json"'
         },
     )
+
+
+def _audio_block(
+    session_id: uuid.UUID, opened: list[decrypt.OpenedRecord]
+) -> dict[str, Any] | None:
+    """The transcript's ``audio`` block as JSON-ready values, or None for a session without
+    a recording (the field then stays unset, as in the model dumped with exclude_unset)."""
+    found = transcript_audio(session_id, opened).get("audio")
+    return found.model_dump(mode="json", exclude_unset=True) if found is not None else None

@@ -8,6 +8,7 @@ from auditagent.reading.transcript import Timing, TranscriptEntry
 from .access_log import AccessLogEntry, AccessLogPage
 from .analytics import LatencyGroup, LatencyReport, LatencyStat
 from .apikeys import ApiKey, ApiKeyList
+from .audio import AudioIntegrity, BundleAudio, BundleAudioChunk, TranscriptAudio
 from .base import SAFE_TEXT, ApiModel, IsoDatetime
 from .bundles import BundleSession, BundleSignature, ChainRow, EvidenceBundle
 from .deletions import ChainState, DeletionList, DeletionRecordOut, RunSummary
@@ -24,6 +25,7 @@ from .holds import (
 from .policies import Period, PolicyIn, RetentionPolicies, RetentionPolicy
 from .problems import Problem
 from .runs import ErasureIn, PlannedSession, RunOut
+from .search import SearchHit, SearchPage, SearchResult
 from .sessions import LegalHold, SessionDetail, SessionPage, SessionSummary
 from .transcripts import EventItem, EventList, Transcript, TranscriptIntegrity
 from .verify import VerifyReport
@@ -35,6 +37,9 @@ __all__ = [
     "ApiKey",
     "ApiKeyList",
     "ApiModel",
+    "AudioIntegrity",
+    "BundleAudio",
+    "BundleAudioChunk",
     "BundleSession",
     "BundleSignature",
     "ChainRow",
@@ -64,6 +69,9 @@ __all__ = [
     "RetentionPolicy",
     "RunOut",
     "RunSummary",
+    "SearchHit",
+    "SearchPage",
+    "SearchResult",
     "SessionDetail",
     "SessionHoldIn",
     "SessionPage",
@@ -71,6 +79,7 @@ __all__ = [
     "TenantHoldIn",
     "Timing",
     "Transcript",
+    "TranscriptAudio",
     "TranscriptEntry",
     "TranscriptIntegrity",
     "VerifyReport",

@@ -16,9 +16,14 @@ SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
 def _iso_only(value: Any) -> Any:
     # pydantic reads a bare number as a Unix timestamp; an audit query should say what it means.
-    if isinstance(value, (int, float)) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    number = isinstance(value, (int, float))
+    if isinstance(value, str):
+        try:
+            float(value.strip())  # "1e-39" too, which pydantic also reads as a timestamp
+            number = True
+        except ValueError:
+            pass
+    if number:
         raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z")
     return value
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from .audio import BundleAudio
 from .base import ApiModel
 from .sessions import SessionSummary
 from .transcripts import EventItem
@@ -58,4 +59,7 @@ class EvidenceBundle(ApiModel):
     records: list[EventItem]
     chain: list[ChainRow]
     verification: VerifyReport
+    audio: BundleAudio | None = Field(
+        default=None, description="With `?audio=true`: the call's recording (issue 15)"
+    )
     signature: BundleSignature

@@ -25,6 +25,10 @@ class SessionSummary(ApiModel):
     tool_names: list[str]
     models: dict[str, Any]
     event_count: int
+    notice: str | None = Field(
+        default=None,
+        description="Recording notice: null (none asked for), incomplete, or completed",
+    )
 
 
 class SessionPage(ApiModel):

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from auditagent.reading.transcript import TranscriptEntry
 
+from .audio import TranscriptAudio
 from .base import ApiModel
 
 
@@ -30,6 +31,9 @@ class Transcript(ApiModel):
         default=None,
         description="The chain checked in the same pass as the read; always set by this "
         "service (null only in a Transcript built by other code).",
+    )
+    audio: TranscriptAudio | None = Field(
+        default=None, description="The call's recording, when the session has one (issue 15)"
     )
 
 

@@ -6,6 +6,7 @@ import uuid
 
 from pydantic import Field
 
+from .audio import AudioIntegrity
 from .base import ApiModel
 from .deletions import DeletionRecordOut
 
@@ -23,3 +24,9 @@ class VerifyReport(ApiModel):
         "records deleted; `ok` then says whether a valid signed deletion record accounts for it",
     )
     deletion_record: DeletionRecordOut | None = None
+    audio: AudioIntegrity | None = Field(
+        default=None,
+        description="Present when the session has call audio; a cut, swapped or edited chunk "
+        "makes `ok` false. Checking it opens the audio records (not the audio) with the "
+        "session's data key.",
+    )

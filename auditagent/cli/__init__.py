@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "expire",
     "holds",
     "checkpoint",
+    "search",
     "demo",
 )
 

@@ -121,6 +121,19 @@ def _fresh_admin_key(engine: Engine) -> tuple[str, int]:
     return token, len(old)
 
 
+def _ui_sign_in_token(engine: Engine, api_token: str) -> str:
+    """A token that signs the demo admin in to the review UI once (`/ui/login`)."""
+    from auditagent_api.ui import create_one_time_token
+
+    from ..store.principals import authenticate
+
+    principal = authenticate(engine, api_token)
+    if principal is None:  # pragma: no cover - the key was created a moment ago
+        raise AuditagentError("the demo admin key does not authenticate", fix="run demo again")
+    token: str = create_one_time_token(engine, principal.id)
+    return token
+
+
 def _next_steps(*, host: str, port: int, serve: bool, revoked: int) -> list[str]:
     """What to do with the records; a URL only when something will be listening there."""
     out = []
@@ -164,6 +177,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     engine = db.make_engine(settings, url=url)
     try:
         token, revoked = _fresh_admin_key(engine)
+        ui_token = None if args.no_serve else _ui_sign_in_token(engine, token)
     finally:
         engine.dispose()
     print(
@@ -174,6 +188,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         print(line)
     print("admin token (shown once):")
     print(token, flush=True)
+    if ui_token is not None:
+        print(f"review UI: http://{host}:{port}/ui/  one-time sign-in token (15 min):")
+        print(ui_token, flush=True)
     if failed:
         raise AuditagentError(
             f"{len(failed)} seed system(s) failed: {', '.join(r.system for r in failed)}",

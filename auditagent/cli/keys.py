@@ -16,6 +16,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     init = ksub.add_parser("init", help="create the local keyring (refuses to overwrite one)")
     init.set_defaults(func=_init)
     rotate = ksub.add_parser("rotate", help="add a new master key version and make it current")
+    rotate.add_argument(
+        "--no-reindex",
+        action="store_true",
+        help="do not start the background search reindex under the new key",
+    )
     rotate.set_defaults(func=_rotate)
     public = ksub.add_parser("public", help="print the checkpoint signing public key (base64)")
     public.set_defaults(func=_public)
@@ -39,6 +44,20 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"master key {new_id} is now current in {keyring.path}; "
         "older versions are kept until `auditagent keys rewrap` has run"
+    )
+    if getattr(args, "no_reindex", False):
+        return 0
+    if settings.database_url is None:
+        # The embedded database may not be running; never start one behind the user's back.
+        print("search index: run `auditagent search reindex` to move it to the new key")
+        return 0
+    from .search import start_background_reindex
+
+    pid, log = start_background_reindex(settings)
+    # Searches keep finding sessions under the old key until each is moved.
+    print(
+        f"search index: reindexing under {new_id} in the background (pid {pid}, log {log}); "
+        "if it is interrupted, `auditagent search reindex` resumes it"
     )
     return 0
 

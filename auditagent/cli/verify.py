@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from ..audio.integrity import audio_verdict
 from ..errors import AuditagentError, ConfigError, NotFound
 from ..integrity import checkpoints
 from ..keys import load_key_provider
@@ -157,11 +158,19 @@ def _verify_one(settings: Settings, session_id: uuid.UUID, *, public_key_arg: st
                 checkpoint=commitment.expected if commitment else None,
                 problem=commitment.problem if commitment else None,
             )
+            audio = (
+                audio_verdict(conn, session, lambda: load_key_provider(settings))
+                if result.ok
+                else None
+            )
     finally:
         engine.dispose()
+    ok = result.ok and (audio is None or audio[0])
     print(_report(session_id, result.ok, result.first_bad_seq, result.reason))
-    print(f"{1 if result.ok else 0}/1 sessions valid, {result.events} events verified")
-    return 0 if result.ok else EXIT_INVALID
+    if audio is not None:
+        print(f"session {session_id}: {audio[1]}")
+    print(f"{1 if ok else 0}/1 sessions valid, {result.events} events verified")
+    return 0 if ok else EXIT_INVALID
 
 
 def _has_session_notes(sink: checkpoints.DirectorySink) -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 __all__ = [
     "ACCESS_LABEL",
     "AT",
+    "AUDIO_CHUNK_LABEL",
+    "AUDIO_LABEL",
     "CERTIFICATE_LABEL",
     "CHAIN_LABEL",
     "CHANGE_LABEL",
@@ -59,6 +61,10 @@ CHANGE_LABEL = b"auditagent/retention-change/v1\0"
 CHANGE_SIGNATURE_LABEL = b"auditagent/retention-change-signature/v1\0"
 MANIFEST_LABEL = b"auditagent/checkpoint-manifest/v1\0"
 CERTIFICATE_LABEL = b"auditagent/deletion-certificate/v1\0"
+AUDIO_LABEL = b"auditagent/audio/v1\0"
+"""AES-GCM associated data of a sealed chunk of call audio."""
+AUDIO_CHUNK_LABEL = b"auditagent/audio-chunk/v1\0"
+"""The digest of a sealed audio chunk that its ``audio_chunk`` record commits the chain to."""
 
 U32 = struct.Struct(">I")
 UUID_PREFIX = U32.pack(16)

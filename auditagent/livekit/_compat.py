@@ -27,6 +27,7 @@ __all__ = [
     "missing_for_session",
     "on_quietly",
     "output_transcription_on",
+    "session_can_speak",
     "session_closing",
     "session_started",
     "synchronizer_enabled",
@@ -143,6 +144,12 @@ def current_agent(session: Any) -> Any:
 def session_started(session: Any) -> bool:
     """Whether the session runs; LiveKit clears ``_started`` just before it emits ``close``."""
     return bool(getattr(session, "_started", False))
+
+
+def session_can_speak(session: Any) -> bool:
+    """Whether ``session.say`` would be accepted now: started, with an agent activity (it
+    raises "AgentSession isn't running" until ``_activity`` is set, after ``_started``)."""
+    return session_started(session) and getattr(session, "_activity", None) is not None
 
 
 def session_closing(session: Any) -> bool:

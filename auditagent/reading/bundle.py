@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from auditagent.audio.bundle import bundle_audio_findings
 from auditagent.integrity import chain_verifier, crypto
 from auditagent.integrity.checkpoints.note import key_id as _note_key_id
 from auditagent.integrity.encoding import canonical_json
@@ -332,6 +333,7 @@ def check_bundle(doc: Any, *, public_key: bytes | None = None) -> BundleCheck:
             )
             if first_bad is None:
                 first_bad = seq
+    problems += bundle_audio_findings(doc)
     if problems:
         return BundleCheck(False, sid, result.events, first_bad, problems[0], tuple(problems))
     return BundleCheck(True, sid, result.events, None, None)

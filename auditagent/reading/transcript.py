@@ -216,6 +216,15 @@ def _entry(o: OpenedRecord, r: records.Record) -> dict[str, Any] | None:
             "provenance": prov,
             "name": r.transcription_model,
         }
+    if type(r) is records.RecordingNotice:
+        said = (
+            "said in full" if r.completed else ("spoken over" if r.spoken_over else "not completed")
+        )
+        text = f"recording notice {said}"
+        return {**base, "kind": "notice", "provenance": prov, "text": text, "name": r.kind}
+    if type(r) is records.RecordingFailed:
+        text = f"recording failed: {r.reason}"
+        return {**base, "kind": "gap", "provenance": prov, "text": text, "name": r.kind}
     return None
 
 
@@ -304,12 +313,20 @@ def transcript_entry_dicts(opened: Iterable[OpenedRecord]) -> list[dict[str, Any
 
 
 def transcript_json(
-    session_id: uuid.UUID, entries: list[dict[str, Any]], integrity: dict[str, Any] | None
+    session_id: uuid.UUID,
+    entries: list[dict[str, Any]],
+    integrity: dict[str, Any] | None,
+    *,
+    audio: dict[str, Any] | None = None,
 ) -> bytes:
     """A transcript document as JSON: the bytes pydantic gives for the API's ``Transcript``
     model dumped with ``exclude_unset`` (same serializer, same key order), for entries from
-    :func:`transcript_entry_dicts` and ``integrity`` as ``{ok, first_bad_seq, reason}``."""
-    return to_json({"session_id": session_id, "entries": entries, "integrity": integrity})
+    :func:`transcript_entry_dicts`, ``integrity`` as ``{ok, first_bad_seq, reason}`` and the
+    recording's ``audio`` block when the session has one (left out otherwise, as unset)."""
+    doc: dict[str, Any] = {"session_id": session_id, "entries": entries, "integrity": integrity}
+    if audio is not None:
+        doc["audio"] = audio
+    return to_json(doc)
 
 
 def _order(entry: dict[str, Any]) -> tuple[datetime, int]:

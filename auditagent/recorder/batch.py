@@ -14,9 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..audio.sealing import SealedChunk
 from ..integrity.envelope import Envelope
+from ..store.search_rows import IndexRows
 from .ingest import COPY_HEADER, COPY_TRAILER, SessionOpen, SessionUpdate, encode_copy_rows
-from .spool import TAG_ENVELOPE, TAG_SESSION, TAG_UPDATE, encode_frames
+from .spool import (
+    TAG_AUDIO,
+    TAG_ENVELOPE,
+    TAG_INDEX,
+    TAG_SESSION,
+    TAG_UPDATE,
+    encode_frames,
+)
 
 SLICE_ITEMS = 64
 """Rows encoded (COPY stream, spool frames) between two yields to the loop: ~0.2 ms."""
@@ -30,16 +39,22 @@ class Batch:
     started: dict[uuid.UUID, datetime] = field(default_factory=dict)
     """Each session's start (the events' partition key), where known: always in a live
     batch; in a replayed one only for sessions whose opening row it carries."""
+    index: list[IndexRows] = field(default_factory=list)
+    """Search index rows of the records sealed in this batch (auditagent.search.writer)."""
+    audio: list[SealedChunk] = field(default_factory=list)
+    """Sealed chunks of call audio whose ``audio_chunk`` records are in ``envelopes``."""
     oldest: float | None = None
     """``time.time()`` when its oldest record was handed to the recorder."""
 
     def __bool__(self) -> bool:
-        return bool(self.opens or self.envelopes or self.updates)
+        return bool(self.opens or self.envelopes or self.updates or self.audio)
 
     def frames(self) -> list[tuple[bytes, bytes]]:
         out = [(TAG_SESSION, o.to_bytes()) for o in self.opens]
         out += [(TAG_ENVELOPE, e.to_bytes()) for e in self.envelopes]
         out += [(TAG_UPDATE, u.to_bytes()) for u in self.updates]
+        out += [(TAG_INDEX, x.to_bytes()) for x in self.index]
+        out += [(TAG_AUDIO, a.to_bytes()) for a in self.audio]
         return out
 
     def add_frame(self, tag: bytes, payload: bytes) -> None:
@@ -52,6 +67,10 @@ class Batch:
             self.started[opened.session_id] = opened.started_at
         elif tag == TAG_UPDATE:
             self.updates.append(SessionUpdate.from_bytes(payload))
+        elif tag == TAG_INDEX:
+            self.index.append(IndexRows.from_bytes(payload))
+        elif tag == TAG_AUDIO:
+            self.audio.append(SealedChunk.from_bytes(payload))
 
 
 async def copy_stream(envelopes: list[Envelope], started: Mapping[uuid.UUID, datetime]) -> bytes:
@@ -67,9 +86,10 @@ async def copy_stream(envelopes: list[Envelope], started: Mapping[uuid.UUID, dat
 async def spool_stream(batch: Batch) -> bytes:
     """The batch as spool frames, encoded in slices between which the loop runs."""
     parts: list[bytes] = []
-    items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates]
+    items: list[Any] = [*batch.opens, *batch.envelopes, *batch.updates, *batch.index, *batch.audio]
     tags = [TAG_SESSION] * len(batch.opens) + [TAG_ENVELOPE] * len(batch.envelopes)
-    tags += [TAG_UPDATE] * len(batch.updates)
+    tags += [TAG_UPDATE] * len(batch.updates) + [TAG_INDEX] * len(batch.index)
+    tags += [TAG_AUDIO] * len(batch.audio)
     for i in range(0, len(items), SLICE_ITEMS):
         await asyncio.sleep(0)
         frames = [

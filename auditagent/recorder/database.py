@@ -76,8 +76,10 @@ async def write_on(
             opens=batch.opens,
             envelopes=batch.envelopes,
             updates=batch.updates,
+            index=batch.index,
             idempotent=idempotent,
             copy_data=copy_data,
+            audio=batch.audio,
         )
     except BaseException:
         # After an error or a cancel the connection's state is unknown: start over.
@@ -120,3 +122,12 @@ class MonthsAhead:
                     )
         except psycopg.Error as exc:
             log.info("months ahead not created this time (%s)", type(exc).__name__)
+
+
+def log_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failure by type and place only: exception messages can quote record content."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("%s: %s at %s", what, type(exc).__name__, where)

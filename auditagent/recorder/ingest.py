@@ -24,7 +24,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..audio.sealing import SealedChunk
+from ..audio.store import insert_chunks
 from ..integrity.envelope import Envelope
+from ..store.search_rows import IndexRows, write_rows_async
 
 EVENT_COLUMNS = (
     "session_id",
@@ -106,6 +109,8 @@ class SessionUpdate:
     architecture: str | None = None
     agent_name: str | None = None
     models: dict[str, Any] | None = None
+    notice: str | None = None
+    """'incomplete' or 'completed' once known (a completed notice is never undone)."""
 
     def to_bytes(self) -> bytes:
         d = asdict(self)
@@ -151,10 +156,11 @@ UPDATE sessions AS s SET
   architecture = COALESCE(u.architecture, s.architecture),
   agent_name = COALESCE(u.agent_name, s.agent_name),
   models = COALESCE(u.models, s.models),
+  notice = CASE WHEN s.notice = 'completed' THEN s.notice ELSE COALESCE(u.notice, s.notice) END,
   updated_at = now()
 FROM jsonb_to_recordset(%s::jsonb) AS u(
   id uuid, count int, head text, tools text[], ended_at timestamptz, reason text,
-  architecture text, agent_name text, models jsonb)
+  architecture text, agent_name text, models jsonb, notice text)
 WHERE s.id = u.id AND s.status IN ('open', 'closed')
 RETURNING s.id, u.ended_at IS NOT NULL
 """
@@ -166,9 +172,11 @@ async def write_batch(
     opens: Sequence[SessionOpen] = (),
     envelopes: Sequence[Envelope] = (),
     updates: Sequence[SessionUpdate] = (),
+    index: Sequence[IndexRows] = (),
     idempotent: bool = False,
     copy_data: bytes | None = None,
     started: Mapping[uuid.UUID, datetime] | None = None,
+    audio: Sequence[SealedChunk] = (),
 ) -> set[uuid.UUID]:
     """Write one batch in one transaction; returns the sessions whose close it applied.
 
@@ -211,6 +219,10 @@ async def write_batch(
                 await _copy_idempotent(cur, data)
             else:
                 await _copy(cur, "events", data)
+        if index:
+            await write_rows_async(cur, index)
+        # with the batch that carries their audio records: a committed record has its chunk
+        await insert_chunks(cur, audio)
         if updates:
             updates = _merge_updates(updates)
             rows = [
@@ -224,6 +236,7 @@ async def write_batch(
                     "architecture": u.architecture,
                     "agent_name": u.agent_name,
                     "models": u.models,
+                    "notice": u.notice,
                 }
                 for u in updates
             ]
@@ -249,6 +262,8 @@ def _merge_updates(updates: Sequence[SessionUpdate]) -> list[SessionUpdate]:
         m.architecture = u.architecture or m.architecture
         m.agent_name = u.agent_name or m.agent_name
         m.models = u.models if u.models is not None else m.models
+        if m.notice != "completed":
+            m.notice = u.notice or m.notice
     return list(merged.values())
 
 

@@ -11,10 +11,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import records
 from ..livekit import RawEvent
+
+if TYPE_CHECKING:
+    from ..audio.session import SessionAudio
+    from ..audio.worker import ChunkReady
+    from .pauses import PauseRules
 
 # Events with no conversation content, still recorded while a session is paused.
 _KEPT_WHILE_PAUSED = frozenset(
@@ -62,9 +67,14 @@ class SessionIntake:
         "_owner",
         "_q",
         "_wake_at",
+        "audio",
         "dropped_while_paused",
+        "failed_since",
+        "lost",
+        "pause_details",
         "paused",
         "paused_since",
+        "rules",
     )
 
     def __init__(self, inbox: Inbox, owner: Any) -> None:
@@ -80,6 +90,12 @@ class SessionIntake:
         self.paused = False
         self.paused_since: float | None = None
         self.dropped_while_paused = 0
+        self.audio: SessionAudio | None = None
+        self.pause_details: dict[str, Any] = {}
+        self.rules: PauseRules | None = None  # pause rules given at attach
+        # set when the session's records could be kept nowhere (require_recording)
+        self.failed_since: float | None = None
+        self.lost = 0
 
     @property
     def queue_bound(self) -> int:
@@ -87,14 +103,26 @@ class SessionIntake:
 
     def put(self, raw: RawEvent) -> None:
         """Called by capture handlers on the voice loop: O(1), no I/O, never raises."""
+        if self.failed_since is not None:
+            self.lost += 1  # recording failed (require_recording): nothing more is kept
+            return
+        rules = self.rules
+        if rules is not None:
+            rules.before(raw)  # a rule's agent or tool ended, or its time ran out: resume
         if self.paused and raw[0] not in _KEPT_WHILE_PAUSED:
             self.dropped_while_paused += 1
+            return
+        if raw[0] == "close" and (audio := self.audio) is not None and audio.active:
+            # LiveKit's close goes into the chain after the call audio's last chunks
+            audio.close_then(lambda: self.put(raw))
             return
         q = self._q
         if len(q) < self._maxlen:
             q.append((self._owner, raw))
             if len(q) >= self._wake_at:
                 self._inbox.wake()
+            if rules is not None:
+                rules.after(raw)  # this event starts a rule's agent or tool: pause after it
         else:
             self._overflow += 1
             if self._overflow_first is None:
@@ -104,24 +132,37 @@ class SessionIntake:
     def add(self, record: records.Record) -> None:
         self.put(("__record__", record, time.time()))
 
+    def deliver_audio(self, ready: ChunkReady) -> None:
+        """A sealed chunk of call audio from the audio worker. Past the queue bound and a
+        pause: a chunk (silence while paused) is never dropped, or the recording would have a
+        hole its records cannot account for."""
+        self._q.append((self._owner, ("__audio__", ready, time.time())))
+        self._inbox.wake()
+
     def end(self) -> None:
         """Queue the session's end as the recorder closes. Past the queue bound and a pause:
         a session must get its ``closed`` record whatever else was dropped."""
         self._q.append((self._owner, ("__close__", None, time.time())))
 
-    def pause(self, t: float) -> None:
+    def pause(self, t: float, details: dict[str, Any] | None = None) -> None:
         self.paused, self.paused_since, self.dropped_while_paused = True, t, 0
+        self.pause_details = details or {}
 
-    def resumed_notice(self, t: float) -> records.Notice:
-        """Recording again (or closed while paused): how much was left out."""
+    def resumed_notice(self, t: float, details: dict[str, Any] | None = None) -> records.Notice:
+        """Recording again (or closed while paused): how much was left out, and the rule
+        that paused it (with whether its maximum duration was reached)."""
         self.paused = False
         since = self.paused_since or t
         dropped = self.dropped_while_paused
+        extra = {k: v for k, v in self.pause_details.items() if k == "rule"}
+        extra.update(details or {})
+        expired = extra.get("max_duration_reached") is True
         return records.Notice(
             at=datetime.fromtimestamp(t, timezone.utc),
             code="recording_resumed",
-            message=f"{dropped} events were not recorded while paused",
-            details={"events_not_recorded": dropped, "paused_seconds": t - since},
+            message=f"{dropped} events were not recorded while paused"
+            + (" (the rule's maximum duration was reached)" if expired else ""),
+            details={"events_not_recorded": dropped, "paused_seconds": t - since, **extra},
         )
 
     def take_overflow(self) -> Overflow | None:

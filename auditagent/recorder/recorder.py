@@ -9,20 +9,26 @@ than ``db_timeout``: a slow or absent database sends the batch to the durable sp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import records
+from ..audio.session import record_audio
 from ..errors import AuditagentError, DatabaseUnavailable
 from ..keys import KeyProvider, load_key_provider
 from ..livekit import SessionCapture
 from ..livekit import _compat as lk
+from ..redaction import PolicyLike, resolve_policy
+from ..search.writer import IndexKeys
 from ..settings import Settings
 from ..store import db
 from . import clock
+from .guarantee import RecordingUnavailable, claim_markers, failure_record_fields, spool_writable
 from .handle import SessionRecording
+from .pauses import PauseRule, PauseRules
 from .sealing import SessionSealing
 from .writer import Writer
 
@@ -33,17 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("auditagent.recorder")
 
-# How long closing waits for LiveKit's own close of a session it is tearing down (or, at job
-# shutdown, is about to tear down), so the record carries LiveKit's close reason. A job process
-# has 10 s in all (shutdown_process_timeout) to close and flush.
+# How long closing waits for LiveKit's own close of a session it is (about to be) tearing down,
+# so the record carries LiveKit's reason; a job has 10 s (shutdown_process_timeout) in all.
 SESSION_CLOSE_WAIT_S = 5.0
 
 
 class AuditRecorder:
-    """Records AgentSessions into encrypted, chained, durable storage.
-
-    ``recorder = AuditRecorder.from_env(); await recorder.start()``, or ``async with``.
-    """
+    """Records AgentSessions into encrypted, chained, durable storage: ``async with``, or
+    ``recorder = AuditRecorder.from_env(); await recorder.start()``."""
 
     def __init__(
         self,
@@ -53,11 +56,9 @@ class AuditRecorder:
         on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None,
     ) -> None:
         """``on_sessions_closed`` is called (in a worker thread, errors logged and swallowed)
-        once a batch that closed sessions is committed (directly or by a spool replay), with
-        the final count and head of each whose row took the close. By default it is
-        ``checkpoints.on_close_writer(settings, key_provider)``, which signs a checkpoint for
-        each into ``AUDITAGENT_CHECKPOINT_DIR``: a commitment outside the database that
-        `auditagent verify` holds the database to."""
+        with the final count and head of each session whose close was committed. By default
+        it signs a checkpoint for each into ``AUDITAGENT_CHECKPOINT_DIR``
+        (``checkpoints.on_close_writer``): a commitment outside the database."""
         self.settings = settings or Settings()
         self._on_sessions_closed = on_sessions_closed
         self._default_checkpoints = on_sessions_closed is None
@@ -66,6 +67,8 @@ class AuditRecorder:
         self._started = False
         self._closed = False
         self._job_callback = False
+        self._index_keys: IndexKeys | None = None
+        self._notices: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_env(cls) -> AuditRecorder:
@@ -100,7 +103,28 @@ class AuditRecorder:
             db_down = True
         self._started = True
         self._writer.start(url=url, db_down=db_down, on_sessions_closed=self._on_sessions_closed)
+        try:
+            await self._report_failures()
+        except Exception as exc:  # a bad marker must not stop recording
+            log.error("reporting earlier recording failures: %s", type(exc).__name__)
         return self
+
+    async def _report_failures(self) -> None:
+        """Turn failure markers left by earlier processes (require_recording) into
+        ``recording_failed`` records, each in a session of its own."""
+        claimed = await asyncio.to_thread(claim_markers, self.settings)
+        if not claimed:
+            return
+        for _, marker in claimed:
+            rec = self.open_session(
+                tenant=marker.tenant, labels={"recording_failed_for": marker.session_id}
+            )
+            rec.add(records.RecordingFailed(at=clock.utcnow(), **failure_record_fields(marker)))
+            rec.close(reason="recording_failed")
+        await self.flush()
+        for path, _ in claimed:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     async def __aenter__(self) -> AuditRecorder:
         return await self.start()
@@ -114,6 +138,7 @@ class AuditRecorder:
         tenant: str,
         participant: str | None,
         labels: dict[str, str] | None,
+        redaction: PolicyLike,
         session_id: uuid.UUID | None = None,
     ) -> SessionSealing:
         self._require_started()
@@ -123,8 +148,18 @@ class AuditRecorder:
             tenant=tenant,
             participant=participant,
             labels=labels or {},
+            redaction=resolve_policy(redaction, default=resolve_policy(self.settings.redaction)),
             session_id=session_id,
+            index_keys=self._search_keys(),
         )
+
+    def _search_keys(self) -> IndexKeys | None:
+        """Each tenant's search key, derived once (None with AUDITAGENT_SEARCH_INDEX=false)."""
+        if not self.settings.search_index:
+            return None
+        if self._index_keys is None:
+            self._index_keys = IndexKeys(self.key_provider)
+        return self._index_keys
 
     def attach(
         self,
@@ -135,13 +170,29 @@ class AuditRecorder:
         labels: dict[str, str] | None = None,
         room: str | None = None,
         job_id: str | None = None,
+        redaction: PolicyLike = None,
+        pause_rules: Iterable[PauseRule] = (),
+        notice: str | None = None,
     ) -> SessionRecording:
         """Start recording ``session``. Call before ``session.start()``.
 
-        Raises ``TranscriptionDisabled`` (policy ``enforce``) when a realtime model would leave
-        no text to record and cannot be switched on.
+        ``redaction``: ``"pci"`` (default: ``AUDITAGENT_REDACTION``), ``"pii"``, ``"off"`` or a
+        ``RedactionPolicy``. ``pause_rules``: pause while a named agent/AgentTask or tool runs,
+        for at most its ``max_duration``. ``notice``: a recording notice the agent says first,
+        sealed as ``recording_notice`` records. Raises ``TranscriptionDisabled`` (policy
+        ``enforce``: a realtime model would leave no text) and ``RecordingUnavailable``
+        (``AUDITAGENT_REQUIRE_RECORDING``: neither the database nor the spool can be written).
         """
-        state = self._new_session(tenant=tenant, participant=participant, labels=labels)
+        self._require_started()
+        if (
+            self.settings.require_recording
+            and self._writer.database_down()
+            and not spool_writable(self.settings.resolved_spool_dir)
+        ):
+            raise RecordingUnavailable()
+        state = self._new_session(
+            tenant=tenant, participant=participant, labels=labels, redaction=redaction
+        )
         capture = SessionCapture(
             session,
             put=state.intake.put,
@@ -156,14 +207,26 @@ class AuditRecorder:
         opened = capture.opened(
             tenant=tenant, participant=participant, labels=state.labels, room=room, job_id=job_id
         )
-        state.intake.add(opened)
+        state.intake.add(opened.model_copy(update={"redaction": state.redaction.name}))
         compat = capture.compat_notice()
         if compat is not None:
             state.intake.add(compat)
         for r in found:
             state.intake.add(r)
+        rec = SessionRecording(state)
+        rules = list(pause_rules)
+        if rules:
+            state.intake.rules = PauseRules(rules, rec)
         capture.install()
-        return SessionRecording(state)
+        # Unset means "when the session has audio IO": taps go in when it does, now or once
+        # LiveKit has set it up; a text-only session never gets any.
+        if self.settings.record_audio is not False:
+            state.intake.audio = record_audio(state, session)
+        if notice:
+            task = rec.start_notice(session, notice)
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
+        return rec
 
     def open_session(
         self,
@@ -173,22 +236,25 @@ class AuditRecorder:
         labels: dict[str, str] | None = None,
         opened: records.Opened | None = None,
         session_id: uuid.UUID | None = None,
+        redaction: PolicyLike = None,
     ) -> SessionRecording:
         """Record a conversation that is not a LiveKit AgentSession (or a test's)."""
         state = self._new_session(
-            tenant=tenant, participant=participant, labels=labels, session_id=session_id
+            tenant=tenant,
+            participant=participant,
+            labels=labels,
+            redaction=redaction,
+            session_id=session_id,
         )
         self._writer.register(state)
-        state.intake.add(
-            opened
-            or records.Opened(
-                at=clock.utcnow(),
-                tenant=tenant,
-                participant=participant,
-                architecture="pipeline",
-                labels=state.labels,
-            )
+        opened = opened or records.Opened(
+            at=clock.utcnow(),
+            tenant=tenant,
+            participant=participant,
+            architecture="pipeline",
+            labels=state.labels,
         )
+        state.intake.add(opened.model_copy(update={"redaction": state.redaction.name}))
         return SessionRecording(state)
 
     async def attach_job(
@@ -199,6 +265,9 @@ class AuditRecorder:
         tenant: str,
         participant: str | None = None,
         labels: dict[str, str] | None = None,
+        redaction: PolicyLike = None,
+        pause_rules: Iterable[PauseRule] = (),
+        notice: str | None = None,
     ) -> SessionRecording:
         """Attach inside a LiveKit entrypoint and flush at job shutdown."""
         await self.start()
@@ -209,7 +278,15 @@ class AuditRecorder:
         )
         job_id = getattr(job, "id", None)
         rec = self.attach(
-            session, tenant=tenant, participant=participant, labels=labels, room=room, job_id=job_id
+            session,
+            tenant=tenant,
+            participant=participant,
+            labels=labels,
+            room=room,
+            job_id=job_id,
+            redaction=redaction,
+            pause_rules=pause_rules,
+            notice=notice,
         )
         if not self._job_callback:
             ctx.add_shutdown_callback(self._on_job_shutdown)
@@ -248,6 +325,12 @@ class AuditRecorder:
         self._closed = True
         # A session LiveKit is tearing down emits its close event (and its last items) soon.
         await self._wait_for_livekit_closes(running_too=False)
+        for task in list(self._notices):
+            task.cancel()  # a notice still waiting for its session to start
+        # the call audio's last chunks go into the chains before the sessions' ends
+        await asyncio.gather(
+            *(s.intake.audio.finish() for s in self._writer.open_sessions() if s.intake.audio)
+        )
         for state in self._writer.open_sessions():
             if state.capture is not None:
                 state.capture.uninstall()
@@ -295,6 +378,9 @@ async def record_session(
     participant: str | None = None,
     labels: dict[str, str] | None = None,
     settings: Settings | None = None,
+    redaction: PolicyLike = None,
+    pause_rules: Iterable[PauseRule] = (),
+    notice: str | None = None,
 ) -> SessionRecording:
     """The one-liner for a LiveKit entrypoint: record ``session``, flush at job shutdown.
 
@@ -303,5 +389,12 @@ async def record_session(
     """
     recorder = AuditRecorder(settings)
     return await recorder.attach_job(
-        ctx, session, tenant=tenant, participant=participant, labels=labels
+        ctx,
+        session,
+        tenant=tenant,
+        participant=participant,
+        labels=labels,
+        redaction=redaction,
+        pause_rules=pause_rules,
+        notice=notice,
     )

@@ -1,15 +1,16 @@
 """One session's sealing state, owned by the writer: its data key, its chain, its row.
 
 Each raw event the writer takes off the queue becomes records (translated by the session's
-capture), each record an envelope sealed under the session's data key and chained to the one
-before; the session's row follows (count, head, tools, close). A session's first batch also
-carries its opening row and wrapped data key.
+capture, then redacted: redaction/step.py), each record an envelope sealed under the session's
+data key and chained to the one before; the session's row follows (count, head, tools, close).
+A session's first batch also carries its opening row and wrapped data key.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,10 @@ from ..integrity.envelope import Envelope, SessionSealer, dek_context
 from ..keys import KeyProvider
 from ..livekit import RawEvent
 from ..metrics import metrics
+from ..redaction import PCI, RedactionPolicy, Redactor
+from ..redaction.step import RedactionStep
+from ..search.writer import IndexKeys, SessionIndexer
+from ..store.search_rows import IndexRows
 from . import clock
 from .ingest import SessionOpen, SessionUpdate
 from .intake import Inbox, SessionIntake
@@ -36,6 +41,16 @@ def _at(t: float) -> datetime:
     return datetime.fromtimestamp(t, timezone.utc)
 
 
+def card_fingerprint(keys: KeyProvider, tenant: str) -> Callable[[str], str]:
+    """A card number's keyed, tenant-separated fingerprint for its placeholder (policies with
+    ``fingerprint=True``): the same card matches across mentions, the number stays unknown."""
+
+    def fingerprint(digits: str) -> str:
+        return keys.blind_index(tenant=tenant, value=digits, purpose="card_fingerprint").hex()[:16]
+
+    return fingerprint
+
+
 class SessionSealing:
     """Writer-side state of one recorded session (and, in ``intake``, its voice-loop side)."""
 
@@ -47,7 +62,9 @@ class SessionSealing:
         tenant: str,
         participant: str | None,
         labels: dict[str, str],
+        redaction: RedactionPolicy = PCI,
         session_id: uuid.UUID | None = None,
+        index_keys: IndexKeys | None = None,
     ) -> None:
         if not tenant or len(tenant) > 128:
             raise AuditagentError(
@@ -59,10 +76,17 @@ class SessionSealing:
         self.labels = dict(labels)
         self.capture: SessionCapture | None = None
         self.intake = SessionIntake(inbox, self)
+        self.redaction = redaction
+        self._redaction = RedactionStep(
+            Redactor(redaction, fingerprint=card_fingerprint(keys, tenant))
+        )
+        self.notice: str | None = None  # sessions.notice: incomplete | completed
         self.key_id = uuid.uuid4().hex
         data_key = crypto.new_data_key()
+        self.data_sealer = crypto.Sealer(data_key)
+        """The data key's AES-GCM sealer: the call audio is sealed under it too."""
         self._sealer = SessionSealer(
-            crypto.Sealer(data_key), tenant=tenant, session_id=self.session_id, key_id=self.key_id
+            self.data_sealer, tenant=tenant, session_id=self.session_id, key_id=self.key_id
         )
         wrapped = keys.wrap(
             data_key,
@@ -83,6 +107,9 @@ class SessionSealing:
             ),
         )
         self._open_pending = True
+        self._indexer = (
+            SessionIndexer(index_keys.for_tenant(tenant), self.session_id) if index_keys else None
+        )
         self.next_seq = 0
         self.prev_hash = _GENESIS
         self._tools: set[str] = set()
@@ -104,12 +131,28 @@ class SessionSealing:
         return self._open
 
     def records_for(self, raw: RawEvent) -> list[records.Record]:
+        """The records ``raw`` makes, redacted: what is sealed."""
+        if self.intake.failed_since is not None:
+            self.intake.lost += 1  # queued before recording failed: it could not be kept
+            return []
+        out = self._records_for(raw)
+        step = self._redaction
+        if not step.enabled or not out:
+            return out
+        redacted: list[records.Record] = []
+        for r in out:
+            redacted += step(r)
+        return redacted
+
+    def _records_for(self, raw: RawEvent) -> list[records.Record]:
         name, payload, t = raw
         if self.closed:
             # The closed record is the last; LiveKit emits nothing of the conversation after
             # its close event (state changes during teardown at most).
             log.debug("session %s: %s after close not recorded", self.session_id, name)
             return []
+        if name == "__audio__":
+            return [payload.record]
         if name == "__record__" and not (payload.kind == "closed" and self.capture is not None):
             return [payload]
         if name == "__close__" or name == "__record__":
@@ -178,6 +221,8 @@ class SessionSealing:
         )
         self.next_seq += 1
         self.prev_hash = env.hash
+        if self._indexer is not None:
+            self._indexer.add(record)
         if isinstance(record, records.ToolCall):
             if record.name not in self._tools:
                 self._tools.add(record.name)
@@ -191,11 +236,20 @@ class SessionSealing:
                 if (m := getattr(record, k, None)) is not None
             }
             self._meta_dirty = True
+        elif isinstance(record, records.RecordingNotice):
+            if record.completed:
+                self.notice = "completed"
+            elif self.notice != "completed":
+                self.notice = "incomplete"
         elif isinstance(record, records.Closed):
             self.closed = True
             self._closed_at = record.at
             self._close_reason = record.reason
         return env
+
+    def take_index(self) -> IndexRows | None:
+        """The search index rows of what the batch just sealed (None with indexing off)."""
+        return self._indexer.take(closing=self.closed) if self._indexer is not None else None
 
     def update(self) -> SessionUpdate:
         """What the batch just sealed changed about the session's row."""
@@ -206,6 +260,7 @@ class SessionSealing:
             tool_names=self._new_tools,
             ended_at=self._closed_at,
             close_reason=self._close_reason,
+            notice=self.notice,
         )
         if self._meta_dirty:
             upd.architecture = self._open.architecture

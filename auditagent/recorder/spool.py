@@ -35,6 +35,10 @@ SUFFIX = ".spool"
 TAG_ENVELOPE = b"E"
 TAG_SESSION = b"S"
 TAG_UPDATE = b"U"
+TAG_INDEX = b"I"
+"""Search index rows (beacons and role codes only): auditagent.store.search_index.IndexRows."""
+TAG_AUDIO = b"A"
+"""A sealed audio chunk (auditagent.audio.sealing.SealedChunk): ciphertext only."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ import psycopg
 from ..metrics import metrics
 from ..settings import Settings
 from .batch import Batch, copy_stream, spool_stream
-from .database import Database, MonthsAhead, close_quietly, write_on
+from .database import Database, MonthsAhead, close_quietly, log_failure, write_on
+from .guarantee import Guarantee
 from .ingest import SessionUpdate
 from .intake import Inbox
 from .recovery import LOOP_SLICE_S, Replayer, Route
@@ -42,15 +43,6 @@ SPOOL_MARGIN_S = 0.2
 """Kept out of a direct write's time budget: encoding and fsyncing the batch to the spool."""
 MIN_WRITE_S = 0.1
 IDLE_DISCONNECT_S = 5.0
-
-
-def _log_failure(what: str, exc: BaseException) -> None:
-    # Type and place only: exception messages can quote record content.
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-    log.error("%s: %s at %s", what, type(exc).__name__, where)
 
 
 @dataclass
@@ -87,6 +79,7 @@ class Writer:
         self._checkpoint_tasks: set[asyncio.Task[None]] = set()
         self._last_write, self._months = 0.0, MonthsAhead()
         self._flush_waiters: list[asyncio.Future[None]] = []
+        self.guarantee = Guarantee(settings)
 
     # -- the recorder's side ---------------------------------------------------------------
     def start(
@@ -109,6 +102,9 @@ class Writer:
 
     def register(self, state: SessionSealing) -> None:
         self._sessions[state.session_id] = state
+
+    def database_down(self) -> bool:
+        return self._route.spooling()
 
     def open_sessions(self) -> list[SessionSealing]:
         return list(self._sessions.values())
@@ -162,7 +158,7 @@ class Writer:
                     if waiters and self._checkpoint_tasks:
                         await asyncio.wait(set(self._checkpoint_tasks))
                 except Exception as exc:  # the writer must outlive any single bad batch
-                    _log_failure("writer batch failed", exc)
+                    log_failure(log, "writer batch failed", exc)
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
@@ -189,12 +185,10 @@ class Writer:
             self._spool.close()
             left = await asyncio.to_thread(self._spool.depth_files)
             if left:
-                log.warning(
-                    "%d spool file(s) not replayed yet in %s: durable there; the next "
-                    "recorder started on this data directory replays them",
-                    left,
-                    self.settings.resolved_spool_dir,
-                )
+                msg = "%d spool file(s) not replayed yet in %s: durable there; the next recorder"
+                log.warning(msg + " started on it replays them", left, self._spool.directory)
+        with contextlib.suppress(Exception):  # a no-op unless recording failed somewhere
+            self.guarantee.close(self._sessions, self._route.pending)
         if self._route.pending:
             lost = sum(len(b.envelopes) for b in self._route.pending)
             log.error(
@@ -217,12 +211,14 @@ class Writer:
             state, raw = q.popleft()
             if batch.oldest is None:
                 batch.oldest = raw[2]
-            opened = state.take_open()
-            if opened is not None:
+            if (opened := state.take_open()) is not None:
                 batch.opens.append(opened)
-            for r in state.records_for(raw):
+            out = state.records_for(raw)
+            for r in out:
                 batch.envelopes.append(state.seal(r))
                 n += 1
+            if out and raw[0] == "__audio__":
+                batch.audio.append(raw[1].sealed)
             touched[state.session_id] = state
             if clock() > slice_end:
                 await asyncio.sleep(0)
@@ -237,6 +233,8 @@ class Writer:
         for state in touched.values():
             batch.started[state.session_id] = state.started_at
             batch.updates.append(state.update())
+            if (index := state.take_index()) is not None:
+                batch.index.append(index)
             if state.closed:
                 self._sessions.pop(state.session_id, None)
         return batch
@@ -389,6 +387,8 @@ class Writer:
         except OSError as exc:
             log.error("spool write failed (%s); keeping the batch in memory", type(exc).__name__)
             route.pending.append(batch)
+            if self.settings.require_recording:
+                await self.guarantee.unrecordable(batch, self._sessions)
             return
         finally:
             route.busy -= 1

@@ -59,6 +59,11 @@ class DeletionRecord:
 
 _RECORDS = DeletionRecordRow.__table__
 _SESSIONS = SessionRow.__table__
+# Built once (each deleted session appends one record): a prebuilt statement memoizes its
+# cache key; the insert takes its values as parameters.
+_LAST_RECORD = select(_RECORDS).order_by(_RECORDS.c.seq.desc()).limit(1)
+# sort_by_parameter_order: the returned rows in the order of the items (one INSERT, many rows)
+_INSERT_RECORDS = insert(DeletionRecordRow).returning(*_RECORDS.c, sort_by_parameter_order=True)
 
 
 def _deletion(row: Any) -> DeletionRecord:
@@ -126,7 +131,7 @@ def append_deletions_on(
     """Append ``items`` to the deletion chain, in order, each hashed onto the one before and
     signed, in one INSERT (a month's sessions at once); the chain's tail is checked first."""
     xact_lock(conn, LOCK_DELETION_CHAIN)
-    last_row = conn.execute(select(_RECORDS).order_by(_RECORDS.c.seq.desc()).limit(1)).first()
+    last_row = conn.execute(_LAST_RECORD).first()
     last = _deletion(last_row) if last_row is not None else None
     adopted = (
         adopted_deletions(conn, signer.public)
@@ -183,9 +188,7 @@ def append_deletions_on(
         seq, prev = seq + 1, digest
     if not rows:
         return []
-    out = conn.execute(
-        insert(DeletionRecordRow).returning(*_RECORDS.c, sort_by_parameter_order=True), rows
-    ).all()
+    out = conn.execute(_INSERT_RECORDS, rows).all()
     return [_deletion(r) for r in out]
 
 

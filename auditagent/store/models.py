@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     func,
@@ -64,11 +65,16 @@ class SessionRow(Base):
     head_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     # open -> closed -> (shredded -> purged); shredded/purged only through the retention path.
     status: Mapped[str] = mapped_column(String(16), server_default="open")
+    # NULL: no recording notice asked for; 'incomplete' / 'completed' (migration 0014)
+    notice: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("status IN ('open','closed','shredded','purged')", name="status_valid"),
+        CheckConstraint(
+            "notice IS NULL OR notice IN ('completed','incomplete')", name="notice_valid"
+        ),
         Index("ix_sessions_tenant_started", "tenant", "started_at", "id"),
         Index("ix_sessions_started", "started_at", "id"),
         Index("ix_sessions_participant", "participant_index"),
@@ -291,11 +297,91 @@ class DeletionRecordRow(Base):
     __table_args__ = (Index("ix_deletion_records_session", "session_id"),)
 
 
+class SearchIndexRow(Base):
+    """Keyed, truncated word beacons (auditagent.search): one row per session, key version,
+    role and beacon. Derived data, outside the hash chain; `auditagent search reindex` rebuilds
+    it, and erasing a session deletes its rows with it."""
+
+    __tablename__ = "search_index"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    token: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        CheckConstraint("role IN (1, 2, 3)", name="role_valid"),
+        CheckConstraint("token >= 0", name="token_nonnegative"),
+        Index("ix_search_index_lookup", "tenant", "key_id", "token", "role", "session_id"),
+    )
+
+
+class SearchIndexSessionRow(Base):
+    """Which key version a session's index rows are under: what a reindex has still to do."""
+
+    __tablename__ = "search_index_sessions"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))
+    indexed_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (Index("ix_search_index_sessions_tenant_key", "tenant", "key_id"),)
+
+
+class UiSignInRow(Base):
+    """A review-UI sign-in (the browser holds only its secret, this row only the secret's
+    hash) or a one-time sign-in token (``kind='once'``), ended when used."""
+
+    __tablename__ = "ui_signins"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principals.id"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('signin','once')", name="kind_valid"),
+        Index("ix_ui_signins_principal", "principal_id"),
+    )
+
+
+class AudioChunkRow(Base):
+    """Sealed chunks of a session's call audio (issue 15). Keyed by session first, like events,
+    so it can be hash-distributed or partitioned by session; only placement is plaintext."""
+
+    __tablename__ = "audio_chunks"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))
+    offset_samples: Mapped[int] = mapped_column(BigInteger)
+    duration_samples: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    ingested_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "chunk_index >= 0 AND offset_samples >= 0 AND duration_samples >= 0 AND size >= 0",
+            name="placement_valid",
+        ),
+    )
+
+
 # Tables whose rows may never change outside the retention path (see migrations).
 APPEND_ONLY_TABLES = (
     "events",
     "access_log",
     "deletion_records",
+    "audio_chunks",
     "retention_changes",
     "retention_policies",
 )

@@ -10,7 +10,9 @@ Order, each step committed before the next, so an interrupted run resumes where 
 2. one transaction re-checks, under row locks, that every session of the month is now
    ``shredded`` or ``purged``, then detaches and drops the month's partitions — the only
    statement that runs ``SET LOCAL auditagent.allow_purge = 'month'``, which migration 0016's
-   event trigger asks of any ``DROP`` of a partition — and marks the sessions ``purged``.
+   event trigger asks of any ``DROP`` of a partition — deletes the sessions' call audio and
+   search index rows (not partitioned: by session, as erasure does) and marks the sessions
+   ``purged``.
 
 A month any of whose sessions is not a candidate (open, not expired, held, another tenant's in
 a tenant-scoped run) is left to the per-session path; so are the current and future months and
@@ -30,10 +32,12 @@ from sqlalchemy import Connection, Engine, text
 
 from ..integrity.ledgers import Signer
 from ..period import RetentionPeriod
+from . import search_rows
 from .changes import changes_head
 from .deletions import DeletionRecord, NewDeletion, append_deletions_on
 from .locks import LOCK_HOLDS, clock, xact_lock
 from .partitions import GROWING_TABLES, Month, months_present, partition_name
+from .purge_rows import delete_unpartitioned_on
 from .purges import SHRED_SELECT, BasisRefused, Candidate, NotDue, decide, period_params
 
 SHRED_CHUNK = 1000
@@ -118,7 +122,7 @@ def _shred_chunk(
     default: RetentionPeriod,
     floor: RetentionPeriod,
 ) -> list[DeletionRecord] | None:
-    """What ``purges.shred_on`` does for one session, for ``chunk`` at once: the same checks
+    """What ``purges.shred_session`` does for one session, for ``chunk`` at once: the same checks
     (``purges.decide``), the same records, in a handful of statements."""
     ids = [c.session_id for c in chunk]
     planned = {c.session_id: c.ended_at for c in chunk}
@@ -190,7 +194,8 @@ def _shred_chunk(
         return []
     deleted_at = clock(conn)
     records = append_deletions_on(conn, signer, items, run_id=run_id, deleted_at=deleted_at)
-    done = {"ids": [it.session_id for it in items], "at": deleted_at}
+    shredded = [it.session_id for it in items]
+    done = {"ids": shredded, "at": deleted_at}
     conn.execute(
         text(
             "UPDATE data_keys SET wrapped = NULL, shredded_at = :at "
@@ -198,6 +203,8 @@ def _shred_chunk(
         ),
         done,
     )
+    # The search index goes with the key, as in the per-session shred.
+    search_rows.delete_for_sessions(conn, shredded)
     conn.execute(
         text(
             "UPDATE sessions SET status = 'shredded', updated_at = :at, "
@@ -229,6 +236,9 @@ def drop_month(
         if any(r.status not in ("shredded", "purged") for r in statuses):
             return None
         events = _count(conn, partition_name(GROWING_TABLES[0], plan.month))
+        # Call audio and search rows are not partitioned: they go by session, here, so the
+        # month is gone whole in one commit (and ``purged`` means no audio is left either).
+        delete_unpartitioned_on(conn, [r.id for r in statuses])
         _detach_and_drop(conn, plan.month)
         marked = conn.execute(
             text(

@@ -1,21 +1,20 @@
 """What a retention run or erasure deletes, and the three steps that delete it (steps 2 and
 3 in ``store/purge_rows.py``, a whole month's in ``store/month_drop.py``).
 
-Order per session, each step its own committed transaction so an interrupted run resumes
-where it stopped:
+Per session, each step its own committed transaction (an interrupted run resumes there):
 
 1. shred: re-check legal holds (under a lock) and, for retention, that the session is still
    due (its end time agrees with its chained close record, the current policy and the floor);
    append its deletion record (hash-chained, carrying that basis, signed with the checkpoint
    key); then destroy the wrapped data key and mark the session ``shredded`` — one transaction.
    The database refuses the last two without the record (migration 0017's guards);
-2. delete events in batches of ``batch_size`` rows;
+2. delete events (and the call audio) in batches of ``batch_size`` rows;
 3. mark the session ``purged`` once no event of it is left.
 
-Statements are SQLAlchemy Core over the typed models, as everywhere in the store; the one
-exception is the expiry SQL below (the policy in force by LATERAL join, calendar arithmetic with
-``make_interval``, the hold check), kept as PostgreSQL text because that is what it is
-reviewed as, and the ``SET LOCAL`` guards.
+Statements (built once, in ``store/purge_statements.py``) are SQLAlchemy Core over the typed
+models, as everywhere in the store, except the expiry SQL (policy in force by LATERAL join,
+``make_interval``, the hold check), kept as PostgreSQL text because that is what it is reviewed
+as, and the ``SET LOCAL`` guards.
 """
 
 from __future__ import annotations
@@ -25,18 +24,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Engine, text
 
 from ..integrity.encoding import ts
 from ..integrity.ledgers import Signer
 from ..period import RetentionPeriod
+from . import search_rows
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .locks import LOCK_HOLDS, clock, xact_lock
-from .models import DataKeyRow, EventRow, SessionRow
+from .purge_statements import (
+    _EVENT_STATS,
+    _EXPIRES,
+    _LAST_EVENT,
+    _MARK_SHREDDED,
+    _POLICY_JOIN,
+    _SHRED_BASIS,
+    _SHRED_KEY,
+    HELD_SQL,
+    SHRED_SELECT,
+)
 
-_S = SessionRow.__table__
-_E = EventRow.__table__
+__all__ = ["SHRED_SELECT", "decide", "period_params", "shred_session"]
 
 
 @dataclass(frozen=True)
@@ -51,40 +60,6 @@ class Candidate:
     event_count: int
     policy: str
     expires_at: datetime | None = None
-
-
-# The policy in force for session ``s``: the newest version for its tenant and agent label,
-# else for its tenant, skipping removed ones (a removed agent policy falls back to the tenant
-# one). The label is ``labels->>'agent'``, else agent_name.
-_POLICY_JOIN = """LEFT JOIN LATERAL (
-  SELECT p.id, p.version, p.agent, p.keep_years, p.keep_months, p.keep_days FROM (
-    (SELECT q.*, 0 AS rank FROM retention_policies q WHERE q.tenant = s.tenant
-       AND q.agent = COALESCE(s.labels->>'agent', s.agent_name)
-       ORDER BY q.version DESC LIMIT 1)
-    UNION ALL
-    (SELECT q.*, 1 AS rank FROM retention_policies q WHERE q.tenant = s.tenant
-       AND q.agent IS NULL ORDER BY q.version DESC LIMIT 1)
-  ) p WHERE NOT p.deleted ORDER BY p.rank LIMIT 1) pol ON true"""
-
-# End time plus the policy (or the default), never less than end time plus the floor: the
-# floor holds at run time, for old policies and the default too. Calendar arithmetic in UTC.
-_EXPIRES = """GREATEST(
-  ((s.ended_at AT TIME ZONE 'UTC') + make_interval(
-     years => COALESCE(pol.keep_years, :dy), months => COALESCE(pol.keep_months, :dm),
-     days => COALESCE(pol.keep_days, :dd))) AT TIME ZONE 'UTC',
-  ((s.ended_at AT TIME ZONE 'UTC')
-     + make_interval(years => :fy, months => :fm, days => :fd)) AT TIME ZONE 'UTC')"""
-
-
-# An unreleased hold covers session ``s`` when it names the session, its participant's blind
-# index, or its whole tenant.
-HELD_SQL = """EXISTS (
-  SELECT 1 FROM legal_holds h
-  WHERE h.released_at IS NULL AND h.tenant = s.tenant AND (
-    h.scope = 'tenant'
-    OR (h.scope = 'session' AND h.session_id = s.id)
-    OR (h.scope = 'participant' AND s.participant_index IS NOT NULL
-        AND h.participant_index = s.participant_index)))"""
 
 
 def period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
@@ -175,17 +150,6 @@ class BasisRefused(Exception):
     """Raised inside ``shred_session`` when what decides expiry contradicts the chain."""
 
 
-# A session's row as the shred sees it: what decides expiry, and whether a hold covers it.
-SHRED_SELECT = (
-    "SELECT s.id, s.tenant, s.status, s.ended_at, "
-    "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
-    "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
-    "pol.keep_years, pol.keep_months, pol.keep_days, "
-    f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
-    f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN}"
-)
-
-
 def decide(
     s: Any,
     closed_at: datetime | None,
@@ -199,7 +163,7 @@ def decide(
 ) -> tuple[str, dict[str, Any]]:
     """(policy name, basis) of a session's deletion record, ``s`` being its row as selected
     by :data:`SHRED_SELECT`; raises ``NotDue`` / ``BasisRefused`` as :func:`shred_session`
-    says."""
+    says. Shared by the per-session shred and a month's (``store/month_drop.py``)."""
     if reason == "retention":
         if s.status != "closed" or s.ended_at is None:
             raise NotDue("not closed")
@@ -267,96 +231,41 @@ def shred_session(
     session is no longer ``open``/``closed`` (already shredded by an earlier run). Raises
     ``SessionHeld`` if a hold covers it."""
     with engine.begin() as conn:
-        return shred_on(
-            conn,
-            session_id,
-            run_id=run_id,
+        xact_lock(conn, LOCK_HOLDS)
+        s = conn.execute(_SHRED_BASIS, {"id": session_id, **period_params(default, floor)}).first()
+        if s is None or s.status not in ("open", "closed"):
+            return None
+        if s.held:
+            raise SessionHeld(str(session_id))
+        stats = conn.execute(_EVENT_STATS, {"sid": session_id}).one()
+        # Checked before anything is read for the record: a refusal writes nothing.
+        policy_name, basis = decide(
+            s,
+            stats.closed_at,
             reason=reason,
             now=now,
-            signer=signer,
             default=default,
             floor=floor,
             planned_ended_at=planned_ended_at,
+            changes=changes_head(conn),
         )
-
-
-def shred_on(
-    conn: Connection,
-    session_id: uuid.UUID,
-    *,
-    run_id: uuid.UUID | None,
-    reason: str,
-    now: datetime,
-    signer: Signer,
-    default: RetentionPeriod,
-    floor: RetentionPeriod,
-    planned_ended_at: datetime | None = None,
-) -> DeletionRecord | None:
-    """:func:`shred_session` in the caller's transaction (a month's sessions share one); it
-    raises before writing anything for the session, so the transaction stays usable."""
-    xact_lock(conn, LOCK_HOLDS)
-    s = conn.execute(
-        text(f"{SHRED_SELECT} WHERE s.id = :id FOR UPDATE OF s"),
-        {"id": session_id, **period_params(default, floor)},
-    ).first()
-    if s is None or s.status not in ("open", "closed"):
-        return None
-    if s.held:
-        raise SessionHeld(str(session_id))
-    # One pass over the session's rows for both: how many, and when the chain says it closed.
-    stats = conn.execute(
-        select(
-            func.count().label("n"),
-            func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
-        ).where(_E.c.session_id == session_id)
-    ).one()
-    closed_at = stats.closed_at
-    count = int(stats.n)
-    # Checked before anything is read for the record: a refusal writes nothing.
-    policy_name, basis = decide(
-        s,
-        closed_at,
-        reason=reason,
-        now=now,
-        default=default,
-        floor=floor,
-        planned_ended_at=planned_ended_at,
-        changes=changes_head(conn),
-    )
-    last = conn.execute(
-        select(_E.c.seq, _E.c.hash)
-        .where(_E.c.session_id == session_id)
-        .order_by(_E.c.seq.desc())
-        .limit(1)
-    ).first()
-    final_hash = bytes(last.hash) if last is not None else None
-    deleted_at: datetime = clock(conn)
-    record = append_deletion_on(
-        conn,
-        signer,
-        run_id=run_id,
-        session_id=session_id,
-        tenant=s.tenant,
-        policy=policy_name[:256],
-        reason=reason,
-        event_count=count,
-        final_hash=final_hash,
-        deleted_at=deleted_at,
-        basis=basis,
-    )
-    conn.execute(
-        update(DataKeyRow)
-        .where(DataKeyRow.session_id == session_id, DataKeyRow.wrapped.is_not(None))
-        .values(wrapped=None, shredded_at=deleted_at)
-    )
-    conn.execute(
-        update(SessionRow)
-        .where(SessionRow.id == session_id)
-        .values(
-            status="shredded",
-            updated_at=deleted_at,
-            ended_at=func.coalesce(SessionRow.ended_at, deleted_at),
-            close_reason=func.coalesce(SessionRow.close_reason, reason),
+        last = conn.execute(_LAST_EVENT, {"sid": session_id}).first()
+        deleted_at: datetime = clock(conn)
+        record = append_deletion_on(
+            conn,
+            signer,
+            run_id=run_id,
+            session_id=session_id,
+            tenant=s.tenant,
+            policy=policy_name[:256],
+            reason=reason,
+            event_count=int(stats.n),
+            final_hash=bytes(last.hash) if last is not None else None,
+            deleted_at=deleted_at,
+            basis=basis,
         )
-    )
-    return record
+        conn.execute(_SHRED_KEY, {"sid": session_id, "at": deleted_at})
+        # The search index goes with the key, in this transaction (derived data: no record).
+        search_rows.delete_for_sessions(conn, [session_id])
+        conn.execute(_MARK_SHREDDED, {"sid": session_id, "at": deleted_at, "reason": reason})
+        return record

@@ -83,6 +83,9 @@ class SessionFilter:
     tool: str | None = None
     close_reason: str | None = None
     status: str | None = None
+    notice: str | None = None
+    """``completed``: the recording notice was heard in full; ``missing``: it was not (or
+    none was asked for)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ def _where(f: SessionFilter) -> list[Any]:
         conds.append(SessionRow.tool_names.contains([f.tool]))
     if f.close_reason is not None:
         conds.append(SessionRow.close_reason == f.close_reason)
+    if f.notice == "completed":
+        conds.append(SessionRow.notice == "completed")
+    elif f.notice == "missing":
+        conds.append(SessionRow.notice.is_distinct_from("completed"))
     if f.status is not None:
         conds.append(SessionRow.status == f.status)
     return conds
@@ -169,7 +176,9 @@ def iter_events(
     )
     if kinds is not None:
         stmt = stmt.where(EventRow.kind.in_(list(kinds)))
-    yield from conn.execution_options(yield_per=1000).execute(stmt)
+    # On the statement, not the connection: Connection.execution_options() changes the
+    # connection in place, and a later INSERT on it would then go through a named cursor.
+    yield from conn.execute(stmt.execution_options(yield_per=1000))
 
 
 EVENT_TUPLE_COLUMNS = (

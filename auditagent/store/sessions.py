@@ -8,10 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, any_, case, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    any_,
+    case,
+    func,
+    or_,
+    select,
+    true,
+    union_all,
+)
 
 from ._sql import uuid_array
 from .models import (
+    AudioChunkRow,
     DataKeyRow,
     DeletionRecordRow,
     EventRow,
@@ -24,6 +36,7 @@ from .purges import Candidate
 _S = SessionRow.__table__
 _K = DataKeyRow.__table__
 _E = EventRow.__table__
+_A = AudioChunkRow.__table__
 _D = DeletionRecordRow.__table__
 _P = RetentionPolicyRow.__table__
 _API = PrincipalRow.__table__
@@ -108,15 +121,17 @@ def key_anomalies(engine: Engine) -> list[KeyState]:
 
 
 def purged_with_rows(engine: Engine) -> list[tuple[uuid.UUID, int]]:
-    """Purged sessions that still have rows: written after the erasure, not deleted yet."""
+    """Purged sessions that still have rows (events or call audio chunks): written after the
+    erasure, not deleted yet."""
+    rows = union_all(select(_E.c.session_id), select(_A.c.session_id)).subquery()
     with engine.connect() as conn:
         return [
             (r[0], int(r[1]))
             for r in conn.execute(
-                select(_E.c.session_id, func.count())
-                .join(_S, _S.c.id == _E.c.session_id)
+                select(rows.c.session_id, func.count())
+                .join(_S, _S.c.id == rows.c.session_id)
                 .where(_S.c.status == "purged")
-                .group_by(_E.c.session_id)
+                .group_by(rows.c.session_id)
             )
         ]
 

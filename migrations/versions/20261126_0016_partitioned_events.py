@@ -24,7 +24,7 @@ Two things keep partitions safe that row triggers cannot:
 Downgrade refuses: folding partitions back into one table is not supported.
 
 Revision ID: 0016
-Revises: 0017
+Revises: 0014
 Create Date: 2026-11-26 13:40:00.000000
 """
 
@@ -40,7 +40,7 @@ from sqlalchemy import text
 from auditagent.store import partitions
 
 revision: str = "0016"
-down_revision: str | None = "0017"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,10 @@ def test_demo_records_seed_systems_and_serves_them(
                 break
             assert time.monotonic() < deadline, "\n".join(lines)
         assert token and token.startswith("aa_"), "\n".join(lines)
+        ui_lines = [proc.stdout.readline().rstrip("\n") for _ in range(2)]
+        assert ui_lines[0].startswith(f"review UI: http://127.0.0.1:{port}/ui/"), ui_lines
+        ui_token = ui_lines[1]
+        assert ui_token.startswith("aao_"), ui_lines
         text = "\n".join(lines)
         assert "recorded 4/4 seed systems" in text
         for system in ("pipeline-deepgram", "pipeline-whisper", "openai-realtime", "gemini-live"):
@@ -68,9 +73,28 @@ def test_demo_records_seed_systems_and_serves_them(
         assert t.status_code == 200 and any(e["kind"] == "user" for e in t.json()["entries"])
         v = httpx.get(f"http://127.0.0.1:{port}/v1/sessions/{one}/verify", headers=headers)
         assert v.json()["ok"] is True
+        _sign_in_once(f"http://127.0.0.1:{port}", ui_token, one)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _sign_in_once(base: str, ui_token: str, session_id: str) -> None:
+    """The printed one-time token signs in to the review UI once, and only once."""
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        form = browser.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+        assert csrf, form.text
+        signed = browser.post("/ui/login", data={"token": ui_token, "csrf": csrf.group(1)})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/sessions"
+        page = browser.get(f"/ui/sessions/{session_id}")
+        assert page.status_code == 200 and "Verified" in page.text
+    with httpx.Client(base_url=base, timeout=10) as again:
+        form = again.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+        assert csrf
+        second = again.post("/ui/login", data={"token": ui_token, "csrf": csrf.group(1)})
+        assert second.status_code == 401, second.text

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from auditagent.store import db
 from auditagent_demo import script
 from auditagent_demo.server import SimulatorServer, gemini_live
 from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system, system_spec
+from tests.audio.audio_support import decode, rms
 from tests.support.api import auth, make_token
 from tests.support.helpers import read_records
 
@@ -277,6 +279,23 @@ def _check_entry_shapes(entries: list[dict[str, Any]], system: str) -> None:
             assert "first-audio" in t["not_reported"]["realtime_ttft"], t
 
 
+def _check_audio(
+    api: tuple[TestClient, dict[str, str]], sid: uuid.UUID, verify: Any, detail: Any
+) -> None:
+    """The call's audio (issue 15): both sides, as long as the call, held to its records."""
+    client, headers = api
+    res = client.get(f"/v1/sessions/{sid}/audio", headers=headers)
+    assert res.status_code == 200 and res.headers["content-type"] == "audio/ogg", res.text
+    pcm, rate = decode(res.content)
+    assert pcm.shape[0] == 2
+    assert rms(pcm[0]) > 0.005 and rms(pcm[1]) > 0.005, (rms(pcm[0]), rms(pcm[1]))
+    call = (
+        datetime.fromisoformat(detail["ended_at"]) - datetime.fromisoformat(detail["started_at"])
+    ).total_seconds()
+    assert abs(pcm.shape[1] / rate - call) < 2.0, (pcm.shape[1] / rate, call)
+    assert verify["audio"]["ok"] and verify["audio"]["complete"], verify["audio"]
+
+
 @pytest.mark.parametrize("system", SEED_SYSTEMS)
 def test_seed_system_recorded_end_to_end(
     e2e: E2E, api: tuple[TestClient, dict[str, str]], system: str
@@ -293,6 +312,7 @@ def test_seed_system_recorded_end_to_end(
     assert opened["transcription"]["enabled_by_recorder"] is False
     verify = _get(api, f"/v1/sessions/{sid}/verify")
     assert verify["ok"] is True and verify["events"] == len(events)
+    _check_audio(api, sid, verify, _get(api, f"/v1/sessions/{sid}"))
     # the barge-in reached the provider: OpenAI was told how much audio was played (one per
     # OpenAI run), Gemini's server saw the user talk over it
     if system == "openai-realtime":

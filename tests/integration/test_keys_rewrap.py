@@ -46,7 +46,7 @@ async def test_rotate_then_rewrap_keeps_every_session_readable(
         ).fetchall()
     monkeypatch.setenv("AUDITAGENT_DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(settings.data_dir))
-    assert main(["keys", "rotate"]) == 0
+    assert main(["keys", "rotate", "--no-reindex"]) == 0
     assert main(["keys", "rewrap"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out.strip().splitlines()[-1]
     assert out.startswith("rewrapped ") and "local:v2" in out

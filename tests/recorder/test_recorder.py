@@ -403,7 +403,7 @@ async def test_pause_keeps_card_details_out_of_the_record_and_says_so(
         await session.start(BankAgent())
         await session.run(user_input="I want to pay")
         rec.pause(reason="card details")
-        assert rec.paused
+        assert rec.is_paused
         await session.run(user_input=card)
         rec.resume()
         await session.run(user_input="thanks")

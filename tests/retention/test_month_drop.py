@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import psycopg
 import pytest
@@ -57,6 +58,18 @@ def _exists(settings: Settings, name: str) -> bool:
     return sql_rows(settings, "SELECT to_regclass(%s) IS NOT NULL", (name,))[0][0] is True
 
 
+def _unpartitioned(settings: Settings, sid: object) -> tuple[int, ...]:
+    """(call audio chunks, search index rows, search index session rows) of a session."""
+    (row,) = sql_rows(
+        settings,
+        "SELECT (SELECT count(*) FROM audio_chunks WHERE session_id = %s), "
+        "(SELECT count(*) FROM search_index WHERE session_id = %s), "
+        "(SELECT count(*) FROM search_index_sessions WHERE session_id = %s)",
+        (sid, sid, sid),
+    )
+    return tuple(cast(int, n) for n in row)
+
+
 def test_an_expired_month_goes_whole_after_its_deletion_records(
     cli_env: Settings,
     keyring: LocalKeyring,
@@ -69,6 +82,23 @@ def test_an_expired_month_goes_whole_after_its_deletion_records(
     rows = sql_rows(cli_env, f"SELECT count(*), count(DISTINCT session_id) FROM {part}")
     assert rows == [(15, 3)]  # the recorder's rows landed in their session's month
     (young,) = record_sessions(cli_env, keyring, [("acme", "dave", "intake")])
+    # Call audio (a stand-in chunk each: nothing reads it) and the search index are not
+    # partitioned: the month's go by session with the drop, the young session's stay.
+    every = [s.session_id for s in old] + [young.session_id]
+    rs.superuser_sql(
+        cli_env,
+        *[
+            (
+                "INSERT INTO audio_chunks (session_id, chunk_index, tenant, key_id, "
+                "offset_samples, duration_samples, size, nonce, ciphertext) "
+                "VALUES (%s, 0, 'acme', 'k', 0, 960, 1, %s, %s)",
+                (sid, b"\x00", b"\x00"),
+            )
+            for sid in every
+        ],
+    )
+    before = {sid: _unpartitioned(cli_env, sid) for sid in every}
+    assert all(a == 1 and n > 0 and m == 1 for a, n, m in before.values()), before
 
     report = retention.run_retention(engine, cli_env, batch_size=2)
 
@@ -79,6 +109,9 @@ def test_an_expired_month_goes_whole_after_its_deletion_records(
     for s in old:
         assert state(cli_env, s.session_id) == ("purged", 0, False)
     assert state(cli_env, young.session_id) == ("closed", 5, True)
+    for s in old:
+        assert _unpartitioned(cli_env, s.session_id) == (0, 0, 0)
+    assert _unpartitioned(cli_env, young.session_id) == before[young.session_id]
     records = deletion_rows(cli_env)
     assert {r[1] for r in records} == {s.session_id for s in old}
     assert all(r[3] == "retention" and r[4] == 5 and r[6] == report.run_id for r in records)

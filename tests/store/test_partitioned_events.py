@@ -119,7 +119,7 @@ def test_downgrade_past_0016_refuses_with_the_fix(make_database: object) -> None
             engine.begin() as conn,
         ):
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0017")
+            command.downgrade(cfg, "0014")
         assert db.current_revision(engine) == db.head_revision()
     finally:
         engine.dispose()

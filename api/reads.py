@@ -1,0 +1,117 @@
+"""Reads shared by the review API's handlers and the review UI's pages: one way to find a
+visible session, check its integrity and decrypt it, so the UI has no second path.
+
+Nothing here writes the access log; every caller writes its row before it returns anything
+these read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection
+
+from auditagent.integrity import chain_verifier, checkpoints
+from auditagent.keys import KeyProvider
+from auditagent.reading import decrypt
+from auditagent.store import reader
+
+from .deps import AccessContext, can_see
+from .problems import ProblemError
+from .routes.erased import erased_verify_report
+from .schemas import VerifyReport
+
+__all__ = [
+    "commitment",
+    "integrity_report",
+    "read_verified",
+    "verify",
+    "verify_report",
+    "visible_session",
+]
+
+log = logging.getLogger("auditagent.api")
+
+
+def verify_report(session_id: uuid.UUID, result: chain_verifier.VerifyResult) -> VerifyReport:
+    return VerifyReport(
+        session_id=session_id,
+        ok=result.ok,
+        events=result.events,
+        first_bad_seq=result.first_bad_seq,
+        reason=result.reason,
+        head_hash=result.head_hash.hex(),
+    )
+
+
+def commitment(
+    access: AccessContext, keys: KeyProvider, session_id: uuid.UUID
+) -> checkpoints.SessionCommitment | None:
+    """The session's signed close checkpoint(s) in the checkpoint directory, if any: the
+    chain is held to them as well as to the sessions row, which a superuser could rewrite."""
+    settings = access.settings
+    if settings is None:
+        return None
+    try:
+        return checkpoints.session_commitment(
+            checkpoints.default_sink(settings), session_id, public_key=keys.signing_public_key()
+        )
+    except OSError as exc:
+        log.warning("checkpoint directory unreadable (%s)", type(exc).__name__)
+        return None
+
+
+def verify(conn: Connection, session: Any, c: checkpoints.SessionCommitment | None) -> Any:
+    return reader.verify_session(
+        conn,
+        session,
+        checkpoint=c.expected if c is not None else None,
+        problem=c.problem if c is not None else None,
+    )
+
+
+def visible_session(conn: Connection, access: AccessContext, session_id: uuid.UUID) -> Any:
+    """The session row, or 404 for an absent one and another tenant's alike."""
+    session = reader.get_session(conn, session_id)
+    if session is None or not can_see(access.principal, session.tenant):
+        # Same answer for "absent" and "another tenant's": ids must not reveal existence. The
+        # attempt on another tenant's session is access-logged under that tenant, for its owner.
+        raise ProblemError(
+            404,
+            f"no session {session_id}",
+            type_="not-found",
+            audit=(
+                {"action": "session.denied", "tenant": session.tenant, "session_id": session_id}
+                if session is not None
+                else None
+            ),
+        )
+    return session
+
+
+def read_verified(
+    access: AccessContext, keys: KeyProvider, session: Any
+) -> tuple[list[decrypt.OpenedRecord], chain_verifier.VerifyResult]:
+    """Decrypt every record and recompute the chain in one pass, held to the sessions row and
+    to the session's signed checkpoint: what `/transcript` and `/events` both report."""
+    conn = access.conn
+    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session.id), session)
+    c = commitment(access, keys, session.id)
+    return decrypt.read_verified(
+        sealer,
+        session,
+        reader.event_tuples(conn, session.id, expected_rows=session.event_count),
+        checkpoint=c.expected if c is not None else None,
+        problem=c.problem if c is not None else None,
+    )
+
+
+def integrity_report(access: AccessContext, keys: KeyProvider, session: Any) -> VerifyReport:
+    """The session's integrity exactly as `GET /v1/sessions/{id}` reports it: the chain held
+    to the sessions row and the signed checkpoint, or the deletion record of an erased one.
+    Reads no content."""
+    return erased_verify_report(access.engine, access.conn, keys, session) or verify_report(
+        session.id, verify(access.conn, session, commitment(access, keys, session.id))
+    )

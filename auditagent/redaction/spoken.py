@@ -1,0 +1,273 @@
+"""Digits as speech-to-text writes them: "4111 1111", "four one one one", "forty-one eleven",
+"double one", "oh" for zero, "four hundred eleven".
+
+A text is cut into *runs*: numeric items (digit groups and number words) separated only by
+spacing, punctuation that STT puts between groups (``, . - / :``) or fillers ("uh", "um"). Each
+item keeps its span in the original text, so a detector that finds a card number in a run's
+digits can replace exactly the words that said it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+UNITS: dict[str, str] = {
+    "zero": "0",
+    "oh": "0",
+    "o": "0",
+    "nil": "0",
+    "nought": "0",
+    "naught": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+TEENS: dict[str, str] = {
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "thirteen": "13",
+    "fourteen": "14",
+    "fifteen": "15",
+    "sixteen": "16",
+    "seventeen": "17",
+    "eighteen": "18",
+    "nineteen": "19",
+}
+TENS: dict[str, str] = {
+    "twenty": "2",
+    "thirty": "3",
+    "forty": "4",
+    "fourty": "4",
+    "fifty": "5",
+    "sixty": "6",
+    "seventy": "7",
+    "eighty": "8",
+    "ninety": "9",
+}
+ORDINAL_UNITS: dict[str, str] = {
+    "first": "1",
+    "second": "2",
+    "third": "3",
+    "fourth": "4",
+    "fifth": "5",
+    "sixth": "6",
+    "seventh": "7",
+    "eighth": "8",
+    "ninth": "9",
+}
+ORDINALS: dict[str, str] = {
+    **{k: "0" + v for k, v in ORDINAL_UNITS.items()},
+    "tenth": "10",
+    "eleventh": "11",
+    "twelfth": "12",
+    "thirteenth": "13",
+    "fourteenth": "14",
+    "fifteenth": "15",
+    "sixteenth": "16",
+    "seventeenth": "17",
+    "eighteenth": "18",
+    "nineteenth": "19",
+    "twentieth": "20",
+    "thirtieth": "30",
+}
+MONTHS: dict[str, str] = {
+    name: f"{i:02d}"
+    for i, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+REPEAT: dict[str, int] = {"double": 2, "triple": 3}
+FILLERS = frozenset({"uh", "um", "umm", "er", "erm", "ah", "hmm", "mm"})
+
+NUMBER_WORDS: frozenset[str] = frozenset(
+    {*UNITS, *TEENS, *TENS, *ORDINALS, *REPEAT, "hundred"} - {"o"}
+)
+"""Words that make a text worth tokenizing (``o`` alone is too common to be a trigger)."""
+
+_TOKEN = re.compile(r"\d+|[^\W\d_]+")
+_GAP = re.compile(r"[\s,.\-\u2013\u2014/:]*")
+# Between the two words of one number ("forty-one", "forty one"): a hyphen or spacing only.
+_TIGHT = re.compile(r"[\s\-\u2013]*")
+_AND = re.compile(r"[\s\-]*(?:and[\s\-]+)?", re.I)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One number said or written: its digits and where it is in the text."""
+
+    digits: str
+    start: int
+    end: int
+    month: bool = False
+    ordinal: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """Numeric items in a row, with nothing but spacing, light punctuation or fillers between."""
+
+    items: tuple[Item, ...]
+
+    @property
+    def digits(self) -> str:
+        return "".join(i.digits for i in self.items)
+
+    @property
+    def start(self) -> int:
+        return self.items[0].start
+
+    @property
+    def end(self) -> int:
+        return self.items[-1].end
+
+
+@dataclass(frozen=True)
+class _Tok:
+    text: str
+    low: str
+    start: int
+    end: int
+
+
+_DIGITS = re.compile(r"\d+")
+VOCAB: frozenset[str] = frozenset({*UNITS, *TEENS, *TENS, *ORDINALS, *REPEAT, "hundred"})
+
+
+def _tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
+    """The numeric tokens only (digit groups, number words, month names if asked): what lies
+    between two of them is judged by ``_joined``, so other words need no object."""
+    if not words:
+        return [_Tok(m.group(), m.group(), m.start(), m.end()) for m in _DIGITS.finditer(text)]
+    out = []
+    for m in _TOKEN.finditer(text):
+        t = m.group()
+        low = t.lower()
+        if low in VOCAB or t.isdigit() or (months and low in MONTHS):
+            out.append(_Tok(t, low, m.start(), m.end()))
+    return out
+
+
+def _tight(text: str, a: _Tok, b: _Tok) -> bool:
+    return _TIGHT.fullmatch(text, a.end, b.start) is not None
+
+
+def _item_at(text: str, toks: list[_Tok], i: int, *, months: bool) -> tuple[Item | None, int]:
+    """The numeric item starting at token ``i`` and the index after it (None: not numeric)."""
+    t = toks[i]
+    nxt = toks[i + 1] if i + 1 < len(toks) else None
+    w = t.low
+    if t.text.isdigit():
+        if t.text.isascii():
+            return Item(t.text, t.start, t.end), i + 1
+        return Item(str(int(t.text)), t.start, t.end), i + 1
+    if w in REPEAT and nxt is not None and _tight(text, t, nxt):
+        d = UNITS.get(nxt.low) or (nxt.text if nxt.text.isdigit() and len(nxt.text) == 1 else "")
+        if d:
+            return Item(d * REPEAT[w], t.start, nxt.end), i + 2
+        return None, i + 1
+    if w in UNITS:
+        if (
+            nxt is not None
+            and nxt.low == "hundred"
+            and w not in ("oh", "o")
+            and _tight(text, t, nxt)
+        ):
+            return _hundred(text, toks, i, UNITS[w])
+        return Item(UNITS[w], t.start, t.end), i + 1
+    if w in TEENS:
+        return Item(TEENS[w], t.start, t.end), i + 1
+    if w in TENS:
+        if nxt is not None and _tight(text, t, nxt):
+            if nxt.low in UNITS and nxt.low not in ("oh", "o", "zero", "nil", "nought", "naught"):
+                return Item(TENS[w] + UNITS[nxt.low], t.start, nxt.end), i + 2
+            if nxt.low in ORDINAL_UNITS:
+                d = TENS[w] + ORDINAL_UNITS[nxt.low]
+                return Item(d, t.start, nxt.end, ordinal=True), i + 2
+        return Item(TENS[w] + "0", t.start, t.end), i + 1
+    if w in ORDINALS:
+        return Item(ORDINALS[w], t.start, t.end, ordinal=True), i + 1
+    if months and w in MONTHS:
+        return Item(MONTHS[w], t.start, t.end, month=True), i + 1
+    return None, i + 1
+
+
+def _hundred(text: str, toks: list[_Tok], i: int, unit: str) -> tuple[Item, int]:
+    start = toks[i].start
+    j = i + 2  # past "hundred"
+    end = toks[i + 1].end
+    if j < len(toks) and _AND.fullmatch(text, end, toks[j].start):
+        rest, k = _item_at(text, toks, j, months=False)
+        if rest is not None and len(rest.digits) <= 2 and not rest.ordinal:
+            return Item(unit + rest.digits.zfill(2), start, rest.end), k
+    return Item(unit + "00", start, end), i + 2
+
+
+def runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
+    """Every run of numbers in ``text``, in order. ``months`` also reads month names as
+    two digits (for dates: "December twenty twenty-eight" -> 12 2028); ``words=False`` is for
+    a text known to hold no number word (digit groups only, much cheaper)."""
+    toks = _tokens(text, months=months, words=words or months)
+    out: list[Run] = []
+    cur: list[Item] = []
+    i = 0
+    n = len(toks)
+    while i < n:
+        item, nxt = _item_at(text, toks, i, months=months)
+        if item is None:
+            if toks[i].low in FILLERS and cur:
+                i = nxt
+                continue
+            if cur:
+                out.append(Run(tuple(cur)))
+                cur = []
+            i = nxt
+            continue
+        if cur and not _joined(text, cur[-1].end, item.start):
+            out.append(Run(tuple(cur)))
+            cur = []
+        cur.append(item)
+        i = nxt
+    if cur:
+        out.append(Run(tuple(cur)))
+    return out
+
+
+def _joined(text: str, a: int, b: int) -> bool:
+    """Whether only spacing, light punctuation and fillers stand between ``a`` and ``b``."""
+    if b - a > 24:  # longer than any separator with a filler or two
+        return False
+    gap = text[a:b]
+    if _GAP.fullmatch(gap):
+        return True
+    words = [w.lower() for w in _TOKEN.findall(gap)]
+    if not words or any(w not in FILLERS for w in words):
+        return False
+    return _GAP.fullmatch(_TOKEN.sub("", gap)) is not None
+
+
+def may_hold_numbers(low_words: set[str]) -> bool:
+    """Cheap test on a text's lower-cased words: could it say a number in words?"""
+    return not NUMBER_WORDS.isdisjoint(low_words)

@@ -1,0 +1,92 @@
+"""Truncated keyed beacons: what the index stores in place of a word.
+
+A beacon is the first ``BEACON_BITS`` bits of HMAC-SHA256(tenant search key, word). The
+length is chosen so that distinct words collide by design (docs/search.md has the reasoning):
+a row tells a reader of the database only that a session holds one of several words, and the
+same word has unrelated beacons in two tenants or under two key versions.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+
+from auditagent.records import Record
+
+from .texts import ROLE_CODES, record_texts, role_of_kind
+from .tokens import encode, index_words
+
+__all__ = ["BEACON_BITS", "BeaconKey", "IndexEntry"]
+
+BEACON_BITS = 14
+"""2**14 = 16,384 buckets per tenant and key version; stored in a smallint."""
+
+_SHIFT = 16 - BEACON_BITS
+CACHE_WORDS = 50_000
+"""Words whose beacon a writer remembers (a conversation repeats itself); then it starts over."""
+
+IndexEntry = tuple[int, int]
+"""``(role code, beacon)``: one index row of a session."""
+
+
+class BeaconKey:
+    """One tenant's search key under one master key version."""
+
+    __slots__ = ("_cache", "_key", "key_id", "tenant")
+
+    def __init__(self, *, tenant: str, key_id: str, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a search key is 32 bytes")
+        self.tenant = tenant
+        self.key_id = key_id
+        self._key = key
+        # word -> beacon for the words this writer has already seen: a conversation repeats
+        # itself, and the HMAC is most of indexing's cost.
+        self._cache: dict[bytes, int] = {}
+
+    def beacon(self, word: str) -> int:
+        raw = encode(word)
+        b = self._cache.get(raw)
+        if b is None:
+            b = self._compute(raw)
+        return b
+
+    def _compute(self, word: bytes) -> int:
+        digest = hmac.digest(self._key, word, "sha256")
+        b = int.from_bytes(digest[:2], "big") >> _SHIFT
+        cache = self._cache
+        if len(cache) >= CACHE_WORDS:
+            cache.clear()
+        cache[word] = b
+        return b
+
+    def beacons(self, words: Iterable[str]) -> set[int]:
+        return {self.beacon(w) for w in words}
+
+    def beacons_of(self, words: Iterable[bytes]) -> set[int]:
+        """Beacons of words already encoded (the writer's path)."""
+        get = self._cache.get
+        return {b if (b := get(w)) is not None else self._compute(w) for w in words}
+
+    def record_beacons(self, record: Record) -> tuple[int, set[int]] | None:
+        """``(role code, beacons)`` of one record; None for records without searchable text.
+
+        The writer's hot path: set operations in C wherever possible."""
+        role = role_of_kind(record.kind)
+        if role is None:
+            return None
+        texts = record_texts(record)
+        found = index_words(texts[0]) if len(texts) == 1 else set().union(*map(index_words, texts))
+        cache = self._cache
+        get = cache.get
+        return ROLE_CODES[role], {
+            b if (b := get(w)) is not None else self._compute(w) for w in found
+        }
+
+    def entries(self, record: Record) -> set[IndexEntry]:
+        """The index rows one record adds (before deduplication against its session)."""
+        got = self.record_beacons(record)
+        if got is None:
+            return set()
+        code, bs = got
+        return {(code, b) for b in bs}

@@ -1,0 +1,105 @@
+"""The recorder's side of the index: beacons of each record as the writer seals it.
+
+Runs in the writer task, never in a LiveKit hook. A session's rows are deduplicated here (one
+row per role and beacon), handed to the batch being written, and stored in its transaction
+(or its spool file). Indexing never costs a record: a failure is logged by type, the session
+is left unmarked, and `auditagent search reindex` indexes it from its sealed records.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from auditagent.records import Record
+from auditagent.store.search_rows import IndexRows
+
+from .beacons import BeaconKey
+from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
+from .tokens import index_words
+
+if TYPE_CHECKING:
+    from auditagent.keys import KeyProvider
+
+__all__ = ["IndexKeys", "SessionIndexer"]
+
+log = logging.getLogger("auditagent.search")
+
+
+class IndexKeys:
+    """The current search key of each tenant this recorder has seen, derived once."""
+
+    def __init__(self, key_provider: KeyProvider) -> None:
+        self._kp = key_provider
+        self._keys: dict[str, BeaconKey] = {}
+
+    def for_tenant(self, tenant: str) -> BeaconKey:
+        key = self._keys.get(tenant)
+        if key is None:
+            key_id, raw = self._kp.search_key(tenant=tenant)
+            key = self._keys[tenant] = BeaconKey(tenant=tenant, key_id=key_id, key=raw)
+        return key
+
+
+class SessionIndexer:
+    """One session's index rows: those sent, and those waiting for the next batch."""
+
+    __slots__ = ("_broken", "_key", "_new", "_seen", "session_id")
+
+    def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
+        self._key = key
+        self.session_id = session_id
+        self._seen: dict[int, set[bytes]] = {}
+        self._new: dict[int, set[int]] = {}
+        self._broken = False
+
+    def add(self, record: Record) -> None:
+        if record.kind not in SEARCHABLE_KINDS or self._broken:
+            return
+        try:
+            self._add(record)
+        except Exception as exc:  # an index bug must never cost the record itself
+            log.error(
+                "session %s: not indexed (%s); run `auditagent search reindex`",
+                self.session_id,
+                type(exc).__name__,
+            )
+            self._broken = True
+
+    def _add(self, record: Record) -> None:
+        role = role_of_kind(record.kind)
+        if role is None:
+            return
+        code = ROLE_CODES[role]
+        texts = record_texts(record)
+        found = index_words(texts[0]) if len(texts) == 1 else set().union(*map(index_words, texts))
+        # Words this session already has (in this role) cost a set difference, not a lookup:
+        # a conversation repeats itself.
+        seen = self._seen.get(code)
+        if seen is None:
+            seen = self._seen[code] = set()
+        new = found - seen
+        if not new:
+            return
+        seen |= new
+        beacons = self._key.beacons_of(new)
+        pending = self._new.get(code)
+        if pending is None:
+            self._new[code] = beacons
+        else:
+            pending |= beacons
+
+    def take(self, *, closing: bool) -> IndexRows | None:
+        """The rows for this batch; with ``closing``, the mark that the session is done."""
+        complete = closing and not self._broken
+        if not self._new and not complete:
+            return None
+        new, self._new = self._new, {}
+        return IndexRows(
+            session_id=self.session_id,
+            tenant=self._key.tenant,
+            key_id=self._key.key_id,
+            beacons={code: sorted(bs) for code, bs in new.items()},
+            complete=complete,
+        )

@@ -1,0 +1,212 @@
+"""SQL for the search index: candidate sessions by beacon, index rows, reindex progress.
+
+Only beacons (keyed, truncated word hashes) and role codes reach these tables; the words
+themselves never leave the process that holds the key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Integer,
+    SmallInteger,
+    String,
+    and_,
+    column,
+    distinct,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    values,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from .models import DataKeyRow, EventRow, SearchIndexRow, SearchIndexSessionRow, SessionRow
+from .reader import SessionFilter, _where
+
+__all__ = [
+    "candidates",
+    "count_to_reindex",
+    "data_keys_for",
+    "events_for_sessions",
+    "events_of_kinds",
+    "key_versions_in_use",
+    "replace_session",
+    "sessions_to_reindex",
+]
+
+
+def candidates(
+    conn: Connection,
+    *,
+    beacons: Mapping[tuple[str, str], Sequence[int]],
+    role: int | None,
+    filters: SessionFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Any]:
+    """Sessions holding every beacon of ``beacons[(tenant, key_id)]`` for their tenant under
+    some key version, newest first, after the keyset position ``after``; ``sessions`` rows.
+
+    One group of distinct beacons per tenant and key version: a session indexed under v1, or
+    already reindexed under v2, is found either way while a reindex runs; a search across
+    tenants (tenantless admins) is one group per tenant. All groups go to the server as one
+    VALUES list, so the statement has the same shape for one tenant or a thousand."""
+    rows = [
+        (tenant, key_id, b, len(set(tokens)))
+        for (tenant, key_id), tokens in beacons.items()
+        for b in sorted(set(tokens))
+    ]
+    if not rows:
+        return []
+    wanted = values(
+        column("tenant", String),
+        column("key_id", String),
+        column("token", SmallInteger),
+        column("n", Integer),
+        name="wanted",
+    ).data(rows)
+    si = SearchIndexRow
+    conds: list[ColumnElement[bool]] = []
+    if role is not None:
+        conds.append(si.role == role)
+    found = (
+        select(si.session_id)
+        .join(
+            wanted,
+            and_(
+                si.tenant == wanted.c.tenant,
+                si.key_id == wanted.c.key_id,
+                si.token == wanted.c.token,
+            ),
+        )
+        .where(*conds)
+        .group_by(si.session_id, si.key_id, wanted.c.n)
+        .having(func.count(distinct(si.token)) == wanted.c.n)
+        .distinct()
+        .subquery("found")
+    )
+    where = [*_where(filters), SessionRow.status.in_(("open", "closed"))]
+    if after is not None:
+        where.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
+    stmt = (
+        select(SessionRow.__table__)
+        .join(found, found.c.session_id == SessionRow.id)
+        .where(and_(*where))
+        .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def events_for_sessions(
+    conn: Connection, session_ids: Sequence[uuid.UUID], kinds: Sequence[str]
+) -> dict[uuid.UUID, list[Any]]:
+    """Sealed rows of ``kinds`` of several sessions in one round trip, per session in seq order."""
+    stmt = (
+        select(EventRow.__table__)
+        .where(EventRow.session_id.in_(list(session_ids)), EventRow.kind.in_(list(kinds)))
+        .order_by(EventRow.session_id, EventRow.seq)
+    )
+    out: dict[uuid.UUID, list[Any]] = {sid: [] for sid in session_ids}
+    for row in conn.execute(stmt):
+        out[row.session_id].append(row)
+    return out
+
+
+def data_keys_for(conn: Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    stmt = select(DataKeyRow.__table__).where(DataKeyRow.session_id.in_(list(session_ids)))
+    return {row.session_id: row for row in conn.execute(stmt)}
+
+
+def key_versions_in_use(conn: Connection, *, tenant: str, key_ids: Sequence[str]) -> list[str]:
+    """Which of ``key_ids`` the tenant has index rows under (one index probe each)."""
+    return [
+        k
+        for k in key_ids
+        if conn.execute(
+            select(literal(1))
+            .where(SearchIndexRow.tenant == tenant, SearchIndexRow.key_id == k)
+            .limit(1)
+        ).first()
+        is not None
+    ]
+
+
+def events_of_kinds(conn: Connection, session_id: uuid.UUID, kinds: Sequence[str]) -> list[Any]:
+    """A session's sealed rows of ``kinds`` in seq order (only text-bearing records are
+    decrypted for a search)."""
+    stmt = (
+        select(EventRow.__table__)
+        .where(EventRow.session_id == session_id, EventRow.kind.in_(list(kinds)))
+        .order_by(EventRow.seq)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def sessions_to_reindex(
+    conn: Connection, *, key_id: str, tenant: str | None, limit: int, skip: Sequence[uuid.UUID] = ()
+) -> list[Any]:
+    """Readable sessions not yet indexed under ``key_id``, oldest first (ids and tenants)."""
+    marker = SearchIndexSessionRow
+    conds: list[ColumnElement[bool]] = [SessionRow.status.in_(("open", "closed"))]
+    if tenant is not None:
+        conds.append(SessionRow.tenant == tenant)
+    if skip:
+        conds.append(SessionRow.id.not_in(list(skip)))
+    stmt = (
+        select(SessionRow.id, SessionRow.tenant, SessionRow.status)
+        .outerjoin(marker, marker.session_id == SessionRow.id)
+        .where(and_(*conds), (marker.key_id.is_(None)) | (marker.key_id != key_id))
+        .order_by(SessionRow.started_at, SessionRow.id)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def count_to_reindex(conn: Connection, *, key_id: str, tenant: str | None) -> int:
+    marker = SearchIndexSessionRow
+    conds: list[ColumnElement[bool]] = [SessionRow.status.in_(("open", "closed"))]
+    if tenant is not None:
+        conds.append(SessionRow.tenant == tenant)
+    stmt = (
+        select(literal(1))
+        .select_from(SessionRow)
+        .outerjoin(marker, marker.session_id == SessionRow.id)
+        .where(and_(*conds), (marker.key_id.is_(None)) | (marker.key_id != key_id))
+    )
+    return int(conn.execute(select(text("count(*)")).select_from(stmt.subquery())).scalar_one())
+
+
+def replace_session(
+    conn: Connection,
+    *,
+    session_id: uuid.UUID,
+    tenant: str,
+    key_id: str,
+    entries: Iterable[tuple[int, int]],
+) -> None:
+    """A session's index rebuilt under ``key_id``: its old rows go, in the caller's transaction."""
+    conn.execute(text("DELETE FROM search_index WHERE session_id = :s"), {"s": session_id})
+    rows = [
+        {"session_id": session_id, "key_id": key_id, "role": r, "token": t, "tenant": tenant}
+        for r, t in sorted(set(entries))
+    ]
+    if rows:
+        conn.execute(insert(SearchIndexRow), rows)
+    conn.execute(
+        text(
+            "INSERT INTO search_index_sessions (session_id, tenant, key_id) VALUES (:s, :t, :k)"
+            " ON CONFLICT (session_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
+            " indexed_at = now()"
+        ),
+        {"s": session_id, "t": tenant, "k": key_id},
+    )

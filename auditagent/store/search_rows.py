@@ -1,0 +1,127 @@
+"""The search index rows the recorder's writer hands over (their spool encoding, the one
+statement that stores a batch of them) and their deletion with a shredded session. Only
+beacons and role codes; never a word.
+
+Kept apart from :mod:`auditagent.store.search_index` (the query side) so the write path
+imports nothing but the standard library and psycopg.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import struct
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, text
+
+__all__ = ["IndexRows", "delete_for_sessions", "write_rows_async"]
+
+_HEAD = struct.Struct(">16sB?H")
+
+
+def _le(a: array.array[int]) -> array.array[int]:
+    """Beacons are little-endian in a spool file, whatever the host (byteswap is in place)."""
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a
+
+
+_GROUP = struct.Struct(">BI")
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """A session's new index rows under one key version, as the writer hands them over."""
+
+    session_id: uuid.UUID
+    tenant: str
+    key_id: str
+    beacons: Mapping[int, Sequence[int]]
+    """Role code -> beacons not yet written for this session (one row each)."""
+    complete: bool = False
+    """True with a session's last rows when every record of it was indexed: the session is
+    marked as indexed under ``key_id`` (a reindex then leaves it alone)."""
+
+    def to_bytes(self) -> bytes:
+        """Spool frame payload: beacons and role codes only, never a word."""
+        key_id, tenant = self.key_id.encode(), self.tenant.encode()
+        parts = [_HEAD.pack(self.session_id.bytes, len(key_id), self.complete, len(tenant))]
+        parts += [key_id, tenant]
+        for code, tokens in self.beacons.items():
+            parts.append(_GROUP.pack(code, len(tokens)))
+            parts.append(_le(array.array("H", tokens)).tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IndexRows:
+        sid, nk, complete, nt = _HEAD.unpack_from(data)
+        at = _HEAD.size
+        key_id = data[at : at + nk].decode()
+        tenant = data[at + nk : at + nk + nt].decode()
+        at += nk + nt
+        beacons: dict[int, list[int]] = {}
+        while at < len(data):
+            code, n = _GROUP.unpack_from(data, at)
+            at += _GROUP.size
+            tokens = array.array("H")
+            tokens.frombytes(data[at : at + 2 * n])
+            beacons[code] = _le(tokens).tolist()
+            at += 2 * n
+        return cls(uuid.UUID(bytes=sid), tenant, key_id, beacons, complete)
+
+
+# One statement per batch, whatever the number of sessions and rows: the rows travel as one
+# JSON document (encoded in C) and are spread out by the server.
+_INSERT_ROWS = """
+INSERT INTO search_index (session_id, key_id, role, token, tenant)
+SELECT x.sid, x.kid, x.role, unnest(x.tokens), x.tenant
+FROM jsonb_to_recordset(%s::jsonb) AS x(sid uuid, kid text, role smallint, tokens smallint[],
+                                        tenant text)
+ON CONFLICT DO NOTHING
+"""
+_INSERT_MARKER = """
+INSERT INTO search_index_sessions (session_id, tenant, key_id) VALUES (%s, %s, %s)
+ON CONFLICT (session_id) DO NOTHING
+"""
+
+
+async def write_rows_async(cur: psycopg.AsyncCursor[Any], batch: Sequence[IndexRows]) -> None:
+    """The writer's index rows for one batch, in the batch's transaction; idempotent, so a
+    spool replay may repeat them."""
+    groups = [
+        {
+            "sid": str(b.session_id),
+            "kid": b.key_id,
+            "role": code,
+            "tokens": tokens,
+            "tenant": b.tenant,
+        }
+        for b in batch
+        for code, tokens in b.beacons.items()
+        if tokens
+    ]
+    if groups:
+        await cur.execute(_INSERT_ROWS, (json.dumps(groups, separators=(",", ":")),))
+    markers = [(b.session_id, b.tenant, b.key_id) for b in batch if b.complete]
+    if markers:
+        await cur.executemany(_INSERT_MARKER, markers)
+
+
+def delete_for_sessions(conn: Connection, session_ids: Iterable[uuid.UUID]) -> int:
+    """Drop the index rows of sessions being shredded or erased (the caller's transaction)."""
+    ids = list(session_ids)
+    if not ids:
+        return 0
+    n = conn.execute(
+        text("DELETE FROM search_index WHERE session_id = ANY(:ids)"), {"ids": ids}
+    ).rowcount
+    conn.execute(
+        text("DELETE FROM search_index_sessions WHERE session_id = ANY(:ids)"), {"ids": ids}
+    )
+    return int(n or 0)

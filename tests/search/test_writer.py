@@ -1,0 +1,108 @@
+"""The recorder's writer indexes as it stores: directly, through the spool, or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+from auditagent import records as r
+from auditagent.keys import LocalKeyring
+from auditagent.recorder import AuditRecorder
+from auditagent.search import parse_query, search
+from auditagent.search.reindex import reindex
+from auditagent.settings import Settings
+from auditagent.store import db
+from auditagent.store.search_rows import IndexRows
+from tests.search.support import record
+from tests.support.helpers import assert_no_plaintext
+
+
+def _found(settings: Settings, kr: LocalKeyring, tenant: str, q: str) -> list[uuid.UUID]:
+    engine = db.make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            page = search(conn, kr, tenant=tenant, query=parse_query(q))
+        return [i.session.id for i in page.items]
+    finally:
+        engine.dispose()
+
+
+def _index_state(url: str, sid: uuid.UUID) -> tuple[int, str | None]:
+    with psycopg.connect(db.libpq_url(url)) as conn:
+        rows = conn.execute("SELECT count(*) FROM search_index WHERE session_id = %s", (sid,))
+        n = rows.fetchone()
+        marker = conn.execute(
+            "SELECT key_id FROM search_index_sessions WHERE session_id = %s", (sid,)
+        ).fetchone()
+    assert n is not None
+    return int(n[0]), marker[0] if marker else None
+
+
+def test_index_rows_round_trip_through_spool_bytes() -> None:
+    beacons = {1: [0, 7], 3: [16383]}
+    rows = IndexRows(uuid.uuid4(), "tenant-ü", "local:v3", beacons, complete=True)
+    assert IndexRows.from_bytes(rows.to_bytes()) == rows
+
+
+def test_the_writer_indexes_and_marks_the_session_at_close(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    sid = record(settings, keyring, tenant=tenant, lines=[("user", "zebrafinch chargeback")])
+    n, marker = _index_state(settings.database_url or "", sid)
+    assert n == 2 and marker == keyring.current_key_id()
+    assert _found(settings, keyring, tenant, "zebrafinch chargeback") == [sid]
+    # Marked: a reindex has nothing to do for it.
+    engine = db.make_engine(settings)
+    try:
+        assert reindex(engine, keyring, tenant=tenant).indexed == 0
+    finally:
+        engine.dispose()
+
+
+def test_indexing_off_writes_no_rows_and_a_reindex_catches_up(
+    database_url: str, data_dir: Path, tenant: str
+) -> None:
+    off = Settings(database_url=database_url, data_dir=data_dir, search_index=False)
+    kr = LocalKeyring.init(off.resolved_keyring_path)
+    sid = record(off, kr, tenant=tenant, lines=[("agent", "guaranteed zebrafinch")])
+    assert _index_state(database_url, sid) == (0, None)
+    assert _found(off, kr, tenant, "zebrafinch") == []
+    engine = db.make_engine(off)
+    try:
+        assert reindex(engine, kr, tenant=tenant).indexed == 1
+    finally:
+        engine.dispose()
+    assert _found(off, kr, tenant, "zebrafinch") == [sid]
+
+
+def test_index_rows_go_through_the_spool_without_a_word(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    down = Settings(
+        database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+        data_dir=settings.data_dir,
+        flush_interval=0.05,
+        db_timeout=0.5,
+    )
+
+    async def go() -> uuid.UUID:
+        a = await AuditRecorder(down, key_provider=keyring).start()
+        h = a.open_session(tenant=tenant)
+        h.add(r.UserUtterance(at=datetime.now(timezone.utc), text="zebrafinch", source="stt"))
+        h.close()
+        await a.flush()
+        await a.aclose()
+        assert list(settings.resolved_spool_dir.glob("*.spool"))
+        assert_no_plaintext(settings.database_url or "", settings.resolved_spool_dir, "zebrafinch")
+        async with AuditRecorder(settings, key_provider=keyring) as b:
+            await b.flush()
+        return h.session_id
+
+    sid = asyncio.run(go())
+    assert not list(settings.resolved_spool_dir.glob("*.spool"))
+    assert _index_state(settings.database_url or "", sid) == (1, keyring.current_key_id())
+    assert _found(settings, keyring, tenant, "zebrafinch") == [sid]
