@@ -140,6 +140,7 @@ def raw_copy(url: str, n: int, sessions: int = 100) -> float:
                             ct,
                             ph,
                             h,
+                            now,
                         )
                     )
                     i += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection
@@ -10,6 +11,7 @@ from sqlalchemy import Connection
 from auditagent.settings import Settings
 from auditagent.store.db import make_engine, resolve_database_url
 from auditagent.store.models import Base
+from auditagent.store.partitions import is_partition_name
 
 config = context.config
 if config.config_file_name is not None:
@@ -18,10 +20,18 @@ if config.config_file_name is not None:
 target_metadata = Base.metadata
 
 
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    # Month and default partitions are created at run time (store/partitions.py), not modelled.
+    return not (type_ == "table" and reflected and name is not None and is_partition_name(name))
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         compare_type=True,
         compare_server_default=False,
         transaction_per_migration=False,

@@ -8,7 +8,10 @@ the loop runs: a batch of hundreds of records must not hold it in one stretch.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..audio.sealing import SealedChunk
@@ -33,6 +36,9 @@ class Batch:
     opens: list[SessionOpen] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     updates: list[SessionUpdate] = field(default_factory=list)
+    started: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    """Each session's start (the events' partition key), where known: always in a live
+    batch; in a replayed one only for sessions whose opening row it carries."""
     index: list[IndexRows] = field(default_factory=list)
     """Search index rows of the records sealed in this batch (auditagent.search.writer)."""
     audio: list[SealedChunk] = field(default_factory=list)
@@ -56,7 +62,9 @@ class Batch:
         if tag == TAG_ENVELOPE:
             self.envelopes.append(Envelope.from_bytes(payload))
         elif tag == TAG_SESSION:
-            self.opens.append(SessionOpen.from_bytes(payload))
+            opened = SessionOpen.from_bytes(payload)
+            self.opens.append(opened)
+            self.started[opened.session_id] = opened.started_at
         elif tag == TAG_UPDATE:
             self.updates.append(SessionUpdate.from_bytes(payload))
         elif tag == TAG_INDEX:
@@ -65,12 +73,12 @@ class Batch:
             self.audio.append(SealedChunk.from_bytes(payload))
 
 
-async def copy_stream(envelopes: list[Envelope]) -> bytes:
+async def copy_stream(envelopes: list[Envelope], started: Mapping[uuid.UUID, datetime]) -> bytes:
     """The envelopes' binary COPY stream, encoded in slices between which the loop runs."""
     parts = [COPY_HEADER]
     for i in range(0, len(envelopes), SLICE_ITEMS):
         await asyncio.sleep(0)
-        parts.append(encode_copy_rows(envelopes[i : i + SLICE_ITEMS]))
+        parts.append(encode_copy_rows(envelopes[i : i + SLICE_ITEMS], started))
     parts.append(COPY_TRAILER)
     return b"".join(parts)
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
 import psycopg
 
+from ..store.partitions import GROWING_TABLES
 from .batch import Batch
 from .ingest import write_batch
 
@@ -88,6 +90,38 @@ async def write_on(
 async def close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
     with contextlib.suppress(BaseException):
         await asyncio.wait_for(conn.close(), 1.0)
+
+
+MONTHS_EVERY_S = 3600.0
+MONTHS_AHEAD = 2
+
+
+class MonthsAhead:
+    """The writer's share of keeping month partitions ahead of time (the retention job does
+    it too): at most once an hour, on an idle tick, on the connection the writer already
+    holds — never on the hook path, never delaying a batch by more than the lock wait."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    async def maybe(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < MONTHS_EVERY_S:
+            return
+        self._last = now
+        try:
+            async with conn.transaction():
+                # Creating a partition locks ``events``; writers queue behind that lock, so
+                # this one gives up quickly (the default partition catches any late month).
+                await conn.execute("SET LOCAL lock_timeout = '200ms'")
+                for table in GROWING_TABLES:
+                    # A SECURITY DEFINER function (migration 0016): the recorder's role does
+                    # not own the tables, so it could not create a partition itself.
+                    await conn.execute(
+                        "SELECT auditagent_ensure_months(%s, %s)", (table, MONTHS_AHEAD)
+                    )
+        except psycopg.Error as exc:
+            log.info("months ahead not created this time (%s)", type(exc).__name__)
 
 
 def log_failure(log: logging.Logger, what: str, exc: BaseException) -> None:

@@ -2,7 +2,11 @@
 
 Events go in with binary COPY (the cheapest path Postgres has, see perf anchors); a replay from
 the spool, which may repeat rows already committed, goes through a staging table and
-``ON CONFLICT DO NOTHING`` so it is idempotent on (session_id, seq).
+``ON CONFLICT DO NOTHING`` so it is idempotent on the key (session_id, seq, session_started_at).
+
+``session_started_at`` (the partition key, migration 0016) is the session's start, known to the
+writer from the session it seals for; a replayed batch may not carry its sessions' opening rows,
+so the replay takes it from ``sessions`` instead (the row that decides it).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import base64
 import json
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -36,6 +40,7 @@ EVENT_COLUMNS = (
     "ciphertext",
     "prev_hash",
     "hash",
+    "session_started_at",
 )
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
@@ -50,6 +55,7 @@ EVENT_TYPES = [
     "bytea",
     "bytea",
     "bytea",
+    "timestamptz",
 ]
 
 
@@ -169,12 +175,14 @@ async def write_batch(
     index: Sequence[IndexRows] = (),
     idempotent: bool = False,
     copy_data: bytes | None = None,
+    started: Mapping[uuid.UUID, datetime] | None = None,
     audio: Sequence[SealedChunk] = (),
 ) -> set[uuid.UUID]:
     """Write one batch in one transaction; returns the sessions whose close it applied.
 
     ``copy_data`` is ``envelopes`` already encoded with :func:`encode_copy_binary` (the
-    recorder encodes on its loop in slices); without it the envelopes are encoded here. A
+    recorder encodes on its loop in slices); without it the envelopes are encoded here, with
+    ``started`` (each session's start; the opens' own when not given). A
     session erased meanwhile (shredded or purged) takes no update, so it is not returned."""
     from psycopg.types.json import Jsonb
 
@@ -201,7 +209,12 @@ async def write_batch(
                 [(o.session_id, o.key_id, o.tenant, o.master_key_id, o.wrapped) for o in opens],
             )
         if envelopes or copy_data is not None:
-            data = copy_data if copy_data is not None else encode_copy_binary(envelopes)
+            if copy_data is None:
+                known = {o.session_id: o.started_at for o in opens}
+                known.update(started or {})
+                data = encode_copy_binary(envelopes, known)
+            else:
+                data = copy_data
             if idempotent:
                 await _copy_idempotent(cur, data)
             else:
@@ -264,24 +277,33 @@ _I4_I4 = struct.Struct(">ii")
 _I4_Q = struct.Struct(">iq")
 
 
-def encode_copy_binary(envelopes: Sequence[Envelope]) -> bytes:
+def encode_copy_binary(
+    envelopes: Sequence[Envelope], started: Mapping[uuid.UUID, datetime]
+) -> bytes:
     """Envelopes as one PostgreSQL binary COPY stream (header, tuples, trailer).
 
     Encoding the stream by hand costs a fraction of psycopg's per-row ``write_row`` (which
     dispatches a dumper per value); the layout is the documented COPY BINARY file format.
     """
-    return COPY_HEADER + encode_copy_rows(envelopes) + COPY_TRAILER
+    return COPY_HEADER + encode_copy_rows(envelopes, started) + COPY_TRAILER
 
 
 COPY_HEADER = _PGCOPY_HEADER
 COPY_TRAILER = _PGCOPY_TRAILER
 
 
-def encode_copy_rows(envelopes: Sequence[Envelope]) -> bytes:
+def encode_copy_rows(envelopes: Sequence[Envelope], started: Mapping[uuid.UUID, datetime]) -> bytes:
     """The tuples of a binary COPY stream, without header and trailer: a caller that must not
-    hold its event loop for long encodes a large batch in slices and joins them."""
+    hold its event loop for long encodes a large batch in slices and joins them.
+
+    A session missing from ``started`` gets a NULL start: the live COPY into ``events`` then
+    fails (NOT NULL), a replay fills it in from ``sessions``."""
     buf = bytearray()
     i4 = _I4.pack
+    null = i4(-1)
+    starts: dict[uuid.UUID, bytes] = {}
+    for sid, at in started.items():
+        starts[sid] = _I4_Q.pack(8, (at - _UNIX_EPOCH) // _ONE_US - _PG_EPOCH_US)
     for e in envelopes:
         tenant = e.tenant.encode()
         kind = e.kind.encode()
@@ -299,7 +321,11 @@ def encode_copy_rows(envelopes: Sequence[Envelope]) -> bytes:
         for b in (e.nonce, e.ciphertext, e.prev_hash, e.hash):
             buf += i4(len(b))
             buf += b
+        buf += starts.get(e.session_id, null)
     return bytes(buf)
+
+
+_KEY = "session_id, seq, session_started_at"
 
 
 async def _copy(cur: psycopg.AsyncCursor[Any], table: str, data: bytes) -> None:
@@ -319,13 +345,19 @@ async def _copy(cur: psycopg.AsyncCursor[Any], table: str, data: bytes) -> None:
 async def _copy_idempotent(cur: psycopg.AsyncCursor[Any], data: bytes) -> None:
     # Dropped at commit: nothing may outlive the transaction behind a transaction-pooling
     # PgBouncer, whose next client on this server connection is somebody else.
-    await cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS events_stage"
-        " (LIKE events INCLUDING DEFAULTS) ON COMMIT DROP"
-    )
-    await _copy(cur, "events_stage", data)
+    # No constraints copied (CREATE ... AS): session_started_at may arrive NULL here.
     cols = ", ".join(EVENT_COLUMNS)
     await cur.execute(
-        f"INSERT INTO events ({cols}) SELECT {cols} FROM events_stage"
-        " ORDER BY session_id, seq ON CONFLICT (session_id, seq) DO NOTHING"
+        f"CREATE TEMP TABLE IF NOT EXISTS events_stage ON COMMIT DROP AS SELECT {cols}"
+        " FROM events WITH NO DATA"
+    )
+    await _copy(cur, "events_stage", data)
+    picked = ", ".join(
+        "COALESCE(s.started_at, st.session_started_at)" if c == "session_started_at" else f"st.{c}"
+        for c in EVENT_COLUMNS
+    )
+    await cur.execute(
+        f"INSERT INTO events ({cols}) SELECT {picked} FROM events_stage st"
+        " LEFT JOIN sessions s ON s.id = st.session_id"
+        f" ORDER BY st.session_id, st.seq ON CONFLICT ({_KEY}) DO NOTHING"
     )

@@ -185,7 +185,7 @@ class Replayer:
     async def _replay_chunk(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> bool:
         """Write one chunk idempotently; False (connection given up) when it failed or did
         not commit within db_timeout — the file stays for the next attempt."""
-        data = await copy_stream(batch.envelopes)
+        data = await copy_stream(batch.envelopes, batch.started)
         chunk = _Chunk()
         task = asyncio.get_running_loop().create_task(_write_chunk(conn, batch, data, chunk))
         try:

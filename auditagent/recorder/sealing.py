@@ -119,6 +119,10 @@ class SessionSealing:
         self._closed_at: datetime | None = None
         self._close_reason: str | None = None
 
+    @property
+    def started_at(self) -> datetime:
+        return self._open.started_at
+
     def take_open(self) -> SessionOpen | None:
         """The session's opening row, once: with the first batch that carries the session."""
         if not self._open_pending:

@@ -26,7 +26,7 @@ import psycopg
 from ..metrics import metrics
 from ..settings import Settings
 from .batch import Batch, copy_stream, spool_stream
-from .database import Database, close_quietly, log_failure, write_on
+from .database import Database, MonthsAhead, close_quietly, log_failure, write_on
 from .guarantee import Guarantee
 from .ingest import SessionUpdate
 from .intake import Inbox
@@ -77,7 +77,7 @@ class Writer:
         self._inflight: _InFlight | None = None
         self._on_sessions_closed: Callable[[Sequence[ClosedSessionHead]], None] | None = None
         self._checkpoint_tasks: set[asyncio.Task[None]] = set()
-        self._last_write = 0.0
+        self._last_write, self._months = 0.0, MonthsAhead()
         self._flush_waiters: list[asyncio.Future[None]] = []
         self.guarantee = Guarantee(settings)
 
@@ -211,8 +211,7 @@ class Writer:
             state, raw = q.popleft()
             if batch.oldest is None:
                 batch.oldest = raw[2]
-            opened = state.take_open()
-            if opened is not None:
+            if (opened := state.take_open()) is not None:
                 batch.opens.append(opened)
             out = state.records_for(raw)
             for r in out:
@@ -232,6 +231,7 @@ class Writer:
                 if batch.oldest is None:
                     batch.oldest = time.time()
         for state in touched.values():
+            batch.started[state.session_id] = state.started_at
             batch.updates.append(state.update())
             if (index := state.take_index()) is not None:
                 batch.index.append(index)
@@ -263,8 +263,7 @@ class Writer:
             await asyncio.sleep(0)
 
     def _start_replay(self) -> None:
-        assert self._replayer is not None
-        self._replayer.start()
+        self._replayer.start()  # type: ignore[union-attr]
 
     # -- direct writes -----------------------------------------------------------------------
     def _write_deadline(self, batch: Batch) -> float:
@@ -277,7 +276,7 @@ class Writer:
         if self._route.spooling():
             await self._to_spool(batch)
             return
-        data = await copy_stream(batch.envelopes)
+        data = await copy_stream(batch.envelopes, batch.started)
         loop = asyncio.get_running_loop()
         flight = _InFlight(batch, loop.time() + self._write_deadline(batch), time.perf_counter())
         flight.task = loop.create_task(self._write(flight, data))
@@ -363,7 +362,7 @@ class Writer:
         task.add_done_callback(self._checkpoint_tasks.discard)
 
     async def _maintain(self) -> None:
-        """Idle work: start a recovery attempt while spooling; release an idle connection."""
+        """Idle work: replay while spooling; release an idle connection; months ahead."""
         if self._route.spooling():
             if self._route.due():
                 self._start_replay()
@@ -371,6 +370,8 @@ class Writer:
             # A thousand idle job processes must not pin a thousand connections.
             conn, self._conn = self._conn, None
             await close_quietly(conn)
+        elif self._conn is not None:
+            await self._months.maybe(self._conn)
 
     # -- the spool ---------------------------------------------------------------------------
     async def _to_spool(self, batch: Batch) -> None:

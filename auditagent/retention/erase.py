@@ -10,7 +10,7 @@ from ..errors import AuditagentError, Conflict
 from ..keys import KeyProvider
 from ..settings import Settings
 from ..store import holds as hold_store
-from ..store import locks, purges, sessions
+from ..store import locks, purge_rows, sessions
 from ..store.holds import Hold
 from ..store.purges import SessionHeld
 from .execute import execute_run
@@ -65,7 +65,7 @@ def erase_participant(
     holds = hold_store.holds_blocking_participant(engine, tenant=tenant, participant_index=index)
     if holds:
         raise ErasureBlocked(holds)
-    candidates = purges.participant_sessions(engine, tenant=tenant, participant_index=index)
+    candidates = sessions.participant_sessions(engine, tenant=tenant, participant_index=index)
     if not candidates and not allow_empty:
         raise MatchesNothing(
             f"the erasure matches no session: this participant has none left in tenant "
@@ -111,10 +111,10 @@ def erase_participant(
 def _sweep_late_rows(engine: Engine, report: RunReport, *, batch_size: int) -> None:
     """Rows a live recorder wrote to a session while it was being erased."""
     for c in report.candidates:
-        while purges.events_left(engine, c.session_id):
-            n = purges.delete_event_batch(engine, c.session_id, batch_size=batch_size)
+        while purge_rows.events_left(engine, c.session_id):
+            n = purge_rows.delete_event_batch(engine, c.session_id, batch_size=batch_size)
             report.events_deleted += n
             if n == 0:
                 break
-        if purges.mark_purged(engine, c.session_id):
+        if purge_rows.mark_purged(engine, c.session_id):
             report.sessions_deleted += 1

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from ..integrity.ledgers import Signer
 from ..keys import KeyProvider
 from ..settings import Settings
-from ..store import deletions, purges, runs
+from ..store import deletions, month_drop, purge_rows, purges, runs
 from ..store.purges import SessionHeld
 from .guards import RetentionRefused, log
 from .report import Progress, RunInterrupted, RunReport
@@ -114,6 +114,65 @@ def _checkpoint(
         )
 
 
+def _drop_months(
+    engine: Engine,
+    report: RunReport,
+    *,
+    signer: Signer,
+    settings: Settings,
+    max_batches: int | None,
+) -> tuple[int, set[uuid.UUID]]:
+    """Whole months first (store/month_drop.py): each session's deletion record, then one
+    DROP per month. Returns (batches used, sessions done). Anything that stops a month — a
+    session not due, held, refused, an error — leaves it to the per-session path, which
+    reports that session as it always has."""
+    assert report.run_id is not None
+    try:
+        month_drop.ensure_months_ahead(engine, now=report.now)
+    except Exception as exc:  # the writers' idle ticks create them too; the default catches
+        log.warning("retention: months ahead not created (%s)", type(exc).__name__)
+    batches = 0
+    gone: set[uuid.UUID] = set()
+    for plan in month_drop.droppable_months(engine, report.candidates, now=report.now):
+        if max_batches is not None and batches >= max_batches:
+            break
+        records: list[deletions.DeletionRecord] = []
+        try:
+            whole = month_drop.shred_month(
+                engine,
+                plan,
+                records,
+                run_id=report.run_id,
+                now=report.now,
+                signer=signer,
+                default=settings.retention_default,
+                floor=settings.retention_floor,
+            )
+            dropped = month_drop.drop_month(engine, plan) if whole else None
+        except deletions.ChainTailInvalid:
+            continue  # the per-session path stops the run, saying why
+        except Exception as exc:
+            log.warning(
+                "retention: month %s left to the per-session purge (%s)",
+                plan.month.suffix,
+                type(exc).__name__,
+            )
+            continue
+        finally:
+            report.sessions_shredded += len(records)
+            report.deletion_records += records
+        batches += 1
+        if dropped is None:
+            continue
+        events, marked = dropped
+        report.events_deleted += events
+        report.sessions_deleted += marked
+        report.months_dropped.append(plan.month.suffix[1:])
+        gone |= set(plan.sessions)
+        log.info("retention: month %s dropped (%d events)", plan.month.suffix, events)
+    return batches, gone
+
+
 def _purge(
     engine: Engine,
     report: RunReport,
@@ -128,8 +187,14 @@ def _purge(
 ) -> None:
     assert report.run_id is not None
     batches = 0
-    total = len(report.candidates)
-    for i, c in enumerate(report.candidates):
+    candidates = report.candidates
+    if reason == "retention":
+        batches, gone = _drop_months(
+            engine, report, signer=signer, settings=settings, max_batches=max_batches
+        )
+        candidates = [c for c in candidates if c.session_id not in gone]
+    total = len(candidates)
+    for i, c in enumerate(candidates):
         if max_batches is not None and batches >= max_batches:
             report.complete = False
             break
@@ -156,7 +221,7 @@ def _purge(
                 if max_batches is not None and batches >= max_batches:
                     report.complete = False
                     break
-                n = purges.delete_event_batch(engine, c.session_id, batch_size=batch_size)
+                n = purge_rows.delete_event_batch(engine, c.session_id, batch_size=batch_size)
                 batches += 1
                 report.events_deleted += n
                 if progress is not None:
@@ -166,7 +231,7 @@ def _purge(
             if not report.complete:
                 break
             step = "mark purged"
-            if purges.mark_purged(engine, c.session_id):
+            if purge_rows.mark_purged(engine, c.session_id):
                 report.sessions_deleted += 1
         except SessionHeld:
             # A hold arrived after the candidates were chosen: it wins.

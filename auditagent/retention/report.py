@@ -32,6 +32,8 @@ class RunReport:
     checkpoint: str | None = None
     checkpoint_error: str | None = None
     tenants_refused: dict[str, int] = field(default_factory=dict)
+    months_dropped: list[str] = field(default_factory=list)
+    """``YYYYMM`` of every month whose partitions the run dropped whole."""
     """Tenants left alone (sessions planned) because their policies or holds disagree with
     the signed change log; each session counts as an error."""
 

@@ -62,7 +62,8 @@ _SESSIONS = SessionRow.__table__
 # Built once (each deleted session appends one record): a prebuilt statement memoizes its
 # cache key; the insert takes its values as parameters.
 _LAST_RECORD = select(_RECORDS).order_by(_RECORDS.c.seq.desc()).limit(1)
-_INSERT_RECORD = insert(DeletionRecordRow).returning(*_RECORDS.c)
+# sort_by_parameter_order: the returned rows in the order of the items (one INSERT, many rows)
+_INSERT_RECORDS = insert(DeletionRecordRow).returning(*_RECORDS.c, sort_by_parameter_order=True)
 
 
 def _deletion(row: Any) -> DeletionRecord:
@@ -87,6 +88,19 @@ class ChainTailInvalid(Exception):
     """The last deletion record does not verify: a run never signs onto a forged record."""
 
 
+@dataclass(frozen=True)
+class NewDeletion:
+    """What a deletion record says, before the chain gives it a place."""
+
+    session_id: uuid.UUID
+    tenant: str
+    policy: str
+    reason: str
+    event_count: int
+    final_hash: bytes | None
+    basis: dict[str, Any]
+
+
 def append_deletion_on(
     conn: Connection,
     signer: Signer,
@@ -101,6 +115,21 @@ def append_deletion_on(
     deleted_at: datetime,
     basis: dict[str, Any],
 ) -> DeletionRecord:
+    new = NewDeletion(session_id, tenant, policy, reason, event_count, final_hash, basis)
+    (record,) = append_deletions_on(conn, signer, [new], run_id=run_id, deleted_at=deleted_at)
+    return record
+
+
+def append_deletions_on(
+    conn: Connection,
+    signer: Signer,
+    items: list[NewDeletion],
+    *,
+    run_id: uuid.UUID | None,
+    deleted_at: datetime,
+) -> list[DeletionRecord]:
+    """Append ``items`` to the deletion chain, in order, each hashed onto the one before and
+    signed, in one INSERT (a month's sessions at once); the chain's tail is checked first."""
     xact_lock(conn, LOCK_DELETION_CHAIN)
     last_row = conn.execute(_LAST_RECORD).first()
     last = _deletion(last_row) if last_row is not None else None
@@ -124,38 +153,43 @@ def append_deletion_on(
         )
     seq = last.seq + 1 if last is not None else 0
     prev = last.hash if last is not None else GENESIS
-    digest = deletion_record_hash(
-        prev_hash=prev,
-        seq=seq,
-        run_id=run_id,
-        session_id=session_id,
-        tenant=tenant,
-        policy=policy,
-        reason=reason,
-        event_count=event_count,
-        final_hash=final_hash,
-        deleted_at=deleted_at,
-        basis=basis,
-    )
-    row = conn.execute(
-        _INSERT_RECORD,
-        {
-            "seq": seq,
-            "run_id": run_id,
-            "session_id": session_id,
-            "tenant": tenant,
-            "policy": policy,
-            "reason": reason,
-            "event_count": event_count,
-            "final_hash": final_hash,
-            "deleted_at": deleted_at,
-            "prev_hash": prev,
-            "hash": digest,
-            "basis": dict(basis),
-            "signature": signer.sign(DELETION_SIGNATURE_LABEL + digest),
-        },
-    ).one()
-    return _deletion(row)
+    rows = []
+    for it in items:
+        digest = deletion_record_hash(
+            prev_hash=prev,
+            seq=seq,
+            run_id=run_id,
+            session_id=it.session_id,
+            tenant=it.tenant,
+            policy=it.policy,
+            reason=it.reason,
+            event_count=it.event_count,
+            final_hash=it.final_hash,
+            deleted_at=deleted_at,
+            basis=it.basis,
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "run_id": run_id,
+                "session_id": it.session_id,
+                "tenant": it.tenant,
+                "policy": it.policy,
+                "reason": it.reason,
+                "event_count": it.event_count,
+                "final_hash": it.final_hash,
+                "deleted_at": deleted_at,
+                "prev_hash": prev,
+                "hash": digest,
+                "basis": dict(it.basis),
+                "signature": signer.sign(DELETION_SIGNATURE_LABEL + digest),
+            }
+        )
+        seq, prev = seq + 1, digest
+    if not rows:
+        return []
+    out = conn.execute(_INSERT_RECORDS, rows).all()
+    return [_deletion(r) for r in out]
 
 
 def unsigned_deletion_prefix(engine: Engine) -> tuple[int, bytes] | None:

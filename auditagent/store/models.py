@@ -116,8 +116,13 @@ class EventRow(Base):
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
     hash: Mapped[bytes] = mapped_column(LargeBinary)
     ingested_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    session_started_at: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    """The session's ``started_at``: the partition key (monthly partitions, migration 0016)."""
 
-    __table_args__ = (CheckConstraint("seq >= 0", name="seq_nonnegative"),)
+    __table_args__ = (
+        CheckConstraint("seq >= 0", name="seq_nonnegative"),
+        {"postgresql_partition_by": "RANGE (session_started_at)"},
+    )
 
 
 class PrincipalRow(Base):

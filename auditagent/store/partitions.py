@@ -10,9 +10,9 @@ tick), never on the hook path. A month whose range already has rows in the defau
 not created: moving them would be a delete from an append-only table, which only the purge path
 may do; they stay in the default partition and are purged per session like any other.
 
-Not wired in yet: the migration that partitions ``events`` (rev 0016), the writer's
-``session_started_at`` column and the month drop in retention wait for issue 11's writer and
-purge modules (see docs/scale.md). Tables join by being listed in ``GROWING_TABLES``.
+``events`` is partitioned by migration 0016; the month drop is ``store/month_drop.py``; see
+docs/scale.md. Tables join by being listed in ``GROWING_TABLES`` (their own migration
+partitions them the same way).
 """
 
 from __future__ import annotations
@@ -84,6 +84,11 @@ def partition_name(table: str, month: Month) -> str:
     return f"{_check(table)}_{month.suffix}"
 
 
+def is_partition_name(name: str) -> bool:
+    """Whether ``name`` is a month or default partition of a table of ``GROWING_TABLES``."""
+    return any(re.fullmatch(rf"{t}_(p\d{{6}}|default)", name) is not None for t in GROWING_TABLES)
+
+
 def default_partition(table: str) -> str:
     return f"{_check(table)}_default"
 
@@ -115,7 +120,19 @@ def create_partitioned_ddl(table: str) -> list[str]:
     """The default partition of a table already declared ``PARTITION BY RANGE
     (session_started_at)``; a migration runs this once per table."""
     t = _check(table)
-    return [f"CREATE TABLE {default_partition(t)} PARTITION OF {t} DEFAULT"]
+    return [
+        f"CREATE TABLE {default_partition(t)} PARTITION OF {t} DEFAULT",
+        _no_truncate(default_partition(t)),
+    ]
+
+
+def _no_truncate(name: str) -> str:
+    # A statement trigger on the parent does not fire for a TRUNCATE of one partition (row
+    # triggers are cloned onto partitions, statement triggers on TRUNCATE are not).
+    return (
+        f"CREATE OR REPLACE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION auditagent_append_only()"
+    )
 
 
 def ensure_months(conn: Connection, table: str, months: Iterable[Month]) -> list[Month]:
@@ -142,6 +159,7 @@ def ensure_months(conn: Connection, table: str, months: Iterable[Month]) -> list
                 f"FOR VALUES FROM ({_literal(m.start)}) TO ({_literal(m.end)})"
             )
         )
+        conn.execute(text(_no_truncate(partition_name(t, m))))
         created.append(m)
     return created
 

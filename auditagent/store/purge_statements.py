@@ -1,4 +1,5 @@
-"""The statements a retention run executes for every session (store/purges.py), built once.
+"""The statements a retention run executes for every session (store/purges.py,
+store/purge_rows.py), built once.
 
 A prebuilt Core statement memoizes its cache key, so each call binds values instead of
 rebuilding and re-keying the expression (a retention run executes these a dozen times per
@@ -51,15 +52,17 @@ HELD_SQL = """EXISTS (
 _SID = bindparam("sid", type_=_E.c.session_id.type)
 _AT = bindparam("at", type_=_S.c.updated_at.type)
 
-_SHRED_BASIS = text(
+# A session's row as the shred sees it: what decides expiry, and whether a hold covers it
+# (one session here; a month's sessions at once in store/month_drop.py).
+SHRED_SELECT = (
     "SELECT s.id, s.tenant, s.status, s.ended_at, "
     "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
     "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
     "pol.keep_years, pol.keep_months, pol.keep_days, "
     f"CASE WHEN s.ended_at IS NULL THEN NULL ELSE {_EXPIRES} END AS expires_at, "
-    f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN} WHERE s.id = :id "
-    "FOR UPDATE OF s"
+    f"{HELD_SQL} AS held FROM sessions s {_POLICY_JOIN}"
 )
+_SHRED_BASIS = text(f"{SHRED_SELECT} WHERE s.id = :id FOR UPDATE OF s")
 # One pass over the session's rows for both: how many, and when the chain says it closed.
 _EVENT_STATS = select(
     func.count().label("n"),
@@ -90,6 +93,7 @@ _STATUS_FOR_SHARE = select(_S.c.status).where(_S.c.id == _SID).with_for_update(r
 _PURGE_SETTINGS = text(
     "SET LOCAL synchronous_commit = off; SET LOCAL auditagent.allow_purge = 'on'"
 )
+_ALLOW_PURGE = text("SET LOCAL auditagent.allow_purge = 'on'")
 # An alias, so the subquery is not correlated to the DELETE's own ``events`` row.
 _FIRST = _E.alias("first")
 _DELETE_BATCH = delete(EventRow).where(
@@ -103,6 +107,9 @@ _EVENTS_LEFT = select(
     + select(func.count()).where(_A.c.session_id == _SID).scalar_subquery()
 )
 _DELETE_AUDIO = delete(AudioChunkRow).where(_A.c.session_id == _SID)
+# A dropped month's sessions at once (audio is not partitioned: it goes by session); one
+# array parameter, as a month's tens of thousands of sessions exceed a statement's bind limit.
+_DELETE_AUDIO_OF = text("DELETE FROM audio_chunks WHERE session_id = ANY(CAST(:ids AS uuid[]))")
 _MARK_PURGED = (
     update(SessionRow)
     .where(

@@ -1,7 +1,6 @@
-"""What a retention run or erasure deletes, and the three steps that delete it.
+"""What a retention run or erasure deletes, and the three steps that delete it (steps 2 and
+3 in ``store/purge_rows.py``, a whole month's in ``store/month_drop.py``).
 
-This is the only module that runs ``SET LOCAL auditagent.allow_purge = 'on'``, and it does so
-only in the transaction that deletes one batch of a shredded (or purged) session's events.
 Per session, each step its own committed transaction (an interrupted run resumes there):
 
 1. shred: re-check legal holds (under a lock) and, for retention, that the session is still
@@ -9,11 +8,11 @@ Per session, each step its own committed transaction (an interrupted run resumes
    append its deletion record (hash-chained, carrying that basis, signed with the checkpoint
    key); then destroy the wrapped data key and mark the session ``shredded`` — one transaction.
    The database refuses the last two without the record (migration 0017's guards);
-2. delete events in batches of ``batch_size`` rows;
+2. delete events (and the call audio) in batches of ``batch_size`` rows;
 3. mark the session ``purged`` once no event of it is left.
 
-Statements (built once, in purge_statements.py) are SQLAlchemy Core over the typed models, as
-everywhere in the store, except the expiry SQL (policy in force by LATERAL join,
+Statements (built once, in ``store/purge_statements.py``) are SQLAlchemy Core over the typed
+models, as everywhere in the store, except the expiry SQL (policy in force by LATERAL join,
 ``make_interval``, the hold check), kept as PostgreSQL text because that is what it is reviewed
 as, and the ``SET LOCAL`` guards.
 """
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 
 from ..integrity.encoding import ts
 from ..integrity.ledgers import Signer
@@ -34,27 +33,19 @@ from . import search_rows
 from .changes import changes_head
 from .deletions import DeletionRecord, append_deletion_on
 from .locks import LOCK_HOLDS, clock, xact_lock
-from .models import AudioChunkRow, EventRow, SessionRow
 from .purge_statements import (
-    _DELETE_AUDIO,
-    _DELETE_BATCH,
     _EVENT_STATS,
-    _EVENTS_LEFT,
     _EXPIRES,
     _LAST_EVENT,
-    _MARK_PURGED,
     _MARK_SHREDDED,
     _POLICY_JOIN,
-    _PURGE_SETTINGS,
     _SHRED_BASIS,
     _SHRED_KEY,
-    _STATUS_FOR_SHARE,
     HELD_SQL,
+    SHRED_SELECT,
 )
 
-_S = SessionRow.__table__
-_E = EventRow.__table__
-_A = AudioChunkRow.__table__
+__all__ = ["SHRED_SELECT", "decide", "period_params", "shred_session"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ class Candidate:
     expires_at: datetime | None = None
 
 
-def _period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
+def period_params(default: RetentionPeriod, floor: RetentionPeriod) -> dict[str, int]:
     return {
         "dy": default.years,
         "dm": default.months,
@@ -114,7 +105,7 @@ def expired_candidates(
     Sessions left ``shredded`` by an interrupted run or erasure are always included (their
     key is gone already; only their rows remain), and so are ``purged`` sessions that rows
     arrived for afterwards (a recorder still writing to an erased session)."""
-    params: dict[str, Any] = {"now": now, "tenant": tenant, **_period_params(default, floor)}
+    params: dict[str, Any] = {"now": now, "tenant": tenant, **period_params(default, floor)}
     where = _expired_where(tenant)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -146,33 +137,6 @@ def expired_candidates(
     return out, int(held)
 
 
-def participant_sessions(
-    engine: Engine, *, tenant: str, participant_index: bytes
-) -> list[Candidate]:
-    """Every session of the participant not purged yet (open ones included)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(_S.c.id, _S.c.tenant, _S.c.status, _S.c.ended_at, _S.c.event_count)
-            .where(
-                _S.c.tenant == tenant,
-                _S.c.participant_index == participant_index,
-                _S.c.status != "purged",
-            )
-            .order_by(_S.c.started_at, _S.c.id)
-        ).all()
-    return [
-        Candidate(
-            session_id=r.id,
-            tenant=r.tenant,
-            status=r.status,
-            ended_at=r.ended_at,
-            event_count=int(r.event_count or 0),
-            policy="erasure",
-        )
-        for r in rows
-    ]
-
-
 class SessionHeld(Exception):
     """Raised inside ``shred_session`` when a hold appeared since the candidate was chosen."""
 
@@ -184,6 +148,66 @@ class NotDue(Exception):
 
 class BasisRefused(Exception):
     """Raised inside ``shred_session`` when what decides expiry contradicts the chain."""
+
+
+def decide(
+    s: Any,
+    closed_at: datetime | None,
+    *,
+    reason: str,
+    now: datetime,
+    default: RetentionPeriod,
+    floor: RetentionPeriod,
+    planned_ended_at: datetime | None,
+    changes: tuple[int, bytes],
+) -> tuple[str, dict[str, Any]]:
+    """(policy name, basis) of a session's deletion record, ``s`` being its row as selected
+    by :data:`SHRED_SELECT`; raises ``NotDue`` / ``BasisRefused`` as :func:`shred_session`
+    says. Shared by the per-session shred and a month's (``store/month_drop.py``)."""
+    if reason == "retention":
+        if s.status != "closed" or s.ended_at is None:
+            raise NotDue("not closed")
+        if planned_ended_at is not None and s.ended_at != planned_ended_at:
+            raise NotDue("its end time changed after the run was planned")
+        if closed_at is None:
+            raise BasisRefused("it has no chained close record to confirm its end time")
+        if s.ended_at < closed_at:
+            raise BasisRefused(
+                f"its ended_at {ts(s.ended_at)} is earlier than its chained close record "
+                f"({ts(closed_at)}): the end time was rewritten"
+            )
+        if not s.expires_at < now:
+            raise NotDue(f"due only after {ts(s.expires_at)}")
+    changes_n, changes_h = changes
+    basis: dict[str, Any] = {
+        "v": 1,
+        "ended_at": ts(s.ended_at) if s.ended_at is not None else None,
+        "closed_at": ts(closed_at) if closed_at is not None else None,
+        "floor": floor.to_json(),
+        "holds": {"checked": True, "changes": changes_n, "changes_head": changes_h.hex()},
+    }
+    if reason != "retention":
+        basis["request"] = reason
+        return reason, basis
+    basis.update(
+        {
+            "agent": s.agent_label,
+            "policy": (
+                {
+                    "id": str(s.policy_id),
+                    "version": int(s.policy_version),
+                    "agent": s.policy_agent,
+                    "keep": RetentionPeriod(s.keep_years, s.keep_months, s.keep_days).to_json(),
+                }
+                if s.policy_id is not None
+                else None
+            ),
+            "default": default.to_json(),
+            "expires_at": ts(s.expires_at),
+            "run_clock": ts(now),
+        }
+    )
+    return _policy_name(s, default), basis
 
 
 def shred_session(
@@ -208,64 +232,25 @@ def shred_session(
     ``SessionHeld`` if a hold covers it."""
     with engine.begin() as conn:
         xact_lock(conn, LOCK_HOLDS)
-        s = conn.execute(_SHRED_BASIS, {"id": session_id, **_period_params(default, floor)}).first()
+        s = conn.execute(_SHRED_BASIS, {"id": session_id, **period_params(default, floor)}).first()
         if s is None or s.status not in ("open", "closed"):
             return None
         if s.held:
             raise SessionHeld(str(session_id))
         stats = conn.execute(_EVENT_STATS, {"sid": session_id}).one()
-        closed_at = stats.closed_at
-        count = int(stats.n)
-        if reason == "retention":
-            if s.status != "closed" or s.ended_at is None:
-                raise NotDue("not closed")
-            if planned_ended_at is not None and s.ended_at != planned_ended_at:
-                raise NotDue("its end time changed after the run was planned")
-            if closed_at is None:
-                raise BasisRefused("it has no chained close record to confirm its end time")
-            if s.ended_at < closed_at:
-                raise BasisRefused(
-                    f"its ended_at {ts(s.ended_at)} is earlier than its chained close record "
-                    f"({ts(closed_at)}): the end time was rewritten"
-                )
-            if not s.expires_at < now:
-                raise NotDue(f"due only after {ts(s.expires_at)}")
+        # Checked before anything is read for the record: a refusal writes nothing.
+        policy_name, basis = decide(
+            s,
+            stats.closed_at,
+            reason=reason,
+            now=now,
+            default=default,
+            floor=floor,
+            planned_ended_at=planned_ended_at,
+            changes=changes_head(conn),
+        )
         last = conn.execute(_LAST_EVENT, {"sid": session_id}).first()
-        final_hash = bytes(last.hash) if last is not None else None
         deleted_at: datetime = clock(conn)
-        changes_n, changes_h = changes_head(conn)
-        basis: dict[str, Any] = {
-            "v": 1,
-            "ended_at": ts(s.ended_at) if s.ended_at is not None else None,
-            "closed_at": ts(closed_at) if closed_at is not None else None,
-            "floor": floor.to_json(),
-            "holds": {"checked": True, "changes": changes_n, "changes_head": changes_h.hex()},
-        }
-        if reason == "retention":
-            policy_name = _policy_name(s, default)
-            basis.update(
-                {
-                    "agent": s.agent_label,
-                    "policy": (
-                        {
-                            "id": str(s.policy_id),
-                            "version": int(s.policy_version),
-                            "agent": s.policy_agent,
-                            "keep": RetentionPeriod(
-                                s.keep_years, s.keep_months, s.keep_days
-                            ).to_json(),
-                        }
-                        if s.policy_id is not None
-                        else None
-                    ),
-                    "default": default.to_json(),
-                    "expires_at": ts(s.expires_at),
-                    "run_clock": ts(now),
-                }
-            )
-        else:
-            policy_name = reason
-            basis["request"] = reason
         record = append_deletion_on(
             conn,
             signer,
@@ -274,8 +259,8 @@ def shred_session(
             tenant=s.tenant,
             policy=policy_name[:256],
             reason=reason,
-            event_count=count,
-            final_hash=final_hash,
+            event_count=int(stats.n),
+            final_hash=bytes(last.hash) if last is not None else None,
             deleted_at=deleted_at,
             basis=basis,
         )
@@ -284,40 +269,3 @@ def shred_session(
         search_rows.delete_for_sessions(conn, [session_id])
         conn.execute(_MARK_SHREDDED, {"sid": session_id, "at": deleted_at, "reason": reason})
         return record
-
-
-def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int) -> int:
-    """Delete up to ``batch_size`` events of a *shredded* (or purged) session; returns how many.
-
-    The only statement anywhere that lifts the append-only guard, and only for this
-    transaction; it refuses to touch a session whose key has not been shredded first.
-    ``synchronous_commit = off`` is safe here: a batch lost in a crash is simply deleted again
-    by the next run.
-    """
-    with engine.begin() as conn:
-        status = conn.execute(_STATUS_FOR_SHARE, {"sid": session_id}).scalar()
-        if status not in ("shredded", "purged"):
-            return 0
-        conn.execute(_PURGE_SETTINGS)
-        # The call audio goes with the first batch (a few rows a minute of call); chunks a
-        # live recorder wrote while it was being erased, with the sweep's.
-        conn.execute(_DELETE_AUDIO, {"sid": session_id})
-        result = conn.execute(_DELETE_BATCH, {"sid": session_id, "n": batch_size})
-        return int(result.rowcount or 0)
-
-
-def events_left(engine: Engine, session_id: uuid.UUID) -> int:
-    """Rows of the session still stored: events and call audio chunks."""
-    with engine.connect() as conn:
-        return int(conn.execute(_EVENTS_LEFT, {"sid": session_id}).scalar_one())
-
-
-def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None = None) -> bool:
-    """``shredded`` -> ``purged`` once no event is left; drops the participant's blind index
-    (the count and head hash stay: they are what checkpoints and deletion records refer to)."""
-    with engine.begin() as conn:
-        result = conn.execute(_MARK_PURGED, {"sid": session_id})
-        if result.rowcount:
-            # Rows a writer added under the destroyed key after the shred (erased mid-call).
-            search_rows.delete_for_sessions(conn, [session_id])
-        return bool(result.rowcount)

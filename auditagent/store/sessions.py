@@ -31,6 +31,7 @@ from .models import (
     RetentionPolicyRow,
     SessionRow,
 )
+from .purges import Candidate
 
 _S = SessionRow.__table__
 _K = DataKeyRow.__table__
@@ -178,3 +179,31 @@ def session_ended_at(engine: Engine, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID
 def data_key_destroyed(conn: Connection, session_id: uuid.UUID) -> bool:
     row = conn.execute(select(_destroyed()).where(_K.c.session_id == session_id)).first()
     return row is None or bool(row[0])
+
+
+def participant_sessions(
+    engine: Engine, *, tenant: str, participant_index: bytes
+) -> list[Candidate]:
+    """Every session of the participant not purged yet (open ones included): what an
+    erasure deletes."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_S.c.id, _S.c.tenant, _S.c.status, _S.c.ended_at, _S.c.event_count)
+            .where(
+                _S.c.tenant == tenant,
+                _S.c.participant_index == participant_index,
+                _S.c.status != "purged",
+            )
+            .order_by(_S.c.started_at, _S.c.id)
+        ).all()
+    return [
+        Candidate(
+            session_id=r.id,
+            tenant=r.tenant,
+            status=r.status,
+            ended_at=r.ended_at,
+            event_count=int(r.event_count or 0),
+            policy="erasure",
+        )
+        for r in rows
+    ]

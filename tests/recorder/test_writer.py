@@ -58,6 +58,7 @@ def _sealed(
     opened = state.take_open()
     assert opened is not None and state.take_open() is None  # the row goes once
     batch.opens.append(opened)
+    batch.started[state.session_id] = state.started_at
     batch.envelopes += [state.seal(x) for x in recs]
     batch.updates.append(state.update())
     return state, batch
@@ -75,8 +76,10 @@ def _row(url: str, session_id: uuid.UUID) -> tuple[object, ...] | None:
 
 async def test_copy_stream_in_slices_is_the_one_encoding(keyring: LocalKeyring) -> None:
     _, batch = _sealed(keyring, "t-copy", 3 * SLICE_ITEMS + 5)
-    assert await copy_stream(batch.envelopes) == encode_copy_binary(batch.envelopes)
-    assert await copy_stream([]) == encode_copy_binary([])
+    assert await copy_stream(batch.envelopes, batch.started) == encode_copy_binary(
+        batch.envelopes, batch.started
+    )
+    assert await copy_stream([], {}) == encode_copy_binary([], {})
 
 
 async def test_batch_comes_back_from_its_spool_frames(keyring: LocalKeyring) -> None:
@@ -102,7 +105,7 @@ async def test_write_batch_then_an_idempotent_replay_stores_nothing_twice(
         )
         assert closed == {state.session_id}
         with pytest.raises(psycopg.errors.UniqueViolation):
-            await write_batch(conn, envelopes=batch.envelopes)
+            await write_batch(conn, envelopes=batch.envelopes, started=batch.started)
         # a spool replay of what an abandoned write already committed
         again = await write_batch(
             conn,

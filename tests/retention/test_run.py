@@ -23,7 +23,7 @@ from auditagent.integrity.encoding import ts
 from auditagent.integrity.ledgers import deletion_record_hash
 from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
-from auditagent.store import db, purges
+from auditagent.store import db, purge_rows
 from auditagent.store.locks import db_clock
 from auditagent.store.policies import list_policies
 from auditagent.store.runs import get_run
@@ -164,7 +164,7 @@ def test_deleting_events_needs_a_shredded_session(
     fresh_settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
     (s,) = record_sessions(fresh_settings, keyring, [("acme", "a", "x")])
-    assert purges.delete_event_batch(engine, s.session_id, batch_size=100) == 0
+    assert purge_rows.delete_event_batch(engine, s.session_id, batch_size=100) == 0
     assert state(fresh_settings, s.session_id) == ("closed", 5, True)
     # And outside this module the database still refuses.
     assert fresh_settings.database_url
@@ -569,7 +569,7 @@ def test_failing_step_is_named_in_the_error_log(
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError("disk on fire zanzibarquokka")
 
-    monkeypatch.setattr(purges, "delete_event_batch", broken)
+    monkeypatch.setattr(purge_rows, "delete_event_batch", broken)
     report = retention.run_retention(engine, fresh_settings, key_provider=keyring)
     assert report.errors == 1 and not report.ok
     (line,) = [r.getMessage() for r in caplog.records if "failed at step" in r.getMessage()]
@@ -627,7 +627,7 @@ def test_cli_admin_actions_are_access_logged_with_the_operator(
 # can signal it at a known point. Only the store function is wrapped; the CLI is the real one.
 _STALLED_RUN = """
 import sys, time
-from auditagent.store import purges as store
+from auditagent.store import purge_rows as store
 from auditagent.cli import main
 real = store.delete_event_batch
 def stalled(*args, **kwargs):

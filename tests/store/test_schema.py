@@ -18,8 +18,18 @@ from auditagent.store import db
 def _insert_event(conn: psycopg.Connection[tuple[object, ...]], sid: uuid.UUID, seq: int) -> None:
     conn.execute(
         "INSERT INTO events (session_id, seq, tenant, kind, at, key_id, nonce, ciphertext,"
-        " prev_hash, hash) VALUES (%s, %s, 't', 'note', %s, 'k', %s, %s, %s, %s)",
-        (sid, seq, datetime.now(timezone.utc), b"n" * 12, b"c", b"\0" * 32, b"h" * 32),
+        " prev_hash, hash, session_started_at)"
+        " VALUES (%s, %s, 't', 'note', %s, 'k', %s, %s, %s, %s, %s)",
+        (
+            sid,
+            seq,
+            datetime.now(timezone.utc),
+            b"n" * 12,
+            b"c",
+            b"\0" * 32,
+            b"h" * 32,
+            datetime.now(timezone.utc),
+        ),
     )
 
 
