@@ -124,6 +124,8 @@ def test_tampering_is_reported(
     assert client.get(f"/v1/sessions/{other.session_id}/verify", headers=h).json()["ok"]
 
     monkeypatch.setenv("AUDITAGENT_DATABASE_URL", url)
+    # The test's own data directory: never the user's (a demo run leaves checkpoints there).
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(settings.data_dir))
     assert main(["verify", str(rec.session_id)]) == 1
     out = capsys.readouterr().out
     assert f"session {rec.session_id}: first bad seq {bad_seq}: " in out
@@ -161,6 +163,7 @@ def test_verify_cli_all_valid_and_errors(
     for _ in range(3):
         record_conversation(settings, keyring, tenant=tenant)
     monkeypatch.setenv("AUDITAGENT_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(settings.data_dir))
     assert main(["verify", "--all", "--tenant", tenant]) == 0
     assert "3/3 sessions valid, 30 events verified" in capsys.readouterr().out
     assert main(["verify", str(uuid.uuid4())]) == 2
