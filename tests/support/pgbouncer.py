@@ -102,7 +102,10 @@ def _config(
         "ignore_startup_parameters": "extra_float_digits,options",
         # A test starved of a server connection fails in a minute instead of hanging the run.
         "query_wait_timeout": "60",
-        "server_idle_timeout": "30",
+        # Every test has its own database, so each gets its own server pool: idle server
+        # connections must go at once, or fifty test databases' pools exhaust the server's
+        # max_connections (100) halfway through a run.
+        "server_idle_timeout": "1",
         "logfile": str(root / "pgbouncer.log"),
         "log_connections": "0",
         "log_disconnections": "0",
