@@ -247,5 +247,7 @@ async def test_a_realtime_session_records_the_callers_audio(
     assert check.ok and check.complete, check  # type: ignore[attr-defined]
     pcm, rate = decode(data)
     assert abs(pcm.shape[1] / rate - length) < 1.5
-    assert peak_rms(pcm[0], rate) > 0.01 and rms(pcm[1]) < 0.001
+    # Opus codes the two channels jointly: the caller's onsets leave a trace ~40 dB down on the
+    # agent's side (0.0016 seen), far below any voice (a spoken reply is above 0.1)
+    assert peak_rms(pcm[0], rate) > 0.01 and rms(pcm[1]) < 0.01
     assert rt.audio_frames > 0
