@@ -37,11 +37,14 @@ from tests.support.pgbouncer import POOLER_ENV, PrivatePgBouncer, private_pgboun
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's AUDITAGENT_* settings."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's AUDITAGENT_* settings, nor their data directory: a CLI run
+    that resolves its keyring or checkpoints from the default place finds an empty one of its
+    own, never what `auditagent demo` left in the user's home."""
     for key in list(os.environ):
         if key.startswith("AUDITAGENT_") and not key.startswith("AUDITAGENT_TEST_"):
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AUDITAGENT_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
 
 
 @pytest.fixture(scope="session")
