@@ -19,9 +19,9 @@ from auditagent.integrity.encoding import (
     AUDIO_CHUNK_LABEL,
     AUDIO_LABEL,
     SEQ,
-    U32,
     UUID_PREFIX,
     lp,
+    read_lp,
 )
 
 from .ogg import PlainChunk
@@ -120,14 +120,7 @@ class SealedChunk:
             if magic != _MAGIC:
                 raise ValueError("bad magic")
             pos = _HEAD.size
-            fields: list[bytes] = []
-            for _ in range(4):
-                (n,) = U32.unpack_from(view, pos)
-                pos += 4
-                if pos + n > len(view):
-                    raise ValueError("field overruns buffer")
-                fields.append(bytes(view[pos : pos + n]))
-                pos += n
+            fields, pos = read_lp(view, pos, 4)
             if pos != len(view):
                 raise ValueError("trailing bytes")
             return cls(

@@ -39,6 +39,7 @@ __all__ = [
     "canonical_json",
     "lp",
     "parse_ts",
+    "read_lp",
     "record_aad",
     "ts",
     "uuid_field",
@@ -82,6 +83,20 @@ _ONE_US = timedelta(microseconds=1)
 def lp(data: bytes) -> bytes:
     """``data`` behind its length as a big-endian u32."""
     return U32.pack(len(data)) + data
+
+
+def read_lp(view: memoryview, pos: int, count: int) -> tuple[list[bytes], int]:
+    """``count`` fields written by ``lp`` from ``pos``, and the position after them;
+    ``ValueError`` when a length runs past the buffer."""
+    fields: list[bytes] = []
+    for _ in range(count):
+        (n,) = U32.unpack_from(view, pos)
+        pos += 4
+        if pos + n > len(view):
+            raise ValueError("field overruns buffer")
+        fields.append(bytes(view[pos : pos + n]))
+        pos += n
+    return fields, pos
 
 
 def uuid_field(value: uuid.UUID) -> bytes:

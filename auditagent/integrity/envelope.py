@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 from auditagent.integrity import chain, crypto, encoding
 from auditagent.integrity.encoding import (
     DEK_LABEL,
-    U32,
     UUID_PREFIX,
     aad_head,
+    read_lp,
     record_aad,
 )
 from auditagent.integrity.encoding import lp as _lp
@@ -31,7 +31,6 @@ __all__ = [
     "seal_record",
 ]
 
-_U32 = U32
 _UUID_PREFIX = UUID_PREFIX
 
 
@@ -98,14 +97,7 @@ class Envelope:
             if magic != _MAGIC:
                 raise ValueError("bad magic")
             pos = _HEAD.size
-            fields: list[bytes] = []
-            for _ in range(5):
-                (n,) = _U32.unpack_from(view, pos)
-                pos += 4
-                if pos + n > len(view):
-                    raise ValueError("field overruns buffer")
-                fields.append(bytes(view[pos : pos + n]))
-                pos += n
+            fields, pos = read_lp(view, pos, 5)
             if len(view) - pos != 2 * chain.HASH_SIZE:
                 raise ValueError("bad trailer length")
             prev_hash = bytes(view[pos : pos + chain.HASH_SIZE])

@@ -55,3 +55,12 @@ def test_labels_are_distinct() -> None:
     labels = [getattr(encoding, n) for n in encoding.__all__ if n.endswith("_LABEL")]
     assert len(labels) >= 10 and len(set(labels)) == len(labels)
     assert all(label.startswith(b"auditagent/") and label.endswith(b"\0") for label in labels)
+
+
+def test_read_lp_reads_back_what_lp_wrote_and_refuses_an_overrun() -> None:
+    lp = encoding.lp
+    data = b"\x07" + lp(b"alpha") + lp(b"") + lp(b"omega") + b"tail"
+    fields, pos = encoding.read_lp(memoryview(data), 1, 3)
+    assert fields == [b"alpha", b"", b"omega"] and data[pos:] == b"tail"
+    with pytest.raises(ValueError, match="overruns"):
+        encoding.read_lp(memoryview(lp(b"short")[:-1]), 0, 1)
