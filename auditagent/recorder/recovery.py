@@ -95,7 +95,11 @@ class Replayer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="auditagent-replay")
 
     async def finish(self, timeout: float) -> None:
-        """At close: let a running replay end, at most ``timeout`` seconds."""
+        """At close: let a running replay end, at most ``timeout`` seconds. While spooling, one
+        last replay first: a write that was only too slow (a loaded database) must not leave a
+        graceful close's records in the spool for a next process that may never come."""
+        if self._route.spooling() and not self._route.pending:
+            self.start()
         if self._task is None or self._task.done():
             return
         done, _ = await asyncio.wait({self._task}, timeout=timeout)

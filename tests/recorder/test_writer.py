@@ -333,3 +333,37 @@ async def test_closing_during_a_replay_loses_nothing_and_leaves_no_unobserved_fa
     got = read_records(database_url, state.session_id, keyring)
     assert [x.kind for x in got] == ["opened", *["user_utterance"] * 1200, "closed"]
     assert not list(settings.resolved_spool_dir.glob("*.spool"))
+
+
+async def test_a_graceful_close_replays_what_a_slow_database_sent_to_the_spool(
+    settings: Settings, keyring: LocalKeyring, tenant: str
+) -> None:
+    """Batches spooled while the database was away are in the database after ``stop()`` once it
+    answers again, without waiting for the next replay attempt; the spool is left empty."""
+    url = settings.database_url or ""
+    target = urlsplit(db.libpq_url(url))
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxied = urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
+    writer = Writer(settings)
+    writer.start(url=proxied, db_down=True, on_sessions_closed=lambda heads: None)
+    try:
+        state = SessionSealing(
+            keys=keyring, inbox=writer.inbox, tenant=tenant, participant=None, labels={}
+        )
+        writer.register(state)
+        t0 = datetime.now(timezone.utc)
+        state.intake.add(r.Opened(at=t0, tenant=tenant, architecture="pipeline"))
+        for i in range(5):
+            state.intake.add(r.UserUtterance(at=t0, text=f"{CANARY} {i}", source="stt"))
+        state.intake.add(r.Closed(at=t0, reason="user_initiated"))
+        await writer.flush(10)
+        spool_dir = settings.resolved_spool_dir
+        assert list(Path(spool_dir).glob("*.spool")) and _row(url, state.session_id) is None
+        await proxy.start()
+    finally:
+        await writer.stop()
+        await proxy.stop()
+    got = read_records(url, state.session_id, keyring)
+    assert [x.kind for x in got] == ["opened", *["user_utterance"] * 5, "closed"]
+    assert not list(Path(spool_dir).glob("*.spool"))
+    assert_no_plaintext(url, spool_dir, CANARY)
