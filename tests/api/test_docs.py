@@ -52,7 +52,7 @@ def served(settings: Settings, make_database: Callable[[], str], tmp_path: Path)
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a loaded 2-core box takes ~20 s to import the app
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:

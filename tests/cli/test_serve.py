@@ -58,7 +58,7 @@ def test_serve_over_http(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, proc.communicate()
             try:

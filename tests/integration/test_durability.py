@@ -126,7 +126,7 @@ def test_records_survive_a_hung_database_and_a_killed_process(tmp_path: Path) ->
         try:
             # Every agent is connected and writing when the server freezes.
             for a in agents:
-                _wait_for("first commit", lambda a=a: _committed(url, a.session_id) > 0, 30)
+                _wait_for("first commit", lambda a=a: _committed(url, a.session_id) > 0, 90)
             pg.signal_all(signal.SIGSTOP)
             hung_at = time.time()
             for a, after in zip(agents, KILL_AFTER, strict=True):
