@@ -83,6 +83,7 @@ def transcript_audio(
         started_at=recs[0].started_at,
         seconds=sum(r.duration for r in recs) / GRANULE_RATE,
         complete=recs[-1].final,
+        late_seconds=sum(r.late_samples for r in recs) / GRANULE_RATE,
     )
     return {"audio": audio}
 

@@ -301,11 +301,9 @@ class UsageTotal(BaseModel):
 
 
 class AudioChunk(_Base):
-    """One sealed chunk of the call's audio, committed to the chain by its digest.
-
-    ``at`` is where the chunk starts on the wall clock (``started_at`` plus ``offset``), so
-    records and audio share one timeline. Offsets and durations count 48 kHz samples (Ogg
-    Opus's own clock) from the recording's start.
+    """One sealed chunk of the call's audio, committed to the chain by its digest. ``at`` is
+    where it starts on the wall clock (``started_at`` plus ``offset``), so records and audio
+    share one timeline. Offsets and durations count 48 kHz samples from the recording's start.
     """
 
     kind: Literal["audio_chunk"] = "audio_chunk"
@@ -321,6 +319,8 @@ class AudioChunk(_Base):
     """Hex digest of the sealed chunk (``auditagent.audio.sealing.chunk_digest``)."""
     final: bool = False
     """The stream's last chunk (it ends with the end-of-stream page)."""
+    late_samples: int = 0
+    """48 kHz samples that came after their place was encoded (left out), since the last chunk."""
 
 
 class Closed(_Base):

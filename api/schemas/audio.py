@@ -45,3 +45,6 @@ class TranscriptAudio(ApiModel):
     started_at: datetime = Field(description="Wall-clock time of the recording's first sample")
     seconds: float = Field(description="Length of the recording, per its audio records")
     complete: bool = Field(description="The recording's last chunk is in (the session closed)")
+    late_seconds: float = Field(
+        0.0, description="Captured audio that reached the recorder too late to be placed: left out"
+    )

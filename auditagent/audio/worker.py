@@ -82,6 +82,9 @@ class AudioWorker:
         self.done = threading.Event()
         self.chunks = 0
         self.samples_encoded = 0
+        self._timeline: Timeline | None = None
+        self._late_told = 0
+        """Late samples already counted in a sealed chunk record."""
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -102,7 +105,7 @@ class AudioWorker:
             self.done.set()
 
     def _loop(self) -> None:
-        timeline = Timeline(sample_rate=self._rate, t0=self.t0)
+        timeline = self._timeline = Timeline(sample_rate=self._rate, t0=self.t0)
         encoder = OpusOggEncoder(sample_rate=self._rate)
         chunker = Chunker(target=self._chunk_samples)
         get = self._q.get
@@ -134,7 +137,7 @@ class AudioWorker:
                 last = chunker.finish(encoder.close())
                 for i, c in enumerate(last):
                     self._seal(c, final=i == len(last) - 1)
-                if timeline.dropped:
+                if timeline.dropped:  # each chunk's record says its share (late_samples)
                     log.warning(
                         "%d audio samples arrived after their place was written", timeline.dropped
                     )
@@ -157,6 +160,8 @@ class AudioWorker:
             session_id=self._session_id,
             key_id=self._key_id,
         )
+        dropped = self._timeline.dropped if self._timeline else 0
+        late, self._late_told = dropped - self._late_told, dropped
         record = records.AudioChunk(
             at=datetime.fromtimestamp(self.t0 + chunk.offset / GRANULE_RATE, timezone.utc),
             index=chunk.index,
@@ -166,6 +171,7 @@ class AudioWorker:
             size=sealed.size,
             sha256=sealed.digest.hex(),
             final=final,
+            late_samples=late * GRANULE_RATE // self._rate,
         )
         self.chunks += 1
         self._on_chunk(ChunkReady(sealed, record))

@@ -227,3 +227,34 @@ async def test_erasure_makes_audio_unreadable_and_purges_it(
             "SELECT count(*) FROM audio_chunks WHERE session_id = %s", (sid,)
         ).fetchone()
     assert left == (0,)
+
+
+def test_the_transcript_says_how_much_audio_came_too_late_to_be_kept() -> None:
+    from datetime import timezone
+
+    from auditagent_api.audio_reads import transcript_audio
+
+    from auditagent import records as r
+    from auditagent.reading.decrypt import OpenedRecord
+
+    t0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+    sid = uuid.uuid4()
+
+    def chunk(i: int, late: int, *, final: bool = False) -> OpenedRecord:
+        rec = r.AudioChunk(
+            at=t0,
+            index=i,
+            offset=i * 48_000,
+            duration=48_000,
+            started_at=t0,
+            size=10,
+            sha256="00" * 32,
+            final=final,
+            late_samples=late,
+        )
+        return OpenedRecord(seq=i + 1, at=t0, kind="audio_chunk", record=rec)
+
+    audio = transcript_audio(sid, [chunk(0, 0), chunk(1, 12_000), chunk(2, 36_000, final=True)])
+    assert audio["audio"].late_seconds == 1.0 and audio["audio"].seconds == 3.0
+    body = audio["audio"].model_dump(mode="json")
+    assert body["late_seconds"] == 1.0 and body["complete"] is True

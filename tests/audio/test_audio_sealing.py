@@ -159,7 +159,9 @@ def test_unsatisfiable_ranges(header: str) -> None:
         parse_range(header, 100)
 
 
-def _run_worker(*, pause: tuple[float, float] | None = None) -> list[ChunkReady]:
+def _run_worker(
+    *, pause: tuple[float, float] | None = None, late_at: float | None = None
+) -> list[ChunkReady]:
     """Four seconds of call: the caller talks in the first two, the agent in the last two."""
     got: list[ChunkReady] = []
     done = threading.Event()
@@ -184,6 +186,12 @@ def _run_worker(*, pause: tuple[float, float] | None = None) -> list[ChunkReady]
         w.put(("pause", 100.0 + pause[0]))
         w.put(("resume", 100.0 + pause[1]))
     w.put(("flush", 103.0))
+    if late_at is not None:  # half a second of the caller, arriving after its place was encoded
+        t = late_at
+        for f in frames(tone(0.5, rate=24_000), rate=24_000):
+            w.put(("in", t, f))
+            t += f.duration
+        w.put(("end", 0))
     w.put(("close", 104.0))
     deadline = time.monotonic() + 10
     while not w.done.is_set():
@@ -206,6 +214,15 @@ def test_worker_records_both_channels_sealed_in_chunks() -> None:
     assert rms(pcm[0, : int(1.9 * rate)]) > 0.1 and rms(pcm[0, int(2.1 * rate) :]) < 0.01
     assert rms(pcm[1, : int(1.9 * rate)]) < 0.01 and rms(pcm[1, int(2.1 * rate) :]) > 0.1
     assert recs[0].at == datetime.fromtimestamp(100.0, timezone.utc)
+    assert all(r.late_samples == 0 for r in recs)
+
+
+def test_audio_that_comes_after_its_place_was_encoded_is_counted_in_the_sealed_record() -> None:
+    """Left out, never silently: the chunk records say how many samples came too late."""
+    got = _run_worker(late_at=101.0)
+    late = sum(c.record.late_samples for c in got)
+    assert late == 24_000  # 0.5 s, counted at 48 kHz like the chunks' offsets
+    assert check_audio([c.record for c in got], _stored([c.sealed for c in got])).ok
 
 
 def test_worker_keeps_silence_of_the_same_length_while_paused() -> None:
