@@ -166,7 +166,21 @@ def test_an_existing_database_moves_its_rows_into_their_months_and_back(at_0016:
         ]
         assert _rows(url, "SELECT count(*) FROM pg_class WHERE relname LIKE %s", (f"{table}_p%",))
     assert (_rows(url, AUDIO), _rows(url, SEARCH)) == (audio, search)
-    # Still append-only after the round trip.
+    # Still append-only after the round trip, and 0016's guard lets the purge path through.
+    sid = next(iter(started))
+    with psycopg.connect(db.libpq_url(url)) as conn:
+        conn.execute(
+            "INSERT INTO events (session_id, seq, tenant, kind, at, key_id, nonce, ciphertext, "
+            "prev_hash, hash, session_started_at) VALUES (%s, 0, 'acme', 'note', now(), 'k', "
+            "'\\x00', '\\x00', '\\x00', '\\x00', %s)",
+            (sid, started[sid]),
+        )
+        conn.commit()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("DELETE FROM events WHERE session_id = %s", (sid,))
+        conn.rollback()
+        conn.execute("SET LOCAL auditagent.allow_purge = 'on'")
+        assert conn.execute("DELETE FROM events WHERE session_id = %s", (sid,)).rowcount == 1
     with (
         psycopg.connect(db.libpq_url(url)) as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
