@@ -270,13 +270,14 @@ def test_a_retention_run_creates_the_months_ahead(
     settings: Settings, keyring: LocalKeyring, engine: Engine
 ) -> None:
     ahead = p.Month.of(datetime.now(timezone.utc)).ahead(2)[-1]
-    name = p.partition_name("events", ahead)
+    names = {t: p.partition_name(t, ahead) for t in p.GROWING_TABLES}
     assert settings.database_url
     with psycopg.connect(db.libpq_url(settings.database_url)) as conn:
         conn.execute("SET LOCAL auditagent.allow_purge = 'month'")
-        conn.execute(f"ALTER TABLE events DETACH PARTITION {name}")
-        conn.execute(f"DROP TABLE {name}")
-    assert not _exists(settings, name)
+        for table, name in names.items():
+            conn.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+            conn.execute(f"DROP TABLE {name}")
+    assert not any(_exists(settings, name) for name in names.values())
     report = retention.run_retention(engine, settings)
     assert report.ok and report.candidates == []
-    assert _exists(settings, name)
+    assert all(_exists(settings, name) for name in names.values())
