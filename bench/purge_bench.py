@@ -72,7 +72,8 @@ def main() -> int:
         if not args.per_session:
             engine = db.make_engine(settings, url=url)
             with engine.begin() as sa_conn:
-                partitions.ensure_months(sa_conn, "events", [month])
+                for table in partitions.GROWING_TABLES:
+                    partitions.ensure_months(sa_conn, table, [month])
             engine.dispose()
         t0 = time.perf_counter()
         with psycopg.connect(db.libpq_url(url)) as conn:

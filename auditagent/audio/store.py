@@ -1,7 +1,7 @@
 """Where sealed chunks live: a small blob-store interface and its Postgres implementation.
 
 Postgres is the default (one ``audio_chunks`` row per chunk, keyed by session then chunk index,
-so the table partitions or distributes by session like ``events``). The interface is what an
+partitioned by month of the session's start like ``events``). The interface is what an
 S3-compatible store would implement: chunks are immutable, written once (idempotently, so a
 spool replay may repeat them), read by session in index order, and deleted per session only by
 the retention path.
@@ -61,9 +61,12 @@ _COLUMNS = (
     "session_id, chunk_index, tenant, key_id, offset_samples, duration_samples, size, nonce, "
     "ciphertext"
 )
+# The partition key (migration 0018) is the session's start, taken from its row (a primary-key
+# lookup per chunk, a few chunks a minute of call): a chunk of no session fails on NOT NULL.
 _INSERT = (
-    f"INSERT INTO audio_chunks ({_COLUMNS}) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (session_id, chunk_index) DO NOTHING"
+    f"INSERT INTO audio_chunks ({_COLUMNS}, session_started_at) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, (SELECT started_at FROM sessions WHERE id = %s)) "
+    "ON CONFLICT (session_id, chunk_index, session_started_at) DO NOTHING"
 )
 
 
@@ -78,6 +81,7 @@ def _row(c: SealedChunk) -> tuple[Any, ...]:
         c.size,
         c.nonce,
         c.ciphertext,
+        c.session_id,
     )
 
 

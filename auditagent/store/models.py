@@ -312,12 +312,15 @@ class SearchIndexRow(Base):
     first_token: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
     tokens: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    session_started_at: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    """The session's ``started_at``: the partition key (monthly partitions, migration 0018)."""
 
     __table_args__ = (
         CheckConstraint("role IN (1, 2, 3)", name="role_valid"),
         CheckConstraint("first_token >= 0", name="token_nonnegative"),
         Index("ix_search_index_tokens", "tokens", postgresql_using="gin"),
         Index("ix_search_index_tenant_key", "tenant", "key_id"),
+        {"postgresql_partition_by": "RANGE (session_started_at)"},
     )
 
 
@@ -371,12 +374,15 @@ class AudioChunkRow(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     ingested_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    session_started_at: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    """The session's ``started_at``: the partition key (monthly partitions, migration 0018)."""
 
     __table_args__ = (
         CheckConstraint(
             "chunk_index >= 0 AND offset_samples >= 0 AND duration_samples >= 0 AND size >= 0",
             name="placement_valid",
         ),
+        {"postgresql_partition_by": "RANGE (session_started_at)"},
     )
 
 

@@ -8,11 +8,11 @@ Order, each step committed before the next, so an interrupted run resumes where 
    ``purges.decide``), set-based, ``SHRED_CHUNK`` sessions a transaction — a dozen round trips
    per session is what makes a per-session purge slow;
 2. one transaction re-checks, under row locks, that every session of the month is now
-   ``shredded`` or ``purged``, then detaches and drops the month's partitions — the only
-   statement that runs ``SET LOCAL auditagent.allow_purge = 'month'``, which migration 0016's
-   event trigger asks of any ``DROP`` of a partition — deletes the sessions' call audio and
-   search index rows (not partitioned: by session, as erasure does) and marks the sessions
-   ``purged``.
+   ``shredded`` or ``purged``, then detaches and drops the month's partitions of ``events``,
+   ``audio_chunks`` and ``search_index`` — the only statement that runs ``SET LOCAL
+   auditagent.allow_purge = 'month'``, which the event trigger of migrations 0016/0018 asks of
+   any ``DROP`` of a partition — deletes whatever of the month a table kept in its default
+   partition, and marks the sessions ``purged``.
 
 A month any of whose sessions is not a candidate (open, not expired, held, another tenant's in
 a tenant-scoped run) is left to the per-session path; so are the current and future months and
@@ -37,7 +37,7 @@ from .changes import changes_head
 from .deletions import DeletionRecord, NewDeletion, append_deletions_on
 from .locks import LOCK_HOLDS, clock, xact_lock
 from .partitions import GROWING_TABLES, Month, months_present, partition_name
-from .purge_rows import delete_unpartitioned_on
+from .purge_rows import delete_month_leftovers_on
 from .purges import SHRED_SELECT, BasisRefused, Candidate, NotDue, decide, period_params
 
 SHRED_CHUNK = 1000
@@ -236,10 +236,12 @@ def drop_month(
         if any(r.status not in ("shredded", "purged") for r in statuses):
             return None
         events = _count(conn, partition_name(GROWING_TABLES[0], plan.month))
-        # Call audio and search rows are not partitioned: they go by session, here, so the
-        # month is gone whole in one commit (and ``purged`` means no audio is left either).
-        delete_unpartitioned_on(conn, [r.id for r in statuses])
         _detach_and_drop(conn, plan.month)
+        # Rows of the month another table keeps in its default partition (its month was not
+        # created: rows were there first) go by the month's range — the dropped partitions
+        # are gone, so only the default is scanned — in this commit, so the month is gone
+        # whole (and ``purged`` means no audio is left either).
+        delete_month_leftovers_on(conn, plan.month, [r.id for r in statuses])
         marked = conn.execute(
             text(
                 "UPDATE sessions SET status = 'purged', participant_index = NULL, "
@@ -258,8 +260,8 @@ def _count(conn: Connection, name: str) -> int:
 
 
 def _detach_and_drop(conn: Connection, month: Month) -> None:
-    # Migration 0016's event trigger refuses a partition's DROP without this flag; only this
-    # transaction sets it, after every session's deletion record is committed.
+    # The event trigger of migrations 0016/0018 refuses a partition's DROP without this flag;
+    # only this transaction sets it, after every session's deletion record is committed.
     conn.execute(text("SET LOCAL auditagent.allow_purge = 'month'"))
     for table in GROWING_TABLES:
         name = partition_name(table, month)

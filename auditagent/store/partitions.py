@@ -10,9 +10,9 @@ tick), never on the hook path. A month whose range already has rows in the defau
 not created: moving them would be a delete from an append-only table, which only the purge path
 may do; they stay in the default partition and are purged per session like any other.
 
-``events`` is partitioned by migration 0016; the month drop is ``store/month_drop.py``; see
-docs/scale.md. Tables join by being listed in ``GROWING_TABLES`` (their own migration
-partitions them the same way).
+``events`` is partitioned by migration 0016, ``audio_chunks`` and ``search_index`` by 0018; the
+month drop is ``store/month_drop.py``; see docs/scale.md. Tables join by being listed in
+``GROWING_TABLES`` (their own migration partitions them the same way).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, text
 
-GROWING_TABLES: tuple[str, ...] = ("events",)
-"""Per-session tables partitioned by month of the session's start (audio chunks and search
-index rows join here)."""
+GROWING_TABLES: tuple[str, ...] = ("events", "audio_chunks", "search_index")
+"""Per-session tables partitioned by month of the session's start (``events`` by migration
+0016, call audio chunks and search index rows by 0018). ``events`` first: its months are the
+ones retention looks at."""
 
 KEY_COLUMN = "session_started_at"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")

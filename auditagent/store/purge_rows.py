@@ -1,6 +1,6 @@
 """Steps 2 and 3 of a per-session purge (see ``auditagent/store/purges.py``): delete a shredded
 session's events and call audio in batches, then mark it ``purged`` once none is left; and
-the unpartitioned rows (audio, search index) of a month's sessions, for ``store/month_drop.py``.
+what of a dropped month a default partition kept, for ``store/month_drop.py``.
 
 The only code that runs ``SET LOCAL auditagent.allow_purge = 'on'``, and only in a
 transaction that deletes rows of shredded (or purged) sessions. Statements are built once, in
@@ -16,11 +16,14 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from . import search_rows
+from .partitions import Month
 from .purge_statements import (
+    _ALLOW_MONTH,
     _ALLOW_PURGE,
     _DELETE_AUDIO,
-    _DELETE_AUDIO_OF,
+    _DELETE_AUDIO_IN,
     _DELETE_BATCH,
+    _DELETE_SEARCH_IN,
     _EVENTS_LEFT,
     _MARK_PURGED,
     _PURGE_SETTINGS,
@@ -37,14 +40,16 @@ def delete_event_batch(engine: Engine, session_id: uuid.UUID, *, batch_size: int
     by the next run.
     """
     with engine.begin() as conn:
-        status = conn.execute(_STATUS_FOR_SHARE, {"sid": session_id}).scalar()
-        if status not in ("shredded", "purged"):
+        row = conn.execute(_STATUS_FOR_SHARE, {"sid": session_id}).first()
+        if row is None or row.status not in ("shredded", "purged"):
             return 0
         conn.execute(_PURGE_SETTINGS)
+        # With the partition key, each statement touches the session's one partition.
+        key = {"sid": session_id, "started": row.started_at}
         # The call audio goes with the first batch (a few rows a minute of call); chunks a
         # live recorder wrote while it was being erased, with the sweep's.
-        conn.execute(_DELETE_AUDIO, {"sid": session_id})
-        result = conn.execute(_DELETE_BATCH, {"sid": session_id, "n": batch_size})
+        conn.execute(_DELETE_AUDIO, key)
+        result = conn.execute(_DELETE_BATCH, {**key, "n": batch_size})
         return int(result.rowcount or 0)
 
 
@@ -65,15 +70,19 @@ def mark_purged(engine: Engine, session_id: uuid.UUID, *, now: datetime | None =
         return bool(result.rowcount)
 
 
-def delete_unpartitioned_on(conn: Connection, session_ids: Sequence[uuid.UUID]) -> int:
-    """In the caller's transaction (a month's drop, every session of it already shredded or
-    purged under the same row locks): delete the sessions' call audio and search index rows,
-    which are not partitioned by month and so do not go with the dropped partitions. Returns
-    the audio chunks deleted."""
-    ids = list(session_ids)
-    if not ids:
-        return 0
+def delete_month_leftovers_on(
+    conn: Connection, month: Month, session_ids: Sequence[uuid.UUID]
+) -> int:
+    """In the caller's transaction (a month's drop, its partitions already dropped, every
+    session of it shredded or purged under the same row locks): delete the month's call audio
+    and search index rows a default partition still holds (their month partition was never
+    created: rows were there first), and the sessions' search index markers. Returns the audio
+    chunks deleted."""
     conn.execute(_ALLOW_PURGE)
-    audio = conn.execute(_DELETE_AUDIO_OF, {"ids": ids}).rowcount
-    search_rows.delete_for_sessions(conn, ids)
+    window = {"s": month.start, "e": month.end}
+    audio = conn.execute(_DELETE_AUDIO_IN, window).rowcount
+    conn.execute(_DELETE_SEARCH_IN, window)
+    search_rows.delete_markers(conn, session_ids)
+    # Back to the month's flag: the rest of the drop's transaction is not a row purge.
+    conn.execute(_ALLOW_MONTH)
     return int(audio or 0)

@@ -51,11 +51,16 @@ HELD_SQL = """EXISTS (
 
 _SID = bindparam("sid", type_=_E.c.session_id.type)
 _AT = bindparam("at", type_=_S.c.updated_at.type)
+# The session's start: the partition key of events, audio chunks and search index rows. Given
+# with the session id, it lets the planner prune to the one partition that holds the session
+# instead of probing every month's index (a dozen statements per session, each over every
+# partition of three tables, is what made the per-session purge slower after migration 0016).
+_STARTED = bindparam("started", type_=_E.c.session_started_at.type)
 
 # A session's row as the shred sees it: what decides expiry, and whether a hold covers it
 # (one session here; a month's sessions at once in store/month_drop.py).
 SHRED_SELECT = (
-    "SELECT s.id, s.tenant, s.status, s.ended_at, "
+    "SELECT s.id, s.tenant, s.status, s.ended_at, s.started_at, "
     "COALESCE(s.labels->>'agent', s.agent_name) AS agent_label, "
     "pol.id AS policy_id, pol.version AS policy_version, pol.agent AS policy_agent, "
     "pol.keep_years, pol.keep_months, pol.keep_days, "
@@ -67,9 +72,12 @@ _SHRED_BASIS = text(f"{SHRED_SELECT} WHERE s.id = :id FOR UPDATE OF s")
 _EVENT_STATS = select(
     func.count().label("n"),
     func.min(_E.c.at).filter(_E.c.kind == "closed").label("closed_at"),
-).where(_E.c.session_id == _SID)
+).where(_E.c.session_id == _SID, _E.c.session_started_at == _STARTED)
 _LAST_EVENT = (
-    select(_E.c.seq, _E.c.hash).where(_E.c.session_id == _SID).order_by(_E.c.seq.desc()).limit(1)
+    select(_E.c.seq, _E.c.hash)
+    .where(_E.c.session_id == _SID, _E.c.session_started_at == _STARTED)
+    .order_by(_E.c.seq.desc())
+    .limit(1)
 )
 _SHRED_KEY = (
     update(DataKeyRow)
@@ -88,7 +96,9 @@ _MARK_SHREDDED = (
         ),
     )
 )
-_STATUS_FOR_SHARE = select(_S.c.status).where(_S.c.id == _SID).with_for_update(read=True)
+_STATUS_FOR_SHARE = (
+    select(_S.c.status, _S.c.started_at).where(_S.c.id == _SID).with_for_update(read=True)
+)
 # Both settings in one round trip (no parameters, so the driver sends it as one simple query).
 _PURGE_SETTINGS = text(
     "SET LOCAL synchronous_commit = off; SET LOCAL auditagent.allow_purge = 'on'"
@@ -98,25 +108,46 @@ _ALLOW_PURGE = text("SET LOCAL auditagent.allow_purge = 'on'")
 _FIRST = _E.alias("first")
 _DELETE_BATCH = delete(EventRow).where(
     _E.c.session_id == _SID,
+    _E.c.session_started_at == _STARTED,
     _E.c.seq
-    < select(func.min(_FIRST.c.seq)).where(_FIRST.c.session_id == _SID).scalar_subquery()
+    < select(func.min(_FIRST.c.seq))
+    .where(_FIRST.c.session_id == _SID, _FIRST.c.session_started_at == _STARTED)
+    .scalar_subquery()
     + bindparam("n", type_=_E.c.seq.type),
 )
+# Where the caller has only the id: the start from the session's row (pruned at run time).
+_STARTED_OF = select(_S.c.started_at).where(_S.c.id == _SID).scalar_subquery()
 _EVENTS_LEFT = select(
-    select(func.count()).where(_E.c.session_id == _SID).scalar_subquery()
-    + select(func.count()).where(_A.c.session_id == _SID).scalar_subquery()
+    select(func.count())
+    .where(_E.c.session_id == _SID, _E.c.session_started_at == _STARTED_OF)
+    .scalar_subquery()
+    + select(func.count())
+    .where(_A.c.session_id == _SID, _A.c.session_started_at == _STARTED_OF)
+    .scalar_subquery()
 )
-_DELETE_AUDIO = delete(AudioChunkRow).where(_A.c.session_id == _SID)
-# A dropped month's sessions at once (audio is not partitioned: it goes by session); one
-# array parameter, as a month's tens of thousands of sessions exceed a statement's bind limit.
-_DELETE_AUDIO_OF = text("DELETE FROM audio_chunks WHERE session_id = ANY(CAST(:ids AS uuid[]))")
+_DELETE_AUDIO = delete(AudioChunkRow).where(
+    _A.c.session_id == _SID, _A.c.session_started_at == _STARTED
+)
+# What of a dropped month a default partition kept (store/month_drop.py): by the month's range
+# of the partition key, which, the month's own partitions being gone, prunes to the default.
+_DELETE_AUDIO_IN = text(
+    "DELETE FROM audio_chunks WHERE session_started_at >= :s AND session_started_at < :e"
+)
+_DELETE_SEARCH_IN = text(
+    "DELETE FROM search_index WHERE session_started_at >= :s AND session_started_at < :e"
+)
+_ALLOW_MONTH = text("SET LOCAL auditagent.allow_purge = 'month'")
 _MARK_PURGED = (
     update(SessionRow)
     .where(
         _S.c.id == _SID,
         _S.c.status == "shredded",
-        ~select(_E.c.seq).where(_E.c.session_id == _SID).exists(),
-        ~select(_A.c.chunk_index).where(_A.c.session_id == _SID).exists(),
+        ~select(_E.c.seq)
+        .where(_E.c.session_id == _SID, _E.c.session_started_at == _S.c.started_at)
+        .exists(),
+        ~select(_A.c.chunk_index)
+        .where(_A.c.session_id == _SID, _A.c.session_started_at == _S.c.started_at)
+        .exists(),
     )
     .values(status="purged", participant_index=None, updated_at=func.clock_timestamp())
 )

@@ -237,7 +237,8 @@ def shred_session(
             return None
         if s.held:
             raise SessionHeld(str(session_id))
-        stats = conn.execute(_EVENT_STATS, {"sid": session_id}).one()
+        key = {"sid": session_id, "started": s.started_at}
+        stats = conn.execute(_EVENT_STATS, key).one()
         # Checked before anything is read for the record: a refusal writes nothing.
         policy_name, basis = decide(
             s,
@@ -249,7 +250,7 @@ def shred_session(
             planned_ended_at=planned_ended_at,
             changes=changes_head(conn),
         )
-        last = conn.execute(_LAST_EVENT, {"sid": session_id}).first()
+        last = conn.execute(_LAST_EVENT, key).first()
         deleted_at: datetime = clock(conn)
         record = append_deletion_on(
             conn,

@@ -179,6 +179,10 @@ def replace_session(
     """A session's index rebuilt under ``key_id`` (whose scope is ``scope``), one row per
     role: its old rows go, in the caller's transaction."""
     conn.execute(text("DELETE FROM search_index WHERE session_id = :s"), {"s": session_id})
+    # The partition key (migration 0018): the session's start.
+    started = conn.execute(
+        select(SessionRow.started_at).where(SessionRow.id == session_id)
+    ).scalar_one()
     by_role: dict[int, set[int]] = {}
     for r, t in entries:
         by_role.setdefault(r, set()).add(t)
@@ -190,6 +194,7 @@ def replace_session(
             "first_token": min(ts),
             "tenant": tenant,
             "tokens": stored_tokens(scope, sorted(ts)),
+            "session_started_at": started,
         }
         for r, ts in sorted(by_role.items())
     ]

@@ -20,7 +20,13 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, text
 
-__all__ = ["IndexRows", "delete_for_sessions", "stored_tokens", "write_rows_async"]
+__all__ = [
+    "IndexRows",
+    "delete_for_sessions",
+    "delete_markers",
+    "stored_tokens",
+    "write_rows_async",
+]
 
 BEACON_BITS = 14
 """auditagent.search.beacons.BEACON_BITS (not imported: this module stays off the key path)."""
@@ -95,9 +101,13 @@ class IndexRows:
 # document (encoded in C). One row per session, role and batch holds that batch's new beacons
 # as an int4 array under one GIN index: a few rows per session instead of one per beacon, and
 # no B-tree entry per beacon. A row is named by its smallest beacon, so a replay is a no-op.
+# The partition key (migration 0018) is the session's start, from its row (written before, in
+# this batch or an earlier one): a row of no session fails on NOT NULL rather than go astray.
 _INSERT_ROWS = """
-INSERT INTO search_index (session_id, key_id, role, first_token, tenant, tokens)
-SELECT x.sid, x.kid, x.role, x.first, x.tenant, x.tokens
+INSERT INTO search_index (session_id, key_id, role, first_token, tenant, tokens,
+                          session_started_at)
+SELECT x.sid, x.kid, x.role, x.first, x.tenant, x.tokens,
+       (SELECT s.started_at FROM sessions s WHERE s.id = x.sid)
 FROM jsonb_to_recordset(%s::jsonb) AS x(sid uuid, kid text, role smallint, first smallint,
                                         tenant text, tokens integer[])
 ON CONFLICT DO NOTHING
@@ -143,3 +153,12 @@ def delete_for_sessions(conn: Connection, session_ids: Iterable[uuid.UUID]) -> i
         text("DELETE FROM search_index_sessions WHERE session_id = ANY(:ids)"), {"ids": ids}
     )
     return int(n or 0)
+
+
+def delete_markers(conn: Connection, session_ids: Iterable[uuid.UUID]) -> None:
+    """Drop the sessions' index markers (a month's drop: their rows went with the partitions)."""
+    ids = list(session_ids)
+    if ids:
+        conn.execute(
+            text("DELETE FROM search_index_sessions WHERE session_id = ANY(:ids)"), {"ids": ids}
+        )

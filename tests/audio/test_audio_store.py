@@ -32,8 +32,18 @@ def _chunks(sid: uuid.UUID, n: int = 3) -> list:  # type: ignore[type-arg]
     ]
 
 
-def test_put_is_idempotent_and_reads_come_back_in_order(database_url: str) -> None:
+def _session(url: str) -> uuid.UUID:
+    """A session's row: a chunk is stored under its session's start (the partition key)."""
     sid = uuid.uuid4()
+    with psycopg.connect(db.libpq_url(url)) as conn:
+        conn.execute(
+            "INSERT INTO sessions (id, tenant, started_at) VALUES (%s, 'acme', now())", (sid,)
+        )
+    return sid
+
+
+def test_put_is_idempotent_and_reads_come_back_in_order(database_url: str) -> None:
+    sid = _session(database_url)
     chunks = _chunks(sid)
     engine = create_engine(database_url)
     with engine.begin() as conn:
@@ -67,7 +77,7 @@ def test_put_is_idempotent_and_reads_come_back_in_order(database_url: str) -> No
     ],
 )
 def test_chunks_are_append_only(database_url: str, statement: str) -> None:
-    sid = uuid.uuid4()
+    sid = _session(database_url)
     engine = create_engine(database_url)
     with engine.begin() as conn:
         PostgresAudioStore(conn).put(_chunks(sid, 1))
@@ -81,7 +91,7 @@ def test_chunks_are_append_only(database_url: str, statement: str) -> None:
 
 
 def test_the_retention_path_deletes(database_url: str) -> None:
-    sid = uuid.uuid4()
+    sid = _session(database_url)
     engine = create_engine(database_url)
     with engine.begin() as conn:
         PostgresAudioStore(conn).put(_chunks(sid))
@@ -91,3 +101,15 @@ def test_the_retention_path_deletes(database_url: str) -> None:
     with engine.connect() as conn:
         assert PostgresAudioStore(conn).index(sid) == []
     engine.dispose()
+
+
+def test_a_chunk_of_no_session_is_refused_not_misplaced(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with (
+            pytest.raises(psycopg.errors.NotNullViolation, match="session_started_at"),
+            engine.begin() as conn,
+        ):
+            PostgresAudioStore(conn).put(_chunks(uuid.uuid4(), 1))
+    finally:
+        engine.dispose()

@@ -53,12 +53,14 @@ def test_a_fresh_database_has_events_partitioned_by_month(database_url: str) -> 
 
 
 def _drop_month(owner_url: str, month: p.Month) -> None:
-    """What only the retention path does: the month flag, then detach and drop."""
+    """What only the retention path does: the month flag, then detach and drop (in every
+    growing table)."""
     with psycopg.connect(db.libpq_url(owner_url)) as conn:
         conn.execute("SET LOCAL auditagent.allow_purge = 'month'")
-        name = p.partition_name("events", month)
-        conn.execute(f"ALTER TABLE events DETACH PARTITION {name}")
-        conn.execute(f"DROP TABLE {name}")
+        for table in p.GROWING_TABLES:
+            name = p.partition_name(table, month)
+            conn.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+            conn.execute(f"DROP TABLE {name}")
 
 
 def test_the_recorder_keeps_months_ahead_as_the_app_role() -> None:
@@ -97,9 +99,10 @@ def test_the_recorder_keeps_months_ahead_as_the_app_role() -> None:
             (s,) = record_sessions(app, keys, [("acme", "alice", "x")])
             assert state(app, s.session_id) == ("closed", 5, True)
         deadline = time.monotonic() + 10
-        while _rows(owner_url, missing, (p.partition_name("events", ahead),)) != [(False,)]:
-            assert time.monotonic() < deadline, "the recorder did not create the month ahead"
-            time.sleep(0.05)
+        for table in p.GROWING_TABLES:
+            while _rows(owner_url, missing, (p.partition_name(table, ahead),)) != [(False,)]:
+                assert time.monotonic() < deadline, f"no month ahead of {table} was created"
+                time.sleep(0.05)
     finally:
         drop_database(name)
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
