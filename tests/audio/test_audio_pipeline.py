@@ -160,7 +160,9 @@ async def test_a_pause_leaves_silence_of_the_same_length(
     assert start <= t0 + 0.5
     lo, hi = int((p0 - start + 0.05) * rate), int((p1 - start - 0.05) * rate)
     assert hi - lo > 0.5 * rate
-    assert rms(pcm[:, lo:hi]) < 0.002, "audio kept while paused"
+    # the caller's tone is ~0.17 rms; Opus leaves traces near the pause's edges (0.0025 seen at
+    # load 9), so "kept" means anything near a voice's level
+    assert rms(pcm[:, lo:hi]) < 0.01, "audio kept while paused"
     notices = [r for r in read_records(settings.database_url or "", rec.session_id, keyring)]
     assert any(getattr(n, "code", None) == "recording_paused" for n in notices)
 
