@@ -32,7 +32,7 @@ from .cards import (
 from .hits import Hit, merge
 from .personal import email_hits, iban_hits, national_id_hits, phone_hits
 from .policy import PolicyLike, RedactionPolicy, resolve_policy
-from .spoken import NUMBER_WORDS, Run, runs
+from .spoken import NUMBER_WORDS, Run, runs, runs_and_dated
 
 Fingerprint = Callable[[str], str]
 """Card digits -> a short keyed token (never reversible without the key)."""
@@ -61,6 +61,7 @@ _SCREEN_BYTES = bytes.maketrans(
 )
 
 _NOTHING: dict[str, int] = {}
+_DATES_ASKED = frozenset({Expect.EXPIRY, Expect.DATE_OF_BIRTH})
 
 
 class Redacted(NamedTuple):
@@ -172,10 +173,14 @@ class Redactor:
         # a card said in words takes at least six number words; in digits, one cluster of them
         card = p.cards and est >= CARD_MIN and (nw >= SPOKEN_CARD_WORDS or self._clustered(text))
         found: list[Run] = []
+        dated: list[Run] | None = None  # read with month names, for dates asked for
         if est and (
             card or named or expect or (p.phones and est >= 7) or (p.national_ids and est >= 8)
         ):
-            found = runs(text, words=nw > 0)
+            if _DATES_ASKED.intersection(expect):
+                found, dated = runs_and_dated(text, words=nw > 0)
+            else:
+                found = runs(text, words=nw > 0)
         if card:
             out += card_hits(text, found)
         if named:
@@ -184,7 +189,7 @@ class Redactor:
         for e in expect if est else ():
             # newest question first: an answer is what was asked last ("and the security
             # code?") even while an earlier question ("the card number?") still holds
-            for h in answer_hits(text, e, found):
+            for h in answer_hits(text, e, found, dated):
                 if not any(h.start < a.end and a.start < h.end for a in answers):
                     answers.append(h)
         out += answers

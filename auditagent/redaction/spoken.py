@@ -157,7 +157,8 @@ _DIGITS = re.compile(r"\d+")
 # _TOKEN on lower-cased ASCII text, kept with what lies between by re.split
 _SPLIT_TOKENS = re.compile(r"(\d+|[a-z]+)")
 VOCAB: frozenset[str] = frozenset({*UNITS, *TEENS, *TENS, *ORDINALS, *REPEAT, "hundred"})
-_VOCAB_MONTHS: frozenset[str] = VOCAB | frozenset(MONTHS)
+_MONTH_NAMES: frozenset[str] = frozenset(MONTHS)
+_VOCAB_MONTHS: frozenset[str] = VOCAB | _MONTH_NAMES
 
 
 def _tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
@@ -278,6 +279,17 @@ def runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
     if cur:
         out.append(Run(tuple(cur)))
     return out
+
+
+def runs_and_dated(text: str, *, words: bool) -> tuple[list[Run], list[Run]]:
+    """``runs(text, words=words)`` and ``runs(text, months=True)``, read once where they are
+    the same: an ASCII text naming no month and no number in words (or read with them)."""
+    if text.isascii():
+        toks = _SPLIT_TOKENS.findall(text.lower())
+        if _MONTH_NAMES.isdisjoint(toks) and (words or VOCAB.isdisjoint(toks)):
+            found = runs(text, words=words)
+            return found, found
+    return runs(text, words=words), runs(text, months=True)
 
 
 def _joined(text: str, a: int, b: int) -> bool:
