@@ -10,7 +10,9 @@ numbers such calls carry; per-turn timings; a tool call and result every third t
 tenth turn adds a payment exchange: the agent asks for the card, the expiry and the security
 code; the caller reads them out in digits or in words; a tool call carries them as JSON.
 Policies alternate within each round on the same records; the figure is the median over
-rounds of (total time / records). Target: ``pci`` adds at most 20 % to ``off``.
+rounds of (total time / records), by wall clock and by CPU time (this thread's for the CPU path,
+this process's end to end), which waiting for a shared core does not inflate. Target: ``pci``
+adds at most 20 % to ``off``.
 """
 
 from __future__ import annotations
