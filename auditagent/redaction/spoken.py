@@ -166,6 +166,11 @@ def _tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
     between two of them is judged by ``_joined``, so other words need no object."""
     if words and text.isascii():
         return _ascii_tokens(text, _VOCAB_MONTHS if months else VOCAB)
+    return _any_tokens(text, months=months, words=words)
+
+
+def _any_tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
+    """``_tokens`` of any text, one word at a time."""
     if not words:
         return [_Tok(m.group(), m.group(), m.start(), m.end()) for m in _DIGITS.finditer(text)]
     out = []

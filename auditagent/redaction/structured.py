@@ -87,6 +87,7 @@ _IN_CARD = {"number": "card_number", "no": "card_number", "num": "card_number",
 _NORM = re.compile(r"[^a-z0-9]")
 KEY_MEMO_MAX = 1024
 """Key names remembered per redactor (a bound against a tool that makes up its keys)."""
+KEY_MEMO_LEN = 64
 
 
 def norm_key(key: str) -> str:
@@ -153,9 +154,11 @@ class _Walk:
         if got is None:
             red = self.r.text(k)
             got = (red.text, red.removed, key_kind(self.r.policy, k, in_card=in_card))
-            if len(memo) >= KEY_MEMO_MAX:
-                memo.clear()
-            memo[(k, in_card)] = got
+            # a key that held something to remove (a card number as a key) is not kept around
+            if not red.removed and len(k) <= KEY_MEMO_LEN:
+                if len(memo) >= KEY_MEMO_MAX:
+                    memo.clear()
+                memo[(k, in_card)] = got
         add_counts(self.counts, got[1])
         return got[0], got[2]
 
