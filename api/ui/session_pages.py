@@ -32,6 +32,9 @@ from .view import PAUSE_CODES, Item, Waterfall, fmt_models, timeline, waterfall
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 ARCHITECTURES = ("pipeline", "realtime", "hybrid")
+NOTICE_STATES = ("missing", "completed")
+"""The API's ``notice`` filter: ``missing`` is every session without a notice heard in full
+(none asked for, or never completed)."""
 SCAN_MAX = 200
 """At most this many sessions are examined per page when a filter needs more than metadata
 (interrupted, gaps or pauses, integrity failing); the page then says where it stopped."""
@@ -109,6 +112,7 @@ def sessions_page(
     participant: Opt = None,
     tool: Opt = None,
     close_reason: Opt = None,
+    notice: Opt = None,
     interrupted: bool = False,
     gaps: bool = False,
     failing: bool = False,
@@ -120,6 +124,8 @@ def sessions_page(
     end = _when(started_to, "To", errors)
     if architecture and architecture not in ARCHITECTURES:
         errors.append(f"Architecture: one of {', '.join(ARCHITECTURES)}")
+    if notice and notice not in NOTICE_STATES:
+        errors.append("Recording notice: choose missing or completed, or leave it at any")
     if cursor and not re.match(reader.CURSOR_PATTERN, cursor):
         errors.append("the page position (cursor) is not valid; start from the first page")
     form = {
@@ -131,6 +137,7 @@ def sessions_page(
         "participant": participant or "",
         "tool": tool or "",
         "close_reason": close_reason or "",
+        "notice": notice or "",
         "interrupted": interrupted,
         "gaps": gaps,
         "failing": failing,
@@ -152,6 +159,7 @@ def sessions_page(
             participant=participant or None,
             tool=tool or None,
             close_reason=close_reason or None,
+            notice=notice or None,  # type: ignore[arg-type]
             cursor=cur,
             limit=n,
         )

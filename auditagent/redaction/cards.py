@@ -157,11 +157,14 @@ def _card_windows(items: tuple[Item, ...]) -> list[Hit]:
     return out
 
 
-def _date_spans(text: str, start: int, *, limit: int | None, lo: int, hi: int) -> list[Hit]:
+def _date_spans(
+    text: str, start: int, *, limit: int | None, lo: int, hi: int, dated: list[Run] | None = None
+) -> list[Hit]:
     """Date-like spans at or after ``start`` (the first only, within ``limit`` characters,
     when a limit is given): runs read with month names, joined across "of"/"the"/ordinal
-    suffixes, holding ``lo``..``hi`` digits or a month name."""
-    found = runs(text[start:], months=True)
+    suffixes, holding ``lo``..``hi`` digits or a month name. ``dated``: those runs of
+    ``text[start:]``, when already read."""
+    found = runs(text[start:], months=True) if dated is None else dated
     spans: list[tuple[int, int, int, bool]] = []  # start, end, digits, has month
     for run in found:
         a, b = run.start + start, run.end + start
@@ -221,16 +224,20 @@ def _code_near(text: str, a: int, b: int) -> list[Hit]:
     return []
 
 
-def answer_hits(text: str, expect: Expect, found: list[Run]) -> list[Hit]:
-    """What the caller's answer holds when the agent just asked for ``expect``."""
+def answer_hits(
+    text: str, expect: Expect, found: list[Run], dated: list[Run] | None = None
+) -> list[Hit]:
+    """What the caller's answer holds when the agent just asked for ``expect``; ``dated``:
+    ``runs(text, months=True)`` when already read."""
     if expect is Expect.SECURITY_CODE:
         return [Hit(r.start, r.end, "security_code") for r in found if 3 <= len(r.digits) <= 4]
     if expect is Expect.CARD_NUMBER:
         # a card read out in parts over several utterances: each part goes
         return [Hit(r.start, r.end, "card_number") for r in found if len(r.digits) >= 4]
     if expect is Expect.EXPIRY:
-        return [Hit(h.start, h.end, "expiry") for h in _date_spans(text, 0, limit=None, lo=3, hi=6)]
+        spans = _date_spans(text, 0, limit=None, lo=3, hi=6, dated=dated)
+        return [Hit(h.start, h.end, "expiry") for h in spans]
     if expect is Expect.DATE_OF_BIRTH:
-        hits = _date_spans(text, 0, limit=None, lo=4, hi=8)
+        hits = _date_spans(text, 0, limit=None, lo=4, hi=8, dated=dated)
         return [Hit(h.start, h.end, "date_of_birth") for h in hits]
     return [Hit(r.start, r.end, "national_id") for r in found if len(r.digits) >= 4]

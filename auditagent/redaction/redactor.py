@@ -32,7 +32,7 @@ from .cards import (
 from .hits import Hit, merge
 from .personal import email_hits, iban_hits, national_id_hits, phone_hits
 from .policy import PolicyLike, RedactionPolicy, resolve_policy
-from .spoken import NUMBER_WORDS, Run, runs
+from .spoken import NUMBER_WORDS, Run, runs, runs_and_dated
 
 Fingerprint = Callable[[str], str]
 """Card digits -> a short keyed token (never reversible without the key)."""
@@ -47,14 +47,21 @@ SPOKEN_CARD_WORDS = 4
 number takes is six; four leaves room for digits and words mixed)."""
 # Digits with only separators or fillers between: where a card number in digits can be.
 _CLUSTER = re.compile(r"\d(?:[\d\s,.\-/]|\b(?:uh|um|umm|er|erm|ah)\b)*\d", re.I)
+# In ASCII text, a cluster with CARD_MIN digits has them with only its separators and the
+# fillers' letters between: one search without alternatives rules most texts out.
+_CLUSTER_SCREEN = re.compile(r"[0-9](?:[\s,./\-uhmeraUHMERA]*[0-9]){" + str(CARD_MIN - 1) + "}")
 _SPLIT = str.maketrans({c: " " for c in "-,.;:!?\"'()[]{}/\\*"})
 # _SPLIT, and every ASCII digit to "#": words for the set tests and the digit count in one pass
 _SCREEN = str.maketrans(
     {**{c: " " for c in "-,.;:!?\"'()[]{}/\\*#"}, **dict.fromkeys("0123456789", "#")}
 )
 
+_SCREEN_BYTES = bytes.maketrans(
+    bytes(k for k in _SCREEN if k < 128), bytes(ord(_SCREEN[k]) for k in _SCREEN if k < 128)
+)
 
 _NOTHING: dict[str, int] = {}
+_DATES_ASKED = frozenset({Expect.EXPIRY, Expect.DATE_OF_BIRTH})
 
 
 class Redacted(NamedTuple):
@@ -105,6 +112,9 @@ class Redactor:
         # kinds found without any digit or number word in the text
         self._beyond_numbers = bool(p.emails or p.rules or p.dates_of_birth)
         self._ask_words: frozenset[str] = frozenset().union(*(TRIGGERS[k] for k in self._askable))
+        # JSON key name, inside a card object -> (key as kept, removed counts, kind it names):
+        # structured.py's memo of what depends only on the key and this policy
+        self.key_memo: dict[tuple[str, bool], tuple[str, dict[str, int], str | None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -141,8 +151,10 @@ class Redactor:
         # The screen: one translate (punctuation to spaces, digits to "#", counted), a split
         # and a set test. A text with no digit and no number word (most of what is said)
         # stops here unless the policy looks for more than numbers.
-        low = text.lower()
-        screened = low.translate(_SCREEN)
+        if text.isascii():  # the same translation, byte-wise: a table lookup in C
+            screened = text.encode().lower().translate(_SCREEN_BYTES).decode()
+        else:
+            screened = text.lower().translate(_SCREEN)
         ndig = screened.count("#")
         words = screened.split()
         if words_out is not None:
@@ -161,10 +173,14 @@ class Redactor:
         # a card said in words takes at least six number words; in digits, one cluster of them
         card = p.cards and est >= CARD_MIN and (nw >= SPOKEN_CARD_WORDS or self._clustered(text))
         found: list[Run] = []
+        dated: list[Run] | None = None  # read with month names, for dates asked for
         if est and (
             card or named or expect or (p.phones and est >= 7) or (p.national_ids and est >= 8)
         ):
-            found = runs(text, words=nw > 0)
+            if _DATES_ASKED.intersection(expect):
+                found, dated = runs_and_dated(text, words=nw > 0)
+            else:
+                found = runs(text, words=nw > 0)
         if card:
             out += card_hits(text, found)
         if named:
@@ -173,7 +189,7 @@ class Redactor:
         for e in expect if est else ():
             # newest question first: an answer is what was asked last ("and the security
             # code?") even while an earlier question ("the card number?") still holds
-            for h in answer_hits(text, e, found):
+            for h in answer_hits(text, e, found, dated):
                 if not any(h.start < a.end and a.start < h.end for a in answers):
                     answers.append(h)
         out += answers
@@ -186,7 +202,7 @@ class Redactor:
             )
         if p.phones and est >= 7:
             out += phone_hits(text, p.phone_regions, found)
-        if p.emails and ("@" in text or " at " in low):
+        if p.emails and ("@" in text or " at " in text.lower()):
             out += email_hits(text)
         if p.ibans and ndig >= 6:
             out += iban_hits(text)
@@ -200,7 +216,12 @@ class Redactor:
     @staticmethod
     def _clustered(text: str) -> bool:
         """Whether some cluster of digits holds enough digits for a card number."""
+        if text.isascii() and _CLUSTER_SCREEN.search(text) is None:
+            return False
         for m in _CLUSTER.finditer(text):
+            a, b = m.span()
+            if b - a < CARD_MIN:
+                continue  # too short to hold that many digits
             c = m.group()
             if len(c) - len(c.translate(_DEL_DIGITS)) >= CARD_MIN:
                 return True
@@ -266,6 +287,8 @@ class Conversation:
         return {a.kind for a in self._asks}
 
     def _live(self, at: float) -> list[Expect]:
+        if not self._asks:
+            return []
         self._asks = [a for a in self._asks if a.until is None or at <= a.until]
         return [a.kind for a in self._asks]
 

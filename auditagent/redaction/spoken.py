@@ -10,7 +10,9 @@ digits can replace exactly the words that said it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from itertools import accumulate, compress
+from operator import or_
+from typing import NamedTuple
 
 UNITS: dict[str, str] = {
     "zero": "0",
@@ -114,9 +116,10 @@ _TIGHT = re.compile(r"[\s\-\u2013]*")
 _AND = re.compile(r"[\s\-]*(?:and[\s\-]+)?", re.I)
 
 
-@dataclass(frozen=True)
-class Item:
-    """One number said or written: its digits and where it is in the text."""
+class Item(NamedTuple):
+    """One number said or written: its digits and where it is in the text.
+
+    A named tuple: a spoken card makes one per word, and this is the cheapest object to build."""
 
     digits: str
     start: int
@@ -125,8 +128,7 @@ class Item:
     ordinal: bool = False
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """Numeric items in a row, with nothing but spacing, light punctuation or fillers between."""
 
     items: tuple[Item, ...]
@@ -144,8 +146,7 @@ class Run:
         return self.items[-1].end
 
 
-@dataclass(frozen=True)
-class _Tok:
+class _Tok(NamedTuple):
     text: str
     low: str
     start: int
@@ -153,12 +154,23 @@ class _Tok:
 
 
 _DIGITS = re.compile(r"\d+")
+# _TOKEN on lower-cased ASCII text, kept with what lies between by re.split
+_SPLIT_TOKENS = re.compile(r"(\d+|[a-z]+)")
 VOCAB: frozenset[str] = frozenset({*UNITS, *TEENS, *TENS, *ORDINALS, *REPEAT, "hundred"})
+_MONTH_NAMES: frozenset[str] = frozenset(MONTHS)
+_VOCAB_MONTHS: frozenset[str] = VOCAB | _MONTH_NAMES
 
 
 def _tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
     """The numeric tokens only (digit groups, number words, month names if asked): what lies
     between two of them is judged by ``_joined``, so other words need no object."""
+    if words and text.isascii():
+        return _ascii_tokens(text, _VOCAB_MONTHS if months else VOCAB)
+    return _any_tokens(text, months=months, words=words)
+
+
+def _any_tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
+    """``_tokens`` of any text, one word at a time."""
     if not words:
         return [_Tok(m.group(), m.group(), m.start(), m.end()) for m in _DIGITS.finditer(text)]
     out = []
@@ -168,6 +180,25 @@ def _tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
         if low in VOCAB or t.isdigit() or (months and low in MONTHS):
             out.append(_Tok(t, low, m.start(), m.end()))
     return out
+
+
+def _ascii_tokens(text: str, keep: frozenset[str]) -> list[_Tok]:
+    """``_tokens`` of an ASCII text with its loops in C: the words of the lower-cased text are
+    the lower-cased words of the text, one split gives them with what lies between (their
+    offsets by a running sum), and only the kept ones become objects."""
+    low = text.lower()
+    parts = _SPLIT_TOKENS.split(low)  # between, token, between, token, ..., between
+    toks = parts[1::2]
+    if keep.isdisjoint(toks):  # no number said in words: the digit groups alone
+        return [_Tok(m.group(), m.group(), m.start(), m.end()) for m in _DIGITS.finditer(text)]
+    ends = list(accumulate(map(len, parts)))
+    kept = compress(
+        range(len(toks)), map(or_, map(keep.__contains__, toks), map(str.isdigit, toks))
+    )
+    return [
+        _Tok(text[ends[2 * k] : ends[2 * k + 1]], toks[k], ends[2 * k], ends[2 * k + 1])
+        for k in kept
+    ]
 
 
 def _tight(text: str, a: _Tok, b: _Tok) -> bool:
@@ -253,6 +284,17 @@ def runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
     if cur:
         out.append(Run(tuple(cur)))
     return out
+
+
+def runs_and_dated(text: str, *, words: bool) -> tuple[list[Run], list[Run]]:
+    """``runs(text, words=words)`` and ``runs(text, months=True)``, read once where they are
+    the same: an ASCII text naming no month and no number in words (or read with them)."""
+    if text.isascii():
+        toks = _SPLIT_TOKENS.findall(text.lower())
+        if _MONTH_NAMES.isdisjoint(toks) and (words or VOCAB.isdisjoint(toks)):
+            found = runs(text, words=words)
+            return found, found
+    return runs(text, words=words), runs(text, months=True)
 
 
 def _joined(text: str, a: int, b: int) -> bool:

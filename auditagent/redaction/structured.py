@@ -85,6 +85,9 @@ _IN_CARD = {"number": "card_number", "no": "card_number", "num": "card_number",
             "expiry": "expiry", "pin": "pin"}  # fmt: skip
 
 _NORM = re.compile(r"[^a-z0-9]")
+KEY_MEMO_MAX = 1024
+"""Key names remembered per redactor (a bound against a tool that makes up its keys)."""
+KEY_MEMO_LEN = 64
 
 
 def norm_key(key: str) -> str:
@@ -143,12 +146,27 @@ class _Walk:
             return self.r.card_placeholder("".join(c for c in str(value) if c.isdigit()))
         return f"[{kind}]"
 
+    def key(self, k: str, in_card: bool) -> tuple[str, str | None]:
+        """A key as kept, and the kind it names: a tool sends the same few key names again and
+        again, so the answer is remembered (it depends only on the key and the policy)."""
+        memo = self.r.key_memo
+        got = memo.get((k, in_card))
+        if got is None:
+            red = self.r.text(k)
+            got = (red.text, red.removed, key_kind(self.r.policy, k, in_card=in_card))
+            # a key that held something to remove (a card number as a key) is not kept around
+            if not red.removed and len(k) <= KEY_MEMO_LEN:
+                if len(memo) >= KEY_MEMO_MAX:
+                    memo.clear()
+                memo[(k, in_card)] = got
+        add_counts(self.counts, got[1])
+        return got[0], got[2]
+
     def value(self, value: Any, *, in_card: bool = False) -> Any:
         if isinstance(value, dict):
             out: dict[Any, Any] = {}
             for k, v in value.items():
-                key = self.text(k) if isinstance(k, str) else k
-                kind = key_kind(self.r.policy, k, in_card=in_card) if isinstance(k, str) else None
+                key, kind = self.key(k, in_card) if isinstance(k, str) else (k, None)
                 if kind == "card_number" and isinstance(v, (dict, list)):
                     out[key] = self.value(v, in_card=True)
                 elif kind is not None:
@@ -211,7 +229,8 @@ def redact_json_text(redactor: Redactor, raw: str) -> Redacted:
     """Tool arguments or results as the model or tool produced them (JSON or not)."""
     if not raw or not redactor.enabled:
         return Redacted(raw)
-    if not redactor.hits(raw) and not _names_a_key(redactor.policy, raw):
+    # the key test first: it is a few substring tests, and a tool's card data is named by key
+    if not _names_a_key(redactor.policy, raw) and not redactor.hits(raw):
         return Redacted(raw)  # nothing in the values and no key that could name card data
     stripped = raw.lstrip()
     if stripped[:1] in ("{", "["):

@@ -100,3 +100,14 @@ def test_custom_keys_and_pii_keys() -> None:
 def test_off_walks_nothing() -> None:
     value = {"card_number": "4111111111111111", "cvv": "123"}
     assert redact_value(Redactor("off"), value) == (value, {})
+
+
+def test_key_names_are_remembered_but_never_one_holding_card_data() -> None:
+    redactor = Redactor("pci")
+    raw = '{"card_number": "4111111111111111", "4111111111111111": "x", "note": "ok"}'
+    first = redact_json_text(redactor, raw)
+    assert first == redact_json_text(redactor, raw)  # the second call answers from the memo
+    assert "4111111111111111" not in first.text
+    assert first.removed == {"card_number": 2}
+    remembered = {k for k, _ in redactor.key_memo}
+    assert remembered == {"card_number", "note"}

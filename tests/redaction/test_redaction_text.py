@@ -181,3 +181,30 @@ def test_spoken_runs_read_hundreds_teens_and_months() -> None:
     assert [r.digits for r in runs("four hundred and five")] == ["405"]
     assert [r.digits for r in runs("December twenty twenty-eight", months=True)] == ["122028"]
     assert runs("nothing numeric here") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "four one one one, one one one one, one one one one, one one one one",
+        "Forty-One eleven ELEVEN, double one 1111 uh triple one",
+        "it expires December of twenty twenty-eight, the code is one two three",
+        "someone said oneself, pancake, expert; tenth of March3, 4th and 3rd",
+        "one_two twelve_twenty x1y2 O'Brien 12/28 4111-1111-1111-1111",
+        "Hi, I'm calling about my appointment on the 14th at 3:30",
+        "",
+    ],
+)
+def test_the_one_pass_tokenizer_of_ascii_text_reads_what_the_word_by_word_one_does(
+    text: str,
+) -> None:
+    from auditagent.redaction import spoken
+
+    for months in (False, True):
+        keep = spoken._VOCAB_MONTHS if months else spoken.VOCAB
+        fast = spoken._ascii_tokens(text, keep)
+        assert fast == spoken._any_tokens(text, months=months, words=True)
+        assert spoken.runs_and_dated(text, words=True) == (
+            runs(text, words=True),
+            runs(text, months=True),
+        )

@@ -5,6 +5,7 @@ port, and a real headless Chromium driven by Playwright."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -66,15 +67,19 @@ class World:
     seeds: dict[str, uuid.UUID]
     seed_errors: dict[str, str]
     handmade: uuid.UUID
-    """tool error, pause, gap, handoff, interrupted reply"""
+    """tool error, pause, gap, handoff, interrupted reply; its recording notice heard in full"""
     tamper_target: uuid.UUID
+    """the same conversation; its recording notice spoken over, never heard in full"""
     other_session: uuid.UUID
     tokens: dict[str, str] = field(default_factory=dict)
 
 
-async def _handmade(recorder: AuditRecorder, *, tenant: str, agent: str) -> uuid.UUID:
+async def _handmade(
+    recorder: AuditRecorder, *, tenant: str, agent: str, notice: bool | None = None
+) -> uuid.UUID:
     """A conversation with everything the seed scenario does not have: a tool error, a pause,
-    a gap, a handoff, an error, typed input."""
+    a gap, a handoff, an error, typed input; and, unless ``notice`` is None, the record
+    ``attach(notice=...)`` seals: heard in full (True) or spoken over (False)."""
     t0 = datetime.now(timezone.utc)
 
     def at(s: float) -> datetime:
@@ -97,6 +102,17 @@ async def _handmade(recorder: AuditRecorder, *, tenant: str, agent: str) -> uuid
             labels={"agent": agent},
         ),
     )
+    if notice is not None:
+        rec.add(
+            r.RecordingNotice(
+                at=at(0.6),
+                text_sha256=hashlib.sha256(b"This call is recorded.").hexdigest(),
+                started_at=at(0.1),
+                ended_at=at(0.6),
+                completed=notice,
+                spoken_over=not notice,
+            )
+        )
     rec.add(
         r.UserUtterance(
             at=at(1), text=f"reschedule my {CANARY_USER} visit", source="stt", item_id="u1"
@@ -205,8 +221,8 @@ def record_world(settings: Settings, keyring: LocalKeyring) -> World:
                 return rec.session_id
 
             results = await asyncio.gather(*(seed(n) for n in SEED_SYSTEMS))
-            handmade = await _handmade(recorder, tenant=tenant, agent="front-desk")
-            target = await _handmade(recorder, tenant=tenant, agent="tamper-target")
+            handmade = await _handmade(recorder, tenant=tenant, agent="front-desk", notice=True)
+            target = await _handmade(recorder, tenant=tenant, agent="tamper-target", notice=False)
             other_sid = await _handmade(recorder, tenant=other, agent="elsewhere")
             await recorder.flush(timeout=30)
         seeds = {
