@@ -248,7 +248,7 @@ def _new_key() -> bytes:
 
 
 def _version_number(key_id: str) -> int:
-    if key_id.startswith(_ID_PREFIX) and key_id[len(_ID_PREFIX) :].isdigit():
+    if key_id.startswith(_ID_PREFIX) and key_id[len(_ID_PREFIX) :].isdecimal():
         return int(key_id[len(_ID_PREFIX) :])
     return 0
 

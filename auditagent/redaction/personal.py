@@ -90,13 +90,13 @@ def phone_hits(text: str, regions: tuple[str, ...], found: list[Run]) -> list[Hi
     out: list[Hit] = []
     for m in _PHONE_CLUSTER.finditer(text):
         cand = m.group()
-        n = sum(c.isdigit() for c in cand)
+        n = sum(c.isdecimal() for c in cand)
         if 7 <= n <= 15 and _valid_phone(cand, regions):
             out.append(Hit(m.start(), m.end(), "phone"))
     for run in found:
         if not 7 <= len(run.digits) <= 15:
             continue
-        if all(text[i.start : i.end].isdigit() for i in run.items):
+        if all(text[i.start : i.end].isdecimal() for i in run.items):
             continue  # written digits: the clusters above have seen them
         if _valid_phone(run.digits, regions):
             # a "+" right before the run belongs to the number

@@ -177,7 +177,7 @@ def _any_tokens(text: str, *, months: bool, words: bool) -> list[_Tok]:
     for m in _TOKEN.finditer(text):
         t = m.group()
         low = t.lower()
-        if low in VOCAB or t.isdigit() or (months and low in MONTHS):
+        if low in VOCAB or t.isdecimal() or (months and low in MONTHS):
             out.append(_Tok(t, low, m.start(), m.end()))
     return out
 
@@ -193,7 +193,7 @@ def _ascii_tokens(text: str, keep: frozenset[str]) -> list[_Tok]:
         return [_Tok(m.group(), m.group(), m.start(), m.end()) for m in _DIGITS.finditer(text)]
     ends = list(accumulate(map(len, parts)))
     kept = compress(
-        range(len(toks)), map(or_, map(keep.__contains__, toks), map(str.isdigit, toks))
+        range(len(toks)), map(or_, map(keep.__contains__, toks), map(str.isdecimal, toks))
     )
     return [
         _Tok(text[ends[2 * k] : ends[2 * k + 1]], toks[k], ends[2 * k], ends[2 * k + 1])
@@ -210,12 +210,12 @@ def _item_at(text: str, toks: list[_Tok], i: int, *, months: bool) -> tuple[Item
     t = toks[i]
     nxt = toks[i + 1] if i + 1 < len(toks) else None
     w = t.low
-    if t.text.isdigit():
+    if t.text.isdecimal():
         if t.text.isascii():
             return Item(t.text, t.start, t.end), i + 1
         return Item(str(int(t.text)), t.start, t.end), i + 1
     if w in REPEAT and nxt is not None and _tight(text, t, nxt):
-        d = UNITS.get(nxt.low) or (nxt.text if nxt.text.isdigit() and len(nxt.text) == 1 else "")
+        d = UNITS.get(nxt.low) or (nxt.text if nxt.text.isdecimal() and len(nxt.text) == 1 else "")
         if d:
             return Item(d * REPEAT[w], t.start, nxt.end), i + 2
         return None, i + 1
