@@ -198,12 +198,17 @@ async def main() -> None:
                 size = conn.execute(
                     "SELECT pg_size_pretty(pg_total_relation_size('search_index'))"
                 ).fetchone()
+                filters = conn.execute(
+                    "SELECT count(word_filter), coalesce(avg(length(word_filter)), 0)"
+                    " FROM search_index_sessions"
+                ).fetchone()
                 conn.execute("ANALYZE")
             # 3. searches
             engine = db.make_engine(on)
             timings: dict[str, list[float]] = {"rare word": [], "two-word phrase": []}
             examined: dict[str, list[int]] = {"rare word": [], "two-word phrase": []}
             found: dict[str, list[int]] = {"rare word": [], "two-word phrase": []}
+            screened: dict[str, list[int]] = {"rare word": [], "two-word phrase": []}
             queries = [("rare word", w) for w in rare] + [
                 ("two-word phrase", f'"{a} {b}"') for a, b in phrases
             ]
@@ -215,6 +220,7 @@ async def main() -> None:
                     timings[label].append(dt * 1000)
                     examined[label].append(page.examined)
                     found[label].append(len(page.items))
+                    screened[label].append(page.screened)
                     conn.rollback()
             engine.dispose()
             half = len(queries)
@@ -232,17 +238,20 @@ async def main() -> None:
             print(
                 f"searched tenant: {args.sessions} sessions x {per} events recorded in "
                 f"{load:.0f} s; search_index rows {rows[0] if rows else '?'}, "
-                f"{size[0] if size else '?'}"
+                f"{size[0] if size else '?'}; word filters {filters[0] if filters else '?'}, "
+                f"{float(filters[1]) if filters else 0:.0f} bytes each on average"
             )
             for label in timings:
                 warm = timings[label][len(timings[label]) // 2 :]
                 ex = examined[label][len(examined[label]) // 2 :]
                 fo = found[label][len(found[label]) // 2 :]
+                sc = screened[label][len(screened[label]) // 2 :]
                 print(
                     f"{label}: p50 {pct(warm, 0.5):.1f} ms, p95 {pct(warm, 0.95):.1f} ms, "
                     f"max {max(warm):.1f} ms; candidates decrypted median "
                     f"{statistics.median(ex)}, max {max(ex)}; results median "
-                    f"{statistics.median(fo)}, min {min(fo)} (planted in 5)"
+                    f"{statistics.median(fo)}, min {min(fo)} (planted in 5); candidates "
+                    f"looked at median {statistics.median(sc)}, max {max(sc)}"
                 )
             del half
     finally:
