@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
 
 __all__ = ["BITS_PER_WORD", "HASHES", "WordFilter", "build", "session_key"]
 
@@ -36,7 +35,6 @@ _MIN_LOG = 6
 _MAX_LOG = 21
 """2^21 bits per role at most: ``HASHES`` slices of 21 bits fit a 64-bit hash."""
 _VERSION = 1
-_ONE = ord("1")
 _LABEL = b"\0word-filter"
 """NUL-prefixed: no word (the only other input of the search key's HMAC) can spell it."""
 
@@ -69,16 +67,17 @@ def build(key: bytes, words_by_role: Mapping[int, Iterable[bytes]]) -> bytes:
     for code, ws in sorted(roles.items()):
         log = _log_size(len(ws))
         mask = (1 << log) - 1
-        xs = [hashes[w] for w in ws]
-        # Bit p is character ``mask - p`` of a string of "0"s read as a binary number: the
-        # positions are set by C loops (map), not one Python statement per bit.
-        flags = bytearray(b"0") * (1 << log)
-        put = flags.__setitem__
-        for shift in (0, 21, 42):
-            list(map(put, [mask - (x >> shift & mask) for x in xs], repeat(_ONE)))
-        bits = int(flags, 2)
+        bits = bytearray(1 << (log - 3))
+        for w in ws:
+            x = hashes[w]
+            p = x & mask
+            bits[p >> 3] |= 1 << (p & 7)
+            p = x >> 21 & mask
+            bits[p >> 3] |= 1 << (p & 7)
+            p = x >> 42 & mask
+            bits[p >> 3] |= 1 << (p & 7)
         parts.append(bytes([code, log]))
-        parts.append(bits.to_bytes(1 << (log - 3), "little"))
+        parts.append(bytes(bits))
     return b"".join(parts)
 
 
