@@ -7,7 +7,8 @@ Creates and drops its own database. In one run:
 
 1. writer cost: the same conversation records (utterances of a Zipf vocabulary, tool calls and
    results) through ``SessionRecording.add`` -> writer -> database until ``flush()`` returns,
-   with AUDITAGENT_SEARCH_INDEX on and off, alternating rounds; microseconds per record;
+   with AUDITAGENT_SEARCH_INDEX off, on without word filters, and on, alternating rounds;
+   microseconds per record;
 2. a tenant of ``--sessions`` x ``--events`` recorded through the real recorder (indexing on),
    with rare words planted in 5 sessions each and two-word phrases planted in 5 sessions each
    (both words also occur apart elsewhere, so the confirm step has work to throw away);
@@ -36,6 +37,7 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search.writer import SessionIndexer
 from auditagent.settings import Settings
 from auditagent.store import db
 
@@ -129,6 +131,10 @@ async def record_all(
     return elapsed
 
 
+def _no_filter(self: SessionIndexer) -> bytes | None:
+    return None
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -172,11 +178,19 @@ async def main() -> None:
             per = args.events
             wconvs = [conversation(sp, now, per, []) for _ in range(args.writer_records // per)]
             n = sum(len(c) for c in wconvs)
-            cost: dict[str, list[float]] = {"on": [], "off": []}
-            cpu: dict[str, list[float]] = {"on": [], "off": []}
+            variants = (("off", off, True), ("on, no word filter", on, False), ("on", on, True))
+            cost: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            cpu: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            built = SessionIndexer._filter
             for _ in range(args.rounds):
-                for label, s in (("off", off), ("on", on)):
-                    wall, used = await record_all(s, kr, wconvs, tenant=f"writer-{label}")
+                for label, s, filtered in variants:
+                    # The middle variant is indexing as it was before word filters: the same
+                    # writer with the filter left out, so its share is measured side by side.
+                    SessionIndexer._filter = built if filtered else _no_filter  # type: ignore[method-assign]
+                    try:
+                        wall, used = await record_all(s, kr, wconvs, tenant=f"writer-{label}")
+                    finally:
+                        SessionIndexer._filter = built  # type: ignore[method-assign]
                     cost[label].append(wall / n * 1e6)
                     cpu[label].append(used / n * 1e6)
             # 2. the searched tenant
@@ -229,12 +243,15 @@ async def main() -> None:
                 f"Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}"
             )
             for what, xs in (("wall", cost), ("CPU", cpu)):
-                mo, mn = min(xs["off"]), min(xs["on"])
-                print(
-                    f"writer {what}, best of {args.rounds}: off {mo:.1f} µs, on {mn:.1f} µs, "
-                    f"+{(mn / mo - 1) * 100:.1f}%; all rounds off "
-                    f"{[round(x, 1) for x in xs['off']]}, on {[round(x, 1) for x in xs['on']]}"
-                )
+                mo = min(xs["off"])
+                for label in xs:
+                    best, med = min(xs[label]), statistics.median(xs[label])
+                    print(
+                        f"writer {what} {label}: best of {args.rounds} {best:.1f} µs "
+                        f"({(best / mo - 1) * 100:+.1f}% vs off), median {med:.1f} µs "
+                        f"({(med / statistics.median(xs['off']) - 1) * 100:+.1f}%); rounds "
+                        f"{[round(x, 1) for x in xs[label]]}"
+                    )
             print(
                 f"searched tenant: {args.sessions} sessions x {per} events recorded in "
                 f"{load:.0f} s; search_index rows {rows[0] if rows else '?'}, "
