@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, text
 
 from auditagent import records as r
+from auditagent import retention
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
@@ -150,3 +151,30 @@ def test_a_rotation_reindex_rebuilds_filters_under_the_new_key(
     # Under the new key the two words may no longer collide; either way only b is decrypted.
     page = _page(engine, keyring, tenant, rare)
     assert [i.session.id for i in page.items] == [b] and page.examined == 1
+
+
+def test_erasing_a_participant_removes_their_word_filters(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    gone = record(
+        settings,
+        keyring,
+        tenant=tenant,
+        lines=[("user", "my marrowbeck order")],
+        participant="+15550177",
+    )
+    kept = record(settings, keyring, tenant=tenant, lines=[("user", "marrowbeck as well")])
+    assert _filter(engine, gone) is not None
+    report = retention.erase_participant(
+        engine,
+        keyring,
+        settings=settings,
+        tenant=tenant,
+        participant="+15550177",
+        reason="DSR-13",
+        requested_by="dpo",
+    )
+    assert report.ok and report.sessions_deleted == 1
+    assert _filter(engine, gone) is None
+    assert _filter(engine, kept) is not None
+    assert [i.session.id for i in _page(engine, keyring, tenant, "marrowbeck").items] == [kept]
