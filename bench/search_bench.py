@@ -7,7 +7,8 @@ Creates and drops its own database. In one run:
 
 1. writer cost: the same conversation records (utterances of a Zipf vocabulary, tool calls and
    results) through ``SessionRecording.add`` -> writer -> database until ``flush()`` returns,
-   with AUDITAGENT_SEARCH_INDEX on and off, alternating rounds; microseconds per record;
+   with AUDITAGENT_SEARCH_INDEX off, on without word filters, and on, alternating rounds;
+   microseconds per record;
 2. a tenant of ``--sessions`` x ``--events`` recorded through the real recorder (indexing on),
    with rare words planted in 5 sessions each and two-word phrases planted in 5 sessions each
    (both words also occur apart elsewhere, so the confirm step has work to throw away);
@@ -36,6 +37,7 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search.writer import SessionIndexer
 from auditagent.settings import Settings
 from auditagent.store import db
 
@@ -129,6 +131,10 @@ async def record_all(
     return elapsed
 
 
+def _no_filter(self: SessionIndexer) -> bytes | None:
+    return None
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -172,11 +178,19 @@ async def main() -> None:
             per = args.events
             wconvs = [conversation(sp, now, per, []) for _ in range(args.writer_records // per)]
             n = sum(len(c) for c in wconvs)
-            cost: dict[str, list[float]] = {"on": [], "off": []}
-            cpu: dict[str, list[float]] = {"on": [], "off": []}
+            variants = (("off", off, True), ("on, no word filter", on, False), ("on", on, True))
+            cost: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            cpu: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            built = SessionIndexer._filter
             for _ in range(args.rounds):
-                for label, s in (("off", off), ("on", on)):
-                    wall, used = await record_all(s, kr, wconvs, tenant=f"writer-{label}")
+                for label, s, filtered in variants:
+                    # The middle variant is indexing as it was before word filters: the same
+                    # writer with the filter left out, so its share is measured side by side.
+                    SessionIndexer._filter = built if filtered else _no_filter  # type: ignore[method-assign]
+                    try:
+                        wall, used = await record_all(s, kr, wconvs, tenant=f"writer-{label}")
+                    finally:
+                        SessionIndexer._filter = built  # type: ignore[method-assign]
                     cost[label].append(wall / n * 1e6)
                     cpu[label].append(used / n * 1e6)
             # 2. the searched tenant
@@ -198,12 +212,17 @@ async def main() -> None:
                 size = conn.execute(
                     "SELECT pg_size_pretty(pg_total_relation_size('search_index'))"
                 ).fetchone()
+                filters = conn.execute(
+                    "SELECT count(word_filter), coalesce(avg(length(word_filter)), 0)"
+                    " FROM search_index_sessions"
+                ).fetchone()
                 conn.execute("ANALYZE")
             # 3. searches
             engine = db.make_engine(on)
             timings: dict[str, list[float]] = {"rare word": [], "two-word phrase": []}
             examined: dict[str, list[int]] = {"rare word": [], "two-word phrase": []}
             found: dict[str, list[int]] = {"rare word": [], "two-word phrase": []}
+            screened: dict[str, list[int]] = {"rare word": [], "two-word phrase": []}
             queries = [("rare word", w) for w in rare] + [
                 ("two-word phrase", f'"{a} {b}"') for a, b in phrases
             ]
@@ -215,6 +234,7 @@ async def main() -> None:
                     timings[label].append(dt * 1000)
                     examined[label].append(page.examined)
                     found[label].append(len(page.items))
+                    screened[label].append(page.screened)
                     conn.rollback()
             engine.dispose()
             half = len(queries)
@@ -223,26 +243,32 @@ async def main() -> None:
                 f"Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}"
             )
             for what, xs in (("wall", cost), ("CPU", cpu)):
-                mo, mn = min(xs["off"]), min(xs["on"])
-                print(
-                    f"writer {what}, best of {args.rounds}: off {mo:.1f} µs, on {mn:.1f} µs, "
-                    f"+{(mn / mo - 1) * 100:.1f}%; all rounds off "
-                    f"{[round(x, 1) for x in xs['off']]}, on {[round(x, 1) for x in xs['on']]}"
-                )
+                mo = min(xs["off"])
+                for label in xs:
+                    best, med = min(xs[label]), statistics.median(xs[label])
+                    print(
+                        f"writer {what} {label}: best of {args.rounds} {best:.1f} µs "
+                        f"({(best / mo - 1) * 100:+.1f}% vs off), median {med:.1f} µs "
+                        f"({(med / statistics.median(xs['off']) - 1) * 100:+.1f}%); rounds "
+                        f"{[round(x, 1) for x in xs[label]]}"
+                    )
             print(
                 f"searched tenant: {args.sessions} sessions x {per} events recorded in "
                 f"{load:.0f} s; search_index rows {rows[0] if rows else '?'}, "
-                f"{size[0] if size else '?'}"
+                f"{size[0] if size else '?'}; word filters {filters[0] if filters else '?'}, "
+                f"{float(filters[1]) if filters else 0:.0f} bytes each on average"
             )
             for label in timings:
                 warm = timings[label][len(timings[label]) // 2 :]
                 ex = examined[label][len(examined[label]) // 2 :]
                 fo = found[label][len(found[label]) // 2 :]
+                sc = screened[label][len(screened[label]) // 2 :]
                 print(
                     f"{label}: p50 {pct(warm, 0.5):.1f} ms, p95 {pct(warm, 0.95):.1f} ms, "
                     f"max {max(warm):.1f} ms; candidates decrypted median "
                     f"{statistics.median(ex)}, max {max(ex)}; results median "
-                    f"{statistics.median(fo)}, min {min(fo)} (planted in 5)"
+                    f"{statistics.median(fo)}, min {min(fo)} (planted in 5); candidates "
+                    f"looked at median {statistics.median(sc)}, max {max(sc)}"
                 )
             del half
     finally:

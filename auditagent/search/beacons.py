@@ -9,12 +9,14 @@ same word has unrelated beacons in two tenants or under two key versions.
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections.abc import Iterable
 
 from auditagent.records import Record
 
 from .texts import ROLE_CODES, record_texts, role_of_kind
 from .tokens import encode, index_words
+from .wordfilter import session_key
 
 __all__ = ["BEACON_BITS", "SCOPE_BITS", "BeaconKey", "IndexEntry"]
 
@@ -67,6 +69,10 @@ class BeaconKey:
             cache.clear()
         cache[word] = b
         return b
+
+    def filter_key(self, session_id: uuid.UUID) -> bytes:
+        """The key of ``session_id``'s word filter (auditagent/search/wordfilter.py)."""
+        return session_key(self._key, session_id)
 
     def beacons(self, words: Iterable[str]) -> set[int]:
         return {self.beacon(w) for w in words}

@@ -22,9 +22,11 @@ from auditagent.store import reader
 from auditagent.store import search_index as store
 
 from .beacons import BeaconKey, IndexEntry
-from .texts import SEARCHABLE_KINDS
+from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
+from .tokens import index_words
+from .wordfilter import build
 
-__all__ = ["ReindexResult", "reindex", "session_entries"]
+__all__ = ["ReindexResult", "reindex", "session_entries", "session_index"]
 
 log = logging.getLogger("auditagent.search")
 
@@ -45,13 +47,25 @@ def session_entries(
     conn: Connection, key_provider: KeyProvider, key: BeaconKey, session_id: uuid.UUID
 ) -> set[IndexEntry]:
     """Every index entry of one session, from its decrypted records."""
+    return session_index(conn, key_provider, key, session_id)[0]
+
+
+def session_index(
+    conn: Connection, key_provider: KeyProvider, key: BeaconKey, session_id: uuid.UUID
+) -> tuple[set[IndexEntry], bytes]:
+    """Every index entry of one session and its word filter, from its decrypted records."""
     session = reader.get_session(conn, session_id)
     sealer = session_sealer(key_provider, reader.get_data_key(conn, session_id), session)
-    entries: set[IndexEntry] = set()
+    words: dict[int, set[bytes]] = {}
     rows = store.events_of_kinds(conn, session_id, sorted(SEARCHABLE_KINDS))
     for o in open_records(sealer, rows):
-        entries |= key.entries(o.record)
-    return entries
+        role = role_of_kind(o.record.kind)
+        if role is not None:
+            found = words.setdefault(ROLE_CODES[role], set())
+            for text in record_texts(o.record):
+                found |= index_words(text)
+    entries = {(code, b) for code, ws in words.items() for b in key.beacons_of(ws)}
+    return entries, build(key.filter_key(session_id), words)
 
 
 def reindex(
@@ -83,7 +97,7 @@ def reindex(
                     kid, raw = key_provider.search_key(tenant=row.tenant, key_id=key_id)
                     key = keys[row.tenant] = BeaconKey(tenant=row.tenant, key_id=kid, key=raw)
                 try:
-                    entries = session_entries(conn, key_provider, key, row.id)
+                    entries, word_filter = session_index(conn, key_provider, key, row.id)
                 except AuditagentError as exc:
                     log.warning("cannot reindex session %s (%s)", row.id, type(exc).__name__)
                     result.failed.append(row.id)
@@ -95,6 +109,10 @@ def reindex(
                     key_id=key_id,
                     scope=key.scope,
                     entries=entries,
+                    # An open session may still add words: it gets its filter when it closes
+                    # (from the writer, if this marker was not there first) or never; without
+                    # one it is decrypted when nominated.
+                    word_filter=word_filter if row.status == "closed" else None,
                 )
                 result.indexed += 1
         if progress is not None:

@@ -18,6 +18,7 @@ from auditagent.store.search_rows import IndexRows
 from .beacons import BeaconKey
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
 from .tokens import index_words
+from .wordfilter import build
 
 if TYPE_CHECKING:
     from auditagent.keys import KeyProvider
@@ -99,12 +100,22 @@ class SessionIndexer:
         else:
             pending |= beacons
 
+    def _filter(self) -> bytes | None:
+        try:
+            return build(self._key.filter_key(self.session_id), self._seen)
+        except Exception as exc:  # without a filter the session is decrypted when nominated
+            log.error("session %s: no word filter (%s)", self.session_id, type(exc).__name__)
+            return None
+
     def take(self, *, closing: bool) -> IndexRows | None:
         """The rows for this batch; with ``closing``, the mark that the session is done."""
         complete = closing and not self._broken
         if not self._new and not complete:
             return None
         new, self._new = self._new, {}
+        # The session's words are all here once it closes: its filter lets a search discard
+        # it without decrypting it when a colliding word made it a candidate.
+        word_filter = self._filter() if complete else None
         return IndexRows(
             session_id=self.session_id,
             tenant=self._key.tenant,
@@ -112,4 +123,5 @@ class SessionIndexer:
             scope=self._key.scope,
             beacons={code: sorted(bs) for code, bs in new.items()},
             complete=complete,
+            word_filter=word_filter,
         )

@@ -333,6 +333,9 @@ class SearchIndexSessionRow(Base):
     tenant: Mapped[str] = mapped_column(String(128))
     key_id: Mapped[str] = mapped_column(String(64))
     indexed_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    word_filter: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The session's word filter under ``key_id`` (auditagent/search/wordfilter.py), once it
+    closed with every record indexed: keyed bits, never a word."""
 
     __table_args__ = (Index("ix_search_index_sessions_tenant_key", "tenant", "key_id"),)
 

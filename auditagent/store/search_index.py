@@ -29,6 +29,7 @@ from .reader import SessionFilter, _where
 from .search_rows import stored_tokens
 
 __all__ = [
+    "candidate_filters",
     "candidates",
     "count_to_reindex",
     "data_keys_for",
@@ -36,8 +37,40 @@ __all__ = [
     "events_of_kinds",
     "key_versions_in_use",
     "replace_session",
+    "sessions_by_id",
     "sessions_to_reindex",
 ]
+
+
+def _candidates(
+    *,
+    beacons: Mapping[tuple[str, str], Sequence[int]],
+    role: int | None,
+    filters: SessionFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[Any, list[ColumnElement[bool]]] | None:
+    si = SearchIndexRow
+    groups: list[Any] = []
+    for (tenant, key_id), tokens in beacons.items():
+        per_token = [
+            select(si.session_id).where(
+                si.tokens.contains([t]),
+                si.tenant == tenant,
+                si.key_id == key_id,
+                *([si.role == role] if role is not None else []),
+            )
+            for t in sorted(set(tokens))
+        ]
+        if per_token:
+            groups.append(per_token[0] if len(per_token) == 1 else intersect(*per_token))
+    if not groups:
+        return None
+    found: Any = groups[0] if len(groups) == 1 else union(*groups)
+    found = found.subquery("found")
+    where = [*_where(filters), SessionRow.status.in_(("open", "closed"))]
+    if after is not None:
+        where.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
+    return found, where
 
 
 def candidates(
@@ -58,27 +91,10 @@ def candidates(
     of its batches. A session indexed under v1, or already reindexed under v2, is found
     either way while a reindex runs; a search across tenants (tenantless admins) is one group
     per tenant."""
-    si = SearchIndexRow
-    groups: list[Any] = []
-    for (tenant, key_id), tokens in beacons.items():
-        per_token = [
-            select(si.session_id).where(
-                si.tokens.contains([t]),
-                si.tenant == tenant,
-                si.key_id == key_id,
-                *([si.role == role] if role is not None else []),
-            )
-            for t in sorted(set(tokens))
-        ]
-        if per_token:
-            groups.append(per_token[0] if len(per_token) == 1 else intersect(*per_token))
-    if not groups:
+    got = _candidates(beacons=beacons, role=role, filters=filters, after=after)
+    if got is None:
         return []
-    found: Any = groups[0] if len(groups) == 1 else union(*groups)
-    found = found.subquery("found")
-    where = [*_where(filters), SessionRow.status.in_(("open", "closed"))]
-    if after is not None:
-        where.append(tuple_(SessionRow.started_at, SessionRow.id) < tuple_(*after))
+    found, where = got
     stmt = (
         select(SessionRow.__table__)
         .where(SessionRow.id.in_(select(found.c.session_id)), and_(*where))
@@ -86,6 +102,45 @@ def candidates(
         .limit(limit)
     )
     return list(conn.execute(stmt).all())
+
+
+def candidate_filters(
+    conn: Connection,
+    *,
+    beacons: Mapping[tuple[str, str], Sequence[int]],
+    role: int | None,
+    filters: SessionFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Any]:
+    """The sessions :func:`candidates` gives, in its order, as narrow rows: ``id``,
+    ``started_at``, ``tenant`` and, when the session has one, its word filter with the key
+    version it is under (``filter_key_id``, ``word_filter``; None without one)."""
+    got = _candidates(beacons=beacons, role=role, filters=filters, after=after)
+    if got is None:
+        return []
+    found, where = got
+    marker = SearchIndexSessionRow
+    stmt = (
+        select(
+            SessionRow.id,
+            SessionRow.started_at,
+            SessionRow.tenant,
+            marker.key_id.label("filter_key_id"),
+            marker.word_filter,
+        )
+        .outerjoin(marker, marker.session_id == SessionRow.id)
+        .where(SessionRow.id.in_(select(found.c.session_id)), and_(*where))
+        .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def sessions_by_id(conn: Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """``sessions`` rows of ``session_ids`` (one round trip)."""
+    stmt = select(SessionRow.__table__).where(SessionRow.id.in_(list(session_ids)))
+    return {row.id: row for row in conn.execute(stmt)}
 
 
 def events_for_sessions(
@@ -175,9 +230,11 @@ def replace_session(
     key_id: str,
     scope: int,
     entries: Iterable[tuple[int, int]],
+    word_filter: bytes | None = None,
 ) -> None:
     """A session's index rebuilt under ``key_id`` (whose scope is ``scope``), one row per
-    role: its old rows go, in the caller's transaction."""
+    role, and its word filter under ``key_id`` (or none): its old rows and filter go, in the
+    caller's transaction."""
     conn.execute(text("DELETE FROM search_index WHERE session_id = :s"), {"s": session_id})
     # The partition key (migration 0018): the session's start.
     started = conn.execute(
@@ -202,9 +259,9 @@ def replace_session(
         conn.execute(insert(SearchIndexRow), rows)
     conn.execute(
         text(
-            "INSERT INTO search_index_sessions (session_id, tenant, key_id) VALUES (:s, :t, :k)"
-            " ON CONFLICT (session_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
-            " indexed_at = now()"
+            "INSERT INTO search_index_sessions (session_id, tenant, key_id, word_filter)"
+            " VALUES (:s, :t, :k, :f) ON CONFLICT (session_id) DO UPDATE SET"
+            " key_id = EXCLUDED.key_id, word_filter = EXCLUDED.word_filter, indexed_at = now()"
         ),
-        {"s": session_id, "t": tenant, "k": key_id},
+        {"s": session_id, "t": tenant, "k": key_id, "f": word_filter},
     )

@@ -49,6 +49,7 @@ def _le(a: array.array[int]) -> array.array[int]:
 
 
 _GROUP = struct.Struct(">BI")
+_FILTER = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class IndexRows:
     marked as indexed under ``key_id`` (a reindex then leaves it alone)."""
     scope: int = field(kw_only=True)
     """The search key's scope (``BeaconKey.scope``): stored beacons are ``scope << 14 | b``."""
+    word_filter: bytes | None = field(default=None, kw_only=True)
+    """With ``complete``: the session's word filter under ``key_id``
+    (auditagent/search/wordfilter.py: keyed bits, never a word)."""
 
     def to_bytes(self) -> bytes:
         """Spool frame payload: beacons and role codes only, never a word."""
@@ -77,6 +81,9 @@ class IndexRows:
         for code, tokens in self.beacons.items():
             parts.append(_GROUP.pack(code, len(tokens)))
             parts.append(_le(array.array("H", tokens)).tobytes())
+        if self.word_filter is not None:
+            # Group code 0 is no role: the filter, its length in bytes.
+            parts += [_GROUP.pack(_FILTER, len(self.word_filter)), self.word_filter]
         return b"".join(parts)
 
     @classmethod
@@ -87,14 +94,27 @@ class IndexRows:
         tenant = data[at + nk : at + nk + nt].decode()
         at += nk + nt
         beacons: dict[int, list[int]] = {}
+        word_filter: bytes | None = None
         while at < len(data):
             code, n = _GROUP.unpack_from(data, at)
             at += _GROUP.size
+            if code == _FILTER:
+                word_filter = data[at : at + n]
+                at += n
+                continue
             tokens = array.array("H")
             tokens.frombytes(data[at : at + 2 * n])
             beacons[code] = _le(tokens).tolist()
             at += 2 * n
-        return cls(uuid.UUID(bytes=sid), tenant, key_id, beacons, complete, scope=scope)
+        return cls(
+            uuid.UUID(bytes=sid),
+            tenant,
+            key_id,
+            beacons,
+            complete,
+            scope=scope,
+            word_filter=word_filter,
+        )
 
 
 # One statement per batch, whatever the number of sessions: the rows travel as one JSON
@@ -113,7 +133,8 @@ FROM jsonb_to_recordset(%s::jsonb) AS x(sid uuid, kid text, role smallint, first
 ON CONFLICT DO NOTHING
 """
 _INSERT_MARKER = """
-INSERT INTO search_index_sessions (session_id, tenant, key_id) VALUES (%s, %s, %s)
+INSERT INTO search_index_sessions (session_id, tenant, key_id, word_filter)
+VALUES (%s, %s, %s, %s)
 ON CONFLICT (session_id) DO NOTHING
 """
 
@@ -136,7 +157,9 @@ async def write_rows_async(cur: psycopg.AsyncCursor[Any], batch: Sequence[IndexR
     ]
     if groups:
         await cur.execute(_INSERT_ROWS, (json.dumps(groups, separators=(",", ":")),))
-    markers = [(b.session_id, b.tenant, b.key_id) for b in batch if b.complete]
+    # DO NOTHING: a marker already there is a reindex's, which wrote its own filter (or none,
+    # for a session it found open: that one is then decrypted when nominated, never missed).
+    markers = [(b.session_id, b.tenant, b.key_id, b.word_filter) for b in batch if b.complete]
     if markers:
         await cur.executemany(_INSERT_MARKER, markers)
 

@@ -51,6 +51,10 @@ def test_index_rows_round_trip_through_spool_bytes() -> None:
     beacons = {1: [0, 7], 3: [16383]}
     rows = IndexRows(uuid.uuid4(), "tenant-ü", "local:v3", beacons, complete=True, scope=2**17 - 1)
     assert IndexRows.from_bytes(rows.to_bytes()) == rows
+    filtered = IndexRows(
+        uuid.uuid4(), "t", "local:v1", {}, complete=True, scope=5, word_filter=b"\x01\x02\x06" * 3
+    )
+    assert IndexRows.from_bytes(filtered.to_bytes()) == filtered
 
 
 def test_the_writer_indexes_and_marks_the_session_at_close(
@@ -111,6 +115,11 @@ def test_index_rows_go_through_the_spool_without_a_word(
     assert not list(settings.resolved_spool_dir.glob("*.spool"))
     assert _index_state(settings.database_url or "", sid) == (1, keyring.current_key_id())
     assert _found(settings, keyring, tenant, "zebrafinch") == [sid]
+    with psycopg.connect(db.libpq_url(settings.database_url or "")) as conn:
+        got = conn.execute(
+            "SELECT word_filter FROM search_index_sessions WHERE session_id = %s", (sid,)
+        ).fetchone()
+    assert got is not None and got[0] is not None  # the filter came through the spool too
 
 
 def test_a_beacon_goes_into_one_row_of_its_session_and_role() -> None:

@@ -1,0 +1,131 @@
+"""A session's word filter: a per-session keyed Bloom filter of its indexed words, per role.
+
+The beacons nominate candidate sessions; a rare word's beacon is shared with other words
+(by design, docs/search.md), often a common one, and every session saying that one becomes a
+candidate. The filter lets a search discard those without decrypting them: it holds each of
+the session's words at ``HASHES`` bit positions taken from BLAKE2b keyed with a key of that
+session alone (HMAC of the tenant's search key and the session id), so
+
+* without the search key the filter is random bits: it holds no word and no unkeyed hash;
+* a word sets unrelated positions in two sessions, so filters cannot be compared to find
+  sessions sharing a word (the beacons' collisions keep protecting the index);
+* a word absent from the session passes with the false positive rate of the filter, which
+  costs a decryption, never a result: the decrypted text still decides.
+
+Written by the recorder's writer when a session closes with every record indexed, and by
+``auditagent search reindex`` for closed sessions; a session without one (still open, or
+indexed before filters existed) is decrypted as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = ["BITS_PER_WORD", "HASHES", "WordFilter", "build", "session_key"]
+
+HASHES = 3
+"""Bit positions per word: three slices of one 64-bit keyed hash."""
+BITS_PER_WORD = 16
+"""At least this many filter bits per word (the size is rounded up to a power of two, so
+16 to 32): a false positive rate of 0.5 % at most, 0.07 % at least (docs/search.md)."""
+_MIN_LOG = 6
+_MAX_LOG = 21
+"""2^21 bits per role at most: ``HASHES`` slices of 21 bits fit a 64-bit hash."""
+_VERSION = 1
+_LABEL = b"\0word-filter"
+"""NUL-prefixed: no word (the only other input of the search key's HMAC) can spell it."""
+
+
+def session_key(search_key: bytes, session_id: uuid.UUID) -> bytes:
+    """The key of one session's filter, derived from the tenant's search key."""
+    return hmac.digest(search_key, _LABEL + session_id.bytes, "sha256")
+
+
+def _hashes(key: bytes, words: Iterable[bytes]) -> dict[bytes, int]:
+    base = hashlib.blake2b(key=key, digest_size=8)
+    out: dict[bytes, int] = {}
+    for w in words:
+        h = base.copy()
+        h.update(w)
+        out[w] = int.from_bytes(h.digest(), "little")
+    return out
+
+
+def _log_size(n: int) -> int:
+    return min(_MAX_LOG, max(_MIN_LOG, (n * BITS_PER_WORD - 1).bit_length()))
+
+
+def build(key: bytes, words_by_role: Mapping[int, Iterable[bytes]]) -> bytes:
+    """The filter of a session (``key``: :func:`session_key`) holding ``words_by_role``
+    (role code -> the role's indexed words, encoded as keyed)."""
+    roles = {code: set(ws) for code, ws in words_by_role.items()}
+    hashes = _hashes(key, set().union(*roles.values()) if roles else ())
+    parts = [bytes([_VERSION])]
+    for code, ws in sorted(roles.items()):
+        log = _log_size(len(ws))
+        mask = (1 << log) - 1
+        bits = bytearray(1 << (log - 3))
+        for w in ws:
+            x = hashes[w]
+            p = x & mask
+            bits[p >> 3] |= 1 << (p & 7)
+            p = x >> 21 & mask
+            bits[p >> 3] |= 1 << (p & 7)
+            p = x >> 42 & mask
+            bits[p >> 3] |= 1 << (p & 7)
+        parts.append(bytes([code, log]))
+        parts.append(bytes(bits))
+    return b"".join(parts)
+
+
+class WordFilter:
+    """A stored filter, parsed; None from :meth:`parse` for anything it cannot read."""
+
+    __slots__ = ("_key", "_roles")
+
+    def __init__(self, key: bytes, roles: dict[int, tuple[int, bytes]]) -> None:
+        self._key = key
+        self._roles = roles
+
+    @classmethod
+    def parse(cls, key: bytes, data: bytes) -> WordFilter | None:
+        if not data or data[0] != _VERSION:
+            return None
+        roles: dict[int, tuple[int, bytes]] = {}
+        at = 1
+        while at < len(data):
+            if at + 2 > len(data):
+                return None
+            code, log = data[at], data[at + 1]
+            size = 1 << (log - 3) if _MIN_LOG <= log <= _MAX_LOG else -1
+            if size < 0 or at + 2 + size > len(data):
+                return None
+            roles[code] = (log, data[at + 2 : at + 2 + size])
+            at += 2 + size
+        return cls(key, roles)
+
+    def may_hold(self, words: Sequence[bytes], *, role: int | None) -> bool:
+        """False only if some word of ``words`` is in none of the session's texts (of
+        ``role``, when one is given)."""
+        hashes = _hashes(self._key, words)
+        if role is None:
+            roles = list(self._roles.values())
+        else:
+            # A role with no filter section has no indexed word at all.
+            roles = [self._roles[role]] if role in self._roles else []
+        for w in words:
+            x = hashes[w]
+            if not any(_has(log, bits, x) for log, bits in roles):
+                return False
+        return True
+
+
+def _has(log: int, bits: bytes, x: int) -> bool:
+    mask = (1 << log) - 1
+    a, b, c = x & mask, x >> 21 & mask, x >> 42 & mask
+    return bool(
+        bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1 and bits[c >> 3] >> (c & 7) & 1
+    )

@@ -1,0 +1,180 @@
+"""Word filters: a false candidate is discarded without a decryption, and nothing is missed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, text
+
+from auditagent import records as r
+from auditagent import retention
+from auditagent.keys import LocalKeyring
+from auditagent.recorder import AuditRecorder
+from auditagent.search import parse_query, search
+from auditagent.search.beacons import BeaconKey
+from auditagent.search.reindex import reindex
+from auditagent.search.service import SearchPage
+from auditagent.search.wordfilter import WordFilter, build, session_key
+from auditagent.settings import Settings
+from auditagent.store import search_rows
+from tests.search.support import record
+from tests.support.helpers import assert_no_plaintext
+
+
+def _colliding(keyring: LocalKeyring, tenant: str) -> tuple[str, str]:
+    """Two distinctive words sharing a beacon under the tenant's current search key."""
+    kid, raw = keyring.search_key(tenant=tenant)
+    key = BeaconKey(tenant=tenant, key_id=kid, key=raw)
+    seen: dict[int, str] = {}
+    for i in itertools.count():
+        word = f"quillomarsh{i}"
+        other = seen.setdefault(key.beacon(word), word)
+        if other != word:
+            return other, word
+    raise AssertionError("unreachable")
+
+
+def _page(engine: Engine, kr: LocalKeyring, tenant: str, q: str) -> SearchPage:
+    with engine.connect() as conn:
+        return search(conn, kr, tenant=tenant, query=parse_query(q))
+
+
+def _filter(engine: Engine, sid: uuid.UUID) -> tuple[str, bytes | None] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT key_id, word_filter FROM search_index_sessions WHERE session_id = :s"),
+            {"s": sid},
+        ).first()
+    return None if row is None else (row[0], None if row[1] is None else bytes(row[1]))
+
+
+def test_a_filter_holds_every_word_and_few_others() -> None:
+    sid = uuid.uuid4()
+    key = session_key(b"k" * 32, sid)
+    words = {1: {f"wren{i}".encode() for i in range(150)}, 3: {b"transfer", b"funds"}}
+    wf = WordFilter.parse(key, build(key, words))
+    assert wf is not None
+    for code, ws in words.items():
+        assert wf.may_hold(sorted(ws), role=code)
+        assert wf.may_hold(sorted(ws), role=None)
+    assert not wf.may_hold([b"transfer"], role=1)
+    assert not wf.may_hold([b"wren1"], role=2)  # no agent words at all
+    absent = [f"heron{i}".encode() for i in range(20_000)]
+    false = sum(wf.may_hold([w], role=1) for w in absent)
+    assert false < 20_000 * 0.006  # the documented bound: 0.5 % at 16 bits a word
+    # The same words in another session set other bits: filters cannot be compared.
+    other = session_key(b"k" * 32, uuid.uuid4())
+    assert build(other, words) != build(key, words)
+    assert WordFilter.parse(key, b"\x02garbage") is None
+
+
+def test_a_false_candidate_is_discarded_without_decryption(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    common, rare = _colliding(keyring, tenant)
+    a = record(settings, keyring, tenant=tenant, lines=[("user", f"my {common} is late")])
+    b = record(settings, keyring, tenant=tenant, lines=[("agent", f"the {rare} arrived")])
+    page = _page(engine, keyring, tenant, rare)
+    # Both are candidates (one beacon); only b was decrypted.
+    assert [i.session.id for i in page.items] == [b]
+    assert (page.screened, page.examined) == (2, 1)
+    assert [i.session.id for i in _page(engine, keyring, tenant, common).items] == [a]
+
+    # Without a's filter the same search decrypts it and still answers the same.
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE search_index_sessions SET word_filter = NULL WHERE session_id = :s"),
+            {"s": a},
+        )
+    page = _page(engine, keyring, tenant, rare)
+    assert [i.session.id for i in page.items] == [b]
+    assert (page.screened, page.examined) == (2, 2)
+
+    # Keyed bits only: no word, and no unkeyed hash of one, anywhere in the database.
+    unkeyed = [hashlib.sha256(w.encode()).hexdigest() for w in (common, rare)]
+    assert_no_plaintext(settings.database_url or "", settings.resolved_spool_dir, common, rare)
+    assert_no_plaintext(settings.database_url or "", None, *unkeyed)
+
+    # Erasure takes the filter with the rows.
+    assert _filter(engine, b) is not None
+    with engine.begin() as conn:
+        search_rows.delete_for_sessions(conn, [b])
+    assert _filter(engine, b) is None
+    assert _page(engine, keyring, tenant, rare).items == []
+
+
+def test_an_open_session_without_a_filter_is_still_found(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    common, rare = _colliding(keyring, tenant)
+    closed = record(settings, keyring, tenant=tenant, lines=[("user", f"a {common} please")])
+
+    async def go() -> None:
+        async with AuditRecorder(settings, key_provider=keyring) as recorder:
+            h = recorder.open_session(tenant=tenant)
+            h.add(r.UserUtterance(at=datetime.now(timezone.utc), text=f"{rare} now", source="stt"))
+            await recorder.flush()
+            assert _filter(engine, h.session_id) is None  # open: no marker, no filter yet
+            page = _page(engine, keyring, tenant, rare)
+            assert [i.session.id for i in page.items] == [h.session_id]
+            assert (page.screened, page.examined) == (2, 1)  # the closed one was screened out
+            # A reindex while it is open marks it but gives it no filter (it may say more).
+            assert reindex(engine, keyring, tenant=tenant).indexed == 1
+            marker = _filter(engine, h.session_id)
+            assert marker is not None and marker[1] is None
+            h.add(r.UserUtterance(at=datetime.now(timezone.utc), text="tallowmere", source="stt"))
+            h.close()
+            await recorder.flush()
+
+    asyncio.run(go())
+    assert _filter(engine, closed) is not None
+    found = _page(engine, keyring, tenant, "tallowmere")
+    assert len(found.items) == 1 and found.examined == 1
+
+
+def test_a_rotation_reindex_rebuilds_filters_under_the_new_key(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    common, rare = _colliding(keyring, tenant)
+    a = record(settings, keyring, tenant=tenant, lines=[("user", f"the {common} again")])
+    b = record(settings, keyring, tenant=tenant, lines=[("tool", f"{rare}")])
+    old = _filter(engine, a)
+    assert old is not None and old[1] is not None
+    new_id = keyring.rotate()
+    assert reindex(engine, keyring, tenant=tenant).indexed == 2
+    new = _filter(engine, a)
+    assert new is not None and new[0] == new_id and new[1] is not None and new[1] != old[1]
+    # Under the new key the two words may no longer collide; either way only b is decrypted.
+    page = _page(engine, keyring, tenant, rare)
+    assert [i.session.id for i in page.items] == [b] and page.examined == 1
+
+
+def test_erasing_a_participant_removes_their_word_filters(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    gone = record(
+        settings,
+        keyring,
+        tenant=tenant,
+        lines=[("user", "my marrowbeck order")],
+        participant="+15550177",
+    )
+    kept = record(settings, keyring, tenant=tenant, lines=[("user", "marrowbeck as well")])
+    assert _filter(engine, gone) is not None
+    report = retention.erase_participant(
+        engine,
+        keyring,
+        settings=settings,
+        tenant=tenant,
+        participant="+15550177",
+        reason="DSR-13",
+        requested_by="dpo",
+    )
+    assert report.ok and report.sessions_deleted == 1
+    assert _filter(engine, gone) is None
+    assert _filter(engine, kept) is not None
+    assert [i.session.id for i in _page(engine, keyring, tenant, "marrowbeck").items] == [kept]
