@@ -5,7 +5,7 @@ by a reindex): no new table, nothing on the growing ``search_index``. The app ro
 inserts these rows; it gets no UPDATE (a marker is written once, with its filter).
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-11-26 15:40:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0016"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
