@@ -18,7 +18,7 @@ from auditagent.store.search_rows import IndexRows
 from .beacons import BeaconKey
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
 from .tokens import index_words
-from .wordfilter import build
+from .wordfilter import FilterBuilder
 
 if TYPE_CHECKING:
     from auditagent.keys import KeyProvider
@@ -46,7 +46,7 @@ class IndexKeys:
 class SessionIndexer:
     """One session's index rows: those sent, and those waiting for the next batch."""
 
-    __slots__ = ("_broken", "_key", "_new", "_seen", "_sent", "session_id")
+    __slots__ = ("_broken", "_filter", "_key", "_new", "_seen", "_sent", "session_id")
 
     def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
         self._key = key
@@ -57,6 +57,7 @@ class SessionIndexer:
         # words may share one), so a row's smallest beacon names it for idempotent replays.
         self._sent: dict[int, set[int]] = {}
         self._broken = False
+        self._filter: FilterBuilder | None = None
 
     def add(self, record: Record) -> None:
         if record.kind not in SEARCHABLE_KINDS or self._broken:
@@ -86,6 +87,9 @@ class SessionIndexer:
         new = found - seen
         if not new:
             return
+        if self._filter is None:
+            self._filter = FilterBuilder(self._key.filter_key(self.session_id))
+        self._filter.add(code, new)
         seen |= new
         sent = self._sent.get(code)
         if sent is None:
@@ -100,9 +104,11 @@ class SessionIndexer:
         else:
             pending |= beacons
 
-    def _filter(self) -> bytes | None:
+    def _word_filter(self) -> bytes | None:
         try:
-            return build(self._key.filter_key(self.session_id), self._seen)
+            if self._filter is None:  # no word at all: an empty filter discards every query
+                self._filter = FilterBuilder(self._key.filter_key(self.session_id))
+            return self._filter.finish()
         except Exception as exc:  # without a filter the session is decrypted when nominated
             log.error("session %s: no word filter (%s)", self.session_id, type(exc).__name__)
             return None
@@ -115,7 +121,7 @@ class SessionIndexer:
         new, self._new = self._new, {}
         # The session's words are all here once it closes: its filter lets a search discard
         # it without decrypting it when a colliding word made it a candidate.
-        word_filter = self._filter() if complete else None
+        word_filter = self._word_filter() if complete else None
         return IndexRows(
             session_id=self.session_id,
             tenant=self._key.tenant,

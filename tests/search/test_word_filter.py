@@ -18,7 +18,7 @@ from auditagent.search import parse_query, search
 from auditagent.search.beacons import BeaconKey
 from auditagent.search.reindex import reindex
 from auditagent.search.service import SearchPage
-from auditagent.search.wordfilter import WordFilter, build, session_key
+from auditagent.search.wordfilter import FilterBuilder, WordFilter, build, session_key
 from auditagent.settings import Settings
 from auditagent.store import search_rows
 from tests.search.support import record
@@ -178,3 +178,24 @@ def test_erasing_a_participant_removes_their_word_filters(
     assert _filter(engine, gone) is None
     assert _filter(engine, kept) is not None
     assert [i.session.id for i in _page(engine, keyring, tenant, "marrowbeck").items] == [kept]
+
+
+def test_the_writers_incremental_filter_is_the_one_a_reindex_builds() -> None:
+    """Words hashed as they come, bits set at close: byte for byte what ``build`` makes from
+    the same words (a reindexed session keeps the filter its recorder wrote)."""
+    import random
+
+    rng = random.Random(7)
+    key = session_key(b"k" * 32, uuid.UUID(int=7))
+    roles = {
+        code: {f"w{rng.randrange(10**9)}".encode() for _ in range(n)}
+        for code, n in ((0, 3000), (1, 40), (2, 1))
+    }
+    b = FilterBuilder(key)
+    for code, ws in roles.items():
+        listed = sorted(ws)
+        rng.shuffle(listed)
+        for i in range(0, len(listed), 11):
+            b.add(code, listed[i : i + 11])
+    assert b.finish() == build(key, roles)
+    assert FilterBuilder(key).finish() == build(key, {})
