@@ -215,6 +215,28 @@ class AccessContext:
             raise RuntimeError("no request connection")
         return self.db.conn
 
+    def entry(
+        self,
+        action: str,
+        *,
+        tenant: str | None,
+        session_id: uuid.UUID | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AccessEntry:
+        """The access-log row this request writes for ``action``."""
+        return AccessEntry(
+            action=action,
+            principal_id=self.principal.id,
+            principal_name=self.principal.name,
+            role=self.principal.role,
+            tenant=tenant,
+            session_id=session_id,
+            route=self.route,
+            reason=self.reason,
+            correlation_id=self.correlation_id,
+            detail=detail or {},
+        )
+
     def record(
         self,
         action: str,
@@ -227,18 +249,7 @@ class AccessContext:
 
         On the request's connection, anything it had begun implicitly is rolled back first:
         the commit carries the access-log row and nothing else."""
-        entry = AccessEntry(
-            action=action,
-            principal_id=self.principal.id,
-            principal_name=self.principal.name,
-            role=self.principal.role,
-            tenant=tenant,
-            session_id=session_id,
-            route=self.route,
-            reason=self.reason,
-            correlation_id=self.correlation_id,
-            detail=detail or {},
-        )
+        entry = self.entry(action, tenant=tenant, session_id=session_id, detail=detail)
         if self.db is None:
             return access_log.append_access(self.engine, entry)
         return access_log.append_access_on(self.db.conn, entry)

@@ -16,7 +16,8 @@ from sqlalchemy import Connection
 from auditagent.integrity import chain_verifier, checkpoints
 from auditagent.keys import KeyProvider
 from auditagent.reading import decrypt
-from auditagent.store import reader
+from auditagent.store import access_log, reader
+from auditagent.store.access_log import AccessEntry
 
 from .deps import AccessContext, can_see
 from .problems import ProblemError
@@ -26,6 +27,7 @@ from .schemas import VerifyReport
 __all__ = [
     "commitment",
     "integrity_report",
+    "logged_session",
     "read_verified",
     "verify",
     "verify_report",
@@ -74,7 +76,10 @@ def verify(conn: Connection, session: Any, c: checkpoints.SessionCommitment | No
 
 def visible_session(conn: Connection, access: AccessContext, session_id: uuid.UUID) -> Any:
     """The session row, or 404 for an absent one and another tenant's alike."""
-    session = reader.get_session(conn, session_id)
+    return _check_visible(access, session_id, reader.get_session(conn, session_id))
+
+
+def _check_visible(access: AccessContext, session_id: uuid.UUID, session: Any | None) -> Any:
     if session is None or not can_see(access.principal, session.tenant):
         # Same answer for "absent" and "another tenant's": ids must not reveal existence. The
         # attempt on another tenant's session is access-logged under that tenant, for its owner.
@@ -91,18 +96,43 @@ def visible_session(conn: Connection, access: AccessContext, session_id: uuid.UU
     return session
 
 
+def logged_session(
+    access: AccessContext,
+    session_id: uuid.UUID,
+    action: str,
+    *,
+    detail: dict[str, Any] | None = None,
+) -> Any:
+    """:func:`visible_session`, then the access-log row of ``action`` on it committed, as
+    every handler of one session starts; the session row is read in the same round trip
+    as the access log's lock and head (``store.access_log.append_session_access_on``), and
+    a session the caller may not see writes nothing there (the 404 is logged as before)."""
+    if access.db is None:
+        session = visible_session(access.conn, access, session_id)
+        access.record(action, tenant=session.tenant, session_id=session_id, detail=detail)
+        return session
+
+    def entry_for(found: Any | None) -> AccessEntry:
+        session = _check_visible(access, session_id, found)
+        return access.entry(action, tenant=session.tenant, session_id=session_id, detail=detail)
+
+    return access_log.append_session_access_on(access.conn, session_id, entry_for)[0]
+
+
 def read_verified(
     access: AccessContext, keys: KeyProvider, session: Any
 ) -> tuple[list[decrypt.OpenedRecord], chain_verifier.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
     to the session's signed checkpoint: what `/transcript` and `/events` both report."""
-    conn = access.conn
-    sealer = decrypt.session_sealer(keys, reader.get_data_key(conn, session.id), session)
+    key, rows = reader.data_key_and_events(
+        access.conn, session.id, expected_rows=session.event_count
+    )
+    sealer = decrypt.session_sealer(keys, key, session)
     c = commitment(access, keys, session.id)
     return decrypt.read_verified(
         sealer,
         session,
-        reader.event_tuples(conn, session.id, expected_rows=session.event_count),
+        rows,
         checkpoint=c.expected if c is not None else None,
         problem=c.problem if c is not None else None,
     )
