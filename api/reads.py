@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection
@@ -28,6 +29,7 @@ __all__ = [
     "commitment",
     "integrity_report",
     "logged_session",
+    "logged_session_records",
     "read_verified",
     "verify",
     "verify_report",
@@ -107,24 +109,58 @@ def logged_session(
     every handler of one session starts; the session row is read in the same round trip
     as the access log's lock and head (``store.access_log.append_session_access_on``), and
     a session the caller may not see writes nothing there (the 404 is logged as before)."""
+    return _logged(access, session_id, action, detail=detail, records=False)[0]
+
+
+Prefetched = tuple[Any, Iterator[tuple[Any, ...]]]
+"""A session's data key row and sealed rows, read right after its access-log COMMIT."""
+
+
+def logged_session_records(
+    access: AccessContext, session_id: uuid.UUID, action: str
+) -> tuple[Any, Prefetched | None]:
+    """:func:`logged_session` for a handler that decrypts the whole session: its data key and
+    sealed rows come back in the access-log COMMIT's round trip, read after the COMMIT
+    (None for a session too long to fetch at once; :func:`read_verified` streams it)."""
+    return _logged(access, session_id, action, detail=None, records=True)
+
+
+def _logged(
+    access: AccessContext,
+    session_id: uuid.UUID,
+    action: str,
+    *,
+    detail: dict[str, Any] | None,
+    records: bool,
+) -> tuple[Any, Prefetched | None]:
     if access.db is None:
         session = visible_session(access.conn, access, session_id)
         access.record(action, tenant=session.tenant, session_id=session_id, detail=detail)
-        return session
+        return session, None
 
     def entry_for(found: Any | None) -> AccessEntry:
         session = _check_visible(access, session_id, found)
         return access.entry(action, tenant=session.tenant, session_id=session_id, detail=detail)
 
-    return access_log.append_session_access_on(access.conn, session_id, entry_for)[0]
+    done = access_log.append_session_access_on(
+        access.conn,
+        session_id,
+        entry_for,
+        read_after=reader.key_and_events_statements if records else None,
+    )
+    if done.after is None:
+        return done.session, None
+    keys, rows = done.after
+    return done.session, (keys[0] if keys else None, iter(rows))
 
 
 def read_verified(
-    access: AccessContext, keys: KeyProvider, session: Any
+    access: AccessContext, keys: KeyProvider, session: Any, prefetched: Prefetched | None = None
 ) -> tuple[list[decrypt.OpenedRecord], chain_verifier.VerifyResult]:
     """Decrypt every record and recompute the chain in one pass, held to the sessions row and
-    to the session's signed checkpoint: what `/transcript` and `/events` both report."""
-    key, rows = reader.data_key_and_events(
+    to the session's signed checkpoint: what `/transcript` and `/events` both report.
+    ``prefetched``: the data key and rows :func:`logged_session_records` brought back."""
+    key, rows = prefetched or reader.data_key_and_events(
         access.conn, session.id, expected_rows=session.event_count
     )
     sealer = decrypt.session_sealer(keys, key, session)

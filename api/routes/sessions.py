@@ -26,6 +26,7 @@ from ..problems import problem_responses
 from ..reads import commitment as _commitment
 from ..reads import integrity_report
 from ..reads import logged_session as _logged_session
+from ..reads import logged_session_records as _logged_session_records
 from ..reads import read_verified as _read_verified
 from ..reads import verify as _verify
 from ..reads import verify_report as _verify_report
@@ -218,8 +219,8 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
     """The conversation, decrypted on read, in the order things happened (time, then seq):
     utterances, tool calls and results, handoffs, errors, notices, each turn with the
     latencies measured for it. An entry carries only the fields that apply to its kind."""
-    session = _logged_session(access, session_id, "sessions.transcript")
-    opened, result = _read_verified(access, keys, session)
+    session, prefetched = _logged_session_records(access, session_id, "sessions.transcript")
+    opened, result = _read_verified(access, keys, session, prefetched)
     # Serialized straight from the entries' dicts: the bytes `Transcript(...)` would give with
     # exclude_unset (tests/reading/test_transcript.py holds them equal), without building
     # ~2,000 models, dumping them and validating them again on the way out.
@@ -248,8 +249,8 @@ def _event_items(opened: list[decrypt.OpenedRecord]) -> list[EventItem]:
 def get_events(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> EventList:
     """Every record of the session, decrypted, in seq order, with the chain's integrity checked
     in the same pass exactly as `/transcript` reports it."""
-    session = _logged_session(access, session_id, "sessions.events")
-    opened, result = _read_verified(access, keys, session)
+    session, prefetched = _logged_session_records(access, session_id, "sessions.events")
+    opened, result = _read_verified(access, keys, session, prefetched)
     return EventList(
         session_id=session_id, events=_event_items(opened), integrity=_integrity(result)
     )

@@ -9,7 +9,7 @@ Rows are chained like events so that editing or removing one is detectable; the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -112,14 +112,31 @@ def append_access_on(conn: Connection, entry: AccessEntry) -> LoggedAccess:
     """:func:`append_access` on a connection the caller holds: the row is committed in a
     transaction of its own before this returns. Whatever the connection had begun implicitly
     (reads only, by contract) is rolled back first, so nothing else rides on that commit."""
-    return append_session_access_on(conn, None, lambda _: entry)[1]
+    return append_session_access_on(conn, None, lambda _: entry).logged
+
+
+@dataclass(frozen=True)
+class SessionAccess:
+    session: Any | None
+    """The sessions row (as ``reader.get_session`` returns it), None when there is none."""
+    logged: LoggedAccess
+    after: list[list[Any]] | None = None
+    """The rows of each statement of ``read_after``, read once the access-log row was
+    committed; None when it asked for nothing."""
+
+
+ReadAfter = Callable[[Any], tuple[str, dict[str, Any], Collection[int]] | None]
+"""Given the sessions row: statements to run right after the access-log COMMIT, in the same
+round trip (their SQL, parameters, and which of them give named rows), or None."""
 
 
 def append_session_access_on(
     conn: Connection,
     session_id: uuid.UUID | None,
     entry_for: Callable[[Any | None], AccessEntry],
-) -> tuple[Any | None, LoggedAccess]:
+    *,
+    read_after: ReadAfter | None = None,
+) -> SessionAccess:
     """Read the sessions row of ``session_id`` (None: none to read) and commit the access-log
     row ``entry_for(session row or None)`` returns, in two round trips: the row, the lock and
     the chain's head in one, the insert and its COMMIT in the other. ``entry_for`` may raise
@@ -128,7 +145,11 @@ def append_session_access_on(
 
     The commit carries the access-log row and nothing else (anything the connection had
     begun is rolled back first); the advisory lock is taken before the head is read, each in
-    its own statement, so the head read is the one the lock's previous holder committed."""
+    its own statement, so the head read is the one the lock's previous holder committed.
+    ``read_after``'s statements follow the COMMIT in the second round trip: Postgres runs a
+    query's statements in order and stops at the first that fails, so nothing is read unless
+    the row was committed. A failure of those reads is reported as the access log's (503);
+    the row may then be committed, which records an attempt, never hides a read."""
     from ..metrics import metrics
 
     session: Any | None = None
@@ -148,11 +169,22 @@ def append_session_access_on(
             # Microsecond precision is what Postgres stores, so the hash recomputes from the row.
             at = datetime.now(timezone.utc)
             digest = access_hash(prev_hash=prev, seq=seq, at=at, entry=entry)
-            db.run(_INSERT_SQL, _insert_params(entry, seq=seq, at=at, prev=prev, digest=digest))
+            params = _insert_params(entry, seq=seq, at=at, prev=prev, digest=digest)
+            then = read_after(session) if read_after is not None else None
+            if then is None:
+                db.run(_INSERT_SQL, params)
+                after = None
+            else:
+                sql, more, named = then
+                # INSERT, COMMIT, then read_after's statements
+                after = db.run(
+                    f"{_INSERT_SQL}; {sql}", {**params, **more}, named={2 + i for i in named}
+                )[2:]
     except SQLAlchemyError as exc:
         raise AccessLogUnavailable() from exc
     metrics().access_log_writes.inc()
-    return session, LoggedAccess(seq=seq, at=at, entry=entry, prev_hash=prev, hash=digest)
+    logged = LoggedAccess(seq=seq, at=at, entry=entry, prev_hash=prev, hash=digest)
+    return SessionAccess(session, logged, after)
 
 
 _T = AccessLogRow.__tablename__

@@ -34,6 +34,7 @@ __all__ = [
     "get_session",
     "holds_for_session",
     "iter_events",
+    "key_and_events_statements",
     "list_sessions",
     "newest_data_key",
     "sessions_for_analytics",
@@ -243,6 +244,15 @@ _KEY_AND_EVENTS_SQL = (
     f"SELECT {', '.join(EVENT_TUPLE_COLUMNS)} FROM {EventRow.__tablename__}"
     " WHERE session_id = %(sid)s ORDER BY seq"
 )
+
+
+def key_and_events_statements(session: Any) -> tuple[str, dict[str, Any], tuple[int]] | None:
+    """For a session of at most ``FETCH_ALL_MAX`` records: the statements reading its data key
+    row (named) and its sealed rows (tuples in ``EVENT_TUPLE_COLUMNS`` order), their
+    parameters and which is named, to send in a batch (``store.batches``); None otherwise."""
+    if session is None or session.event_count is None or session.event_count > FETCH_ALL_MAX:
+        return None
+    return _KEY_AND_EVENTS_SQL, {"sid": session.id}, (0,)
 
 
 def data_key_and_events(

@@ -84,9 +84,17 @@ def test_session_and_access_row_in_one_batch(
             seen.append(session)
             return _entry(session.tenant, session.id, 0)
 
-        session, logged = access_log.append_session_access_on(conn, rec.session_id, entry_for)
+        done = access_log.append_session_access_on(
+            conn, rec.session_id, entry_for, read_after=reader.key_and_events_statements
+        )
+        session, logged = done.session, done.logged
         assert not conn.in_transaction()
         expected = reader.get_session(conn, rec.session_id)
+        # the data key and the records, read after the COMMIT in the same round trip
+        assert done.after is not None
+        (key,), rows = done.after
+        assert tuple(key) == tuple(reader.get_data_key(conn, rec.session_id) or ())
+        assert rows == list(reader.event_tuples(conn, rec.session_id, expected_rows=None))
     assert session is seen[0]
     assert expected is not None and tuple(session) == tuple(expected)
     with engine.connect() as conn:
@@ -185,3 +193,40 @@ def test_driver_errors_come_out_as_sqlalchemy_errors_and_the_connection_recovers
         with pytest.raises(DBAPIError), batches.on_driver(conn) as db:
             db.run("BEGIN; SELECT 1; SELECT 1 / 0; COMMIT")
         assert conn.execute(text("SELECT 2")).scalar_one() == 2
+
+
+def test_nothing_is_read_after_an_access_row_that_fails(
+    settings: Settings, keyring: LocalKeyring, engine: Engine, tenant: str
+) -> None:
+    rec = record_conversation(settings, keyring, tenant=tenant)
+    reads: list[Any] = []
+
+    def read_after(session: Any) -> Any:
+        # a read that would show itself: it bumps a sequence when it runs
+        reads.append(session.id)
+        return "SELECT nextval('h11_reads')", {}, ()
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE IF NOT EXISTS h11_reads"))
+        conn.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION h11_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'access log disk full'; END $$;"
+                " CREATE TRIGGER h11_refuse BEFORE INSERT ON access_log"
+                " FOR EACH ROW EXECUTE FUNCTION h11_refuse()"
+            )
+        )
+    try:
+        with engine.connect() as conn, pytest.raises(access_log.AccessLogUnavailable):
+            access_log.append_session_access_on(
+                conn,
+                rec.session_id,
+                lambda s: _entry(s.tenant, s.id, 0),
+                read_after=read_after,
+            )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER h11_refuse ON access_log"))
+    assert reads == [rec.session_id]  # asked for, but never run:
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT nextval('h11_reads')")).scalar_one() == 1
