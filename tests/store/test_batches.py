@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -16,7 +17,7 @@ from auditagent.keys import LocalKeyring
 from auditagent.settings import Settings
 from auditagent.store import access_log, batches, principals, reader
 from auditagent.store.models import AccessLogRow, PrincipalRow
-from tests.support.api import record_conversation
+from tests.support.api import auth, make_token, record_conversation
 
 
 def _last_used(engine: Engine, principal_id: uuid.UUID) -> Any:
@@ -230,3 +231,27 @@ def test_nothing_is_read_after_an_access_row_that_fails(
     assert reads == [rec.session_id]  # asked for, but never run:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT nextval('h11_reads')")).scalar_one() == 1
+
+
+def test_a_session_too_long_to_fetch_at_once_is_streamed_with_the_same_transcript(
+    client: TestClient,
+    settings: Settings,
+    keyring: LocalKeyring,
+    engine: Engine,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = record_conversation(settings, keyring, tenant=tenant)
+    h = auth(make_token(engine, "auditor", tenant))
+    path = f"/v1/sessions/{rec.session_id}/transcript"
+    batched = client.get(path, headers=h)
+    assert batched.status_code == 200
+    monkeypatch.setattr(reader, "FETCH_ALL_MAX", 1)
+    with engine.connect() as conn:
+        session = reader.get_session(conn, rec.session_id)
+        assert session is not None and session.event_count > 1
+        assert reader.key_and_events_statements(session) is None
+    streamed = client.get(path, headers=h)
+    assert streamed.status_code == 200
+    assert streamed.content == batched.content
+    assert [e["kind"] for e in streamed.json()["entries"]].count("user") >= 1
