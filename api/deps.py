@@ -8,11 +8,12 @@ is 404, so that ids cannot be used to probe which sessions exist elsewhere.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
@@ -77,18 +78,25 @@ class RequestConnection:
             self._conn = self.engine.connect()
         return self._conn
 
+    @property
+    def checked_out(self) -> bool:
+        return self._conn is not None
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
 
 
-def get_request_connection(engine: DbDep) -> Iterator[RequestConnection]:
+async def get_request_connection(engine: DbDep) -> AsyncIterator[RequestConnection]:
+    # Nothing to do before the handler (the connection is checked out on first use); only
+    # returning it to the pool can touch the network, so only that goes to the thread pool.
     holder = RequestConnection(engine)
     try:
         yield holder
     finally:
-        holder.close()
+        if holder.checked_out:
+            await run_in_threadpool(holder.close)
 
 
 # "function": returned to the pool when the handler returns, not after the body is sent.
