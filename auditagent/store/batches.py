@@ -63,10 +63,6 @@ class Batch:
             cur.execute(sql, params)
             return cur.fetchall()
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._dbapi.info.transaction_status != pq.TransactionStatus.IDLE
-
 
 @contextmanager
 def on_driver(conn: Connection) -> Iterator[Batch]:
