@@ -22,7 +22,7 @@ from auditagent.store import reader
 from ..audio_reads import contiguous, has_audio_records
 from ..deps import AccessDep, KeysDep
 from ..problems import ProblemError, problem_responses
-from ..reads import visible_session as _visible_session
+from ..reads import logged_session as _logged_session
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -49,12 +49,8 @@ def get_audio(
     1: the agent as played out), Opus in Ogg. Supports `Range: bytes=...` (206, or 416 with
     the recording's size). A second of the recording sits at `started_at` of its
     `audio_chunk` records plus its offset, the same clock as every record's `at`."""
-    session = _visible_session(access.conn, access, session_id)
-    access.record(
-        "sessions.audio",
-        tenant=session.tenant,
-        session_id=session_id,
-        detail={"range": range_ is not None},
+    session = _logged_session(
+        access, session_id, "sessions.audio", detail={"range": range_ is not None}
     )
     conn = access.conn
     store = PostgresAudioStore(conn)

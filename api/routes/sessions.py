@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from auditagent.integrity import chain_verifier
 from auditagent.reading import bundle, decrypt, transcript
@@ -25,10 +26,11 @@ from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import problem_responses
 from ..reads import commitment as _commitment
 from ..reads import integrity_report
+from ..reads import logged_session as _logged_session
+from ..reads import logged_session_records as _logged_session_records
 from ..reads import read_verified as _read_verified
 from ..reads import verify as _verify
 from ..reads import verify_report as _verify_report
-from ..reads import visible_session as _visible_session
 from ..schemas import (
     SAFE_TEXT,
     BundleSession,
@@ -178,8 +180,7 @@ def list_sessions(
 @router.get("/{session_id}", response_model=SessionDetail, responses=_READ_ERRORS)
 def get_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> SessionDetail:
     """Metadata, record counts by kind, chain integrity and unreleased legal holds."""
-    session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.get", tenant=session.tenant, session_id=session_id)
+    session = _logged_session(access, session_id, "sessions.get")
     conn = access.conn
     counts = reader.event_counts(conn, session_id)
     integrity = integrity_report(access, keys, session)
@@ -219,19 +220,24 @@ def get_transcript(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> R
     """The conversation, decrypted on read, in the order things happened (time, then seq):
     utterances, tool calls and results, handoffs, errors, notices, each turn with the
     latencies measured for it. An entry carries only the fields that apply to its kind."""
-    session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
-    opened, result = _read_verified(access, keys, session)
+    session, prefetched = _logged_session_records(access, session_id, "sessions.transcript")
+    opened, result = _read_verified(access, keys, session, prefetched)
     # Serialized straight from the entries' dicts: the bytes `Transcript(...)` would give with
     # exclude_unset (tests/reading/test_transcript.py holds them equal), without building
     # ~2,000 models, dumping them and validating them again on the way out.
+    entries = transcript.transcript_entry_dicts(opened)
     body = transcript.transcript_json(
         session_id,
-        transcript.transcript_entry_dicts(opened),
+        entries,
         {"ok": result.ok, "first_bad_seq": result.first_bad_seq, "reason": result.reason},
         audio=_audio_block(session_id, opened),
     )
-    return Response(content=body, media_type="application/json")
+    # Freeing ~2,000 records and ~1,000 entries takes a few milliseconds: done after the body
+    # is sent (in the thread pool), not between the handler's return and the response.
+    held: list[Any] = [opened, entries]
+    return Response(
+        content=body, media_type="application/json", background=BackgroundTask(held.clear)
+    )
 
 
 def _event_items(opened: list[decrypt.OpenedRecord]) -> list[EventItem]:
@@ -250,9 +256,8 @@ def _event_items(opened: list[decrypt.OpenedRecord]) -> list[EventItem]:
 def get_events(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> EventList:
     """Every record of the session, decrypted, in seq order, with the chain's integrity checked
     in the same pass exactly as `/transcript` reports it."""
-    session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.events", tenant=session.tenant, session_id=session_id)
-    opened, result = _read_verified(access, keys, session)
+    session, prefetched = _logged_session_records(access, session_id, "sessions.events")
+    opened, result = _read_verified(access, keys, session, prefetched)
     return EventList(
         session_id=session_id, events=_event_items(opened), integrity=_integrity(result)
     )
@@ -265,8 +270,7 @@ def verify_session(session_id: uuid.UUID, access: AccessDep, keys: KeysDep) -> V
     session's signed checkpoint outside the database when it has one. An erased session
     reports `erased: true` with its signed deletion record; it is ok when that record
     verifies and accounts for the session."""
-    session = _visible_session(access.conn, access, session_id)
-    access.record("sessions.verify", tenant=session.tenant, session_id=session_id)
+    session = _logged_session(access, session_id, "sessions.verify")
     erased = erased_verify_report(access.engine, access.conn, keys, session)
     if erased is not None:
         return erased
@@ -287,9 +291,8 @@ def export_session(
     key `auditagent keys public` prints). `auditagent verify --bundle FILE --public-key K`
     checks it offline and names any part edited since; `signature.how_to_check` says what a
     recipient can check without auditagent."""
-    session = _visible_session(access.conn, access, session_id)
     detail = {"audio": True} if audio else None
-    access.record("sessions.export", tenant=session.tenant, session_id=session_id, detail=detail)
+    session = _logged_session(access, session_id, "sessions.export", detail=detail)
     conn = access.conn
     rows = list(reader.iter_events(conn, session_id))
     c = _commitment(access, keys, session_id)

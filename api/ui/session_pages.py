@@ -21,7 +21,7 @@ from auditagent.reading.transcript import transcript_entries
 from auditagent.store import reader
 
 from ..deps import AccessContext, KeysDep
-from ..reads import integrity_report, read_verified, visible_session
+from ..reads import integrity_report, logged_session_records, read_verified
 from ..routes import sessions as api
 from ..schemas import SAFE_TEXT, SessionSummary, VerifyReport
 from .audio_pages import Player, player
@@ -222,8 +222,7 @@ def session_page(
     request: Request, session_id: uuid.UUID, access: UiAccessDep, keys: KeysDep
 ) -> Response:
     detail = api.get_session(session_id, access, keys)  # 404 for another tenant's, logged
-    session = visible_session(access.conn, access, session_id)
-    access.record("sessions.transcript", tenant=session.tenant, session_id=session_id)
+    session, prefetched = logged_session_records(access, session_id, "sessions.transcript")
     problem: str | None = None
     erased = False
     items: list[Item] = []
@@ -233,7 +232,7 @@ def session_page(
     read_reason: str | None = None
     audio: Player | None = None
     try:
-        opened, result = read_verified(access, keys, session)
+        opened, result = read_verified(access, keys, session, prefetched)
     except KeyShredded:
         erased = True
     except (RecordUnreadable, DataKeyUnavailable) as exc:

@@ -196,6 +196,10 @@ def read_verified(
     opened: list[OpenedRecord] = []
     append = opened.append
     opener: SessionOpener | None = None
+    # pydantic's validator itself, called with the bytes alone: TypeAdapter.validate_json
+    # passes seven keyword arguments on every call, which the validator parses each time
+    # (~1.5 µs a record). Anything it refuses goes through records.decode as before.
+    validate = records.RECORD_ADAPTER.validator.validate_json
     for row in rows:
         seq, tenant, kind, at, key_id, nonce, ciphertext, _, _ = row
         if opener is None:
@@ -205,7 +209,13 @@ def read_verified(
             plaintext = open_row(seq, tenant, kind, key_id, nonce, ciphertext)
         except IntegrityError:
             raise RecordUnreadable(session_id, seq, "integrity check failed") from None
-        append(OpenedRecord(seq, at, kind, _decode(session_id, seq, kind, plaintext)))
+        try:
+            record: records.Record = validate(plaintext)
+        except ValueError:
+            record = _decode(session_id, seq, kind, plaintext)
+        if record.kind != kind:
+            raise RecordUnreadable(session_id, seq, "kind does not match its row")
+        append(OpenedRecord(seq, at, kind, record))
         if chaining:
             chaining = add(*row)
     return opened, verifier.finish(status=getattr(session, "status", None), problem=problem)

@@ -8,11 +8,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from ..errors import AuditagentError, NotFound
+from . import batches
 from .models import PrincipalRow
 
 Role = Literal["auditor", "admin"]
@@ -145,26 +146,49 @@ def authenticate(engine: Engine, token: str) -> Principal | None:
 
 def authenticate_on(conn: Connection, token: str) -> Principal | None:
     """:func:`authenticate` on a connection the caller holds (not inside a transaction); the
-    check and the throttled ``last_used_at`` update are committed before it returns."""
+    check and the throttled ``last_used_at`` update are committed before it returns.
+
+    One statement, one round trip: the lookup and the update ride in one autocommitted
+    statement (a data-modifying CTE runs to completion whether or not its rows are read)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_LEN:
         return None
     digest = hash_token(token)
-    with conn.begin():
-        row = conn.execute(select(PrincipalRow).where(PrincipalRow.token_hash == digest)).first()
-        if row is None:
-            return None
-        principal = _principal(row)
-        # Constant-time compare as belt and braces; the lookup itself was by exact hash.
-        if not hmac.compare_digest(row.token_hash, digest) or principal.revoked_at is not None:
-            return None
-        # Throttled so that a busy client does not turn every read into a row update.
-        conn.execute(
-            update(PrincipalRow)
-            .where(PrincipalRow.id == principal.id)
-            .where(
-                (PrincipalRow.last_used_at.is_(None))
-                | (PrincipalRow.last_used_at < func.now() - _LAST_USED_GRANULARITY)
-            )
-            .values(last_used_at=func.now())
-        )
+    with batches.on_driver(conn) as db:
+        found = db.rows(_AUTHENTICATE_SQL, {"digest": digest, "every": _LAST_USED_GRANULARITY})
+    if not found:
+        return None
+    row = _PrincipalTuple(*found[0])
+    principal = _principal(row)
+    # Constant-time compare as belt and braces; the lookup itself was by exact hash.
+    if not hmac.compare_digest(bytes(row.token_hash), digest) or principal.revoked_at is not None:
+        return None
     return principal
+
+
+class _PrincipalTuple(NamedTuple):
+    id: uuid.UUID
+    name: str
+    role: str
+    tenant: str | None
+    token_prefix: str
+    token_hash: bytes
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+_P = PrincipalRow.__tablename__
+# Throttled so that a busy client does not turn every read into a row update; the row's own
+# columns are tested (not the CTE's copy), so a concurrent request that updated it first wins.
+_AUTHENTICATE_SQL = f"""
+WITH found AS (
+    SELECT {", ".join(_PrincipalTuple._fields)} FROM {_P} WHERE token_hash = %(digest)s
+), touched AS (
+    UPDATE {_P} SET last_used_at = now()
+    FROM found
+    WHERE {_P}.id = found.id AND {_P}.revoked_at IS NULL
+      AND ({_P}.last_used_at IS NULL OR {_P}.last_used_at < now() - %(every)s)
+    RETURNING {_P}.id
+)
+SELECT * FROM found
+"""

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
 from ..integrity import chain_verifier, encoding
+from . import batches
 from .models import DataKeyRow, EventRow, LegalHoldRow, SessionRow
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidCursor",
     "SessionFilter",
     "SessionPage",
+    "data_key_and_events",
     "decode_cursor",
     "encode_cursor",
     "event_counts",
@@ -32,6 +34,7 @@ __all__ = [
     "get_session",
     "holds_for_session",
     "iter_events",
+    "key_and_events_statements",
     "list_sessions",
     "newest_data_key",
     "sessions_for_analytics",
@@ -233,6 +236,38 @@ def event_tuples(
         yield from cur
     finally:
         cur.close()
+
+
+_KEY_AND_EVENTS_SQL = (
+    f"SELECT {', '.join(c.name for c in DataKeyRow.__table__.columns)}"
+    f" FROM {DataKeyRow.__tablename__} WHERE session_id = %(sid)s; "
+    f"SELECT {', '.join(EVENT_TUPLE_COLUMNS)} FROM {EventRow.__tablename__}"
+    " WHERE session_id = %(sid)s ORDER BY seq"
+)
+
+
+def key_and_events_statements(session: Any) -> tuple[str, dict[str, Any], tuple[int]] | None:
+    """For a session of at most ``FETCH_ALL_MAX`` records: the statements reading its data key
+    row (named) and its sealed rows (tuples in ``EVENT_TUPLE_COLUMNS`` order), their
+    parameters and which is named, to send in a batch (``store.batches``); None otherwise."""
+    if session is None or session.event_count is None or session.event_count > FETCH_ALL_MAX:
+        return None
+    return _KEY_AND_EVENTS_SQL, {"sid": session.id}, (0,)
+
+
+def data_key_and_events(
+    conn: Connection, session_id: uuid.UUID, *, expected_rows: int | None
+) -> tuple[Any | None, Iterator[tuple[Any, ...]]]:
+    """:func:`get_data_key` and :func:`event_tuples` of one session. A session of at most
+    ``FETCH_ALL_MAX`` records has both in one round trip and no transaction (each statement
+    sees what was committed when it began, as under READ COMMITTED); a longer one is
+    streamed as :func:`event_tuples` does."""
+    if expected_rows is None or expected_rows > FETCH_ALL_MAX:
+        key = get_data_key(conn, session_id)
+        return key, event_tuples(conn, session_id, expected_rows=expected_rows)
+    with batches.on_driver(conn) as db:
+        found, rows = db.run(_KEY_AND_EVENTS_SQL, {"sid": session_id}, named=(0,))
+    return (found[0] if found else None), iter(rows)
 
 
 def get_data_key(conn: Connection, session_id: uuid.UUID) -> Any | None:

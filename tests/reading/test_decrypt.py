@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from auditagent import records as r
 from auditagent.integrity import chain_verifier, crypto
 from auditagent.integrity.envelope import SessionSealer, open_envelope
 from auditagent.reading.decrypt import (
@@ -17,7 +18,7 @@ from auditagent.reading.decrypt import (
     read_verified,
     session_sealer,
 )
-from tests.support.sealed import Sealed
+from tests.support.sealed import T0, Sealed, seal
 
 
 def test_read_verified_matches_open_records_and_verify(sealed: Sealed) -> None:
@@ -93,3 +94,60 @@ def test_a_shredded_key_says_so(sealed: Sealed) -> None:
         session_sealer(None, row, sealed.session)  # type: ignore[arg-type]
     with pytest.raises(KeyShredded):
         session_sealer(None, None, sealed.session)  # type: ignore[arg-type]
+
+
+def test_read_verified_takes_the_fallback_decoder_and_still_refuses_what_nothing_decodes(
+    sealed: Sealed,
+) -> None:
+    # a lone surrogate is only written by the encoder's stdlib fallback, which pydantic's own
+    # parser refuses: read_verified must still read it, exactly as records.decode does
+    recs = [
+        *sealed.records[:1],
+        r.UserUtterance(at=T0, text="lone \ud800 quokka", source="stt", item_id="u\udfff"),
+        *sealed.records[2:],
+    ]
+    hostile = seal(recs)
+    opened, result = read_verified(crypto.Sealer(hostile.key), hostile.session, hostile.tuples())
+    assert [o.record for o in opened] == recs and result.ok
+    # the kind check holds on the fast path too
+    sealer = crypto.Sealer(sealed.key)
+    env = sealed.envelopes[1]
+    forged = SessionSealer(sealer, tenant="acme", session_id=env.session_id, key_id="dk:1").seal(
+        seq=1,
+        kind="agent_utterance",
+        at=env.at,
+        plaintext=open_envelope(sealer, env),
+        prev_hash=env.prev_hash,
+    )
+    rows = sealed.tuples()
+    rows[1] = (
+        1,
+        "acme",
+        "agent_utterance",
+        env.at,
+        "dk:1",
+        forged.nonce,
+        forged.ciphertext,
+        forged.prev_hash,
+        forged.hash,
+    )
+    with pytest.raises(RecordUnreadable, match="kind does not match"):
+        read_verified(sealer, sealed.session, rows)
+    # and a plaintext no decoder accepts is refused, not dropped
+    garbage = SessionSealer(sealer, tenant="acme", session_id=env.session_id, key_id="dk:1").seal(
+        seq=1, kind=env.kind, at=env.at, plaintext=b'{"kind": "pangolin"}', prev_hash=env.prev_hash
+    )
+    rows = sealed.tuples()
+    rows[1] = (
+        1,
+        "acme",
+        env.kind,
+        env.at,
+        "dk:1",
+        garbage.nonce,
+        garbage.ciphertext,
+        garbage.prev_hash,
+        garbage.hash,
+    )
+    with pytest.raises(RecordUnreadable, match="unknown record format"):
+        read_verified(sealer, sealed.session, rows)
