@@ -8,6 +8,7 @@ import itertools
 import uuid
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import Engine, text
 
 from auditagent import records as r
@@ -36,6 +37,13 @@ def _colliding(keyring: LocalKeyring, tenant: str) -> tuple[str, str]:
         if other != word:
             return other, word
     raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def settings(fresh_settings: Settings) -> Settings:
+    """A database of its own: erasure checks the whole signed change log, and the shared test
+    database holds entries signed by other tests' checkpoint keys."""
+    return fresh_settings
 
 
 def _page(engine: Engine, kr: LocalKeyring, tenant: str, q: str) -> SearchPage:
