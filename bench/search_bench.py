@@ -181,16 +181,16 @@ async def main() -> None:
             variants = (("off", off, True), ("on, no word filter", on, False), ("on", on, True))
             cost: dict[str, list[float]] = {label: [] for label, _, _ in variants}
             cpu: dict[str, list[float]] = {label: [] for label, _, _ in variants}
-            built = SessionIndexer._filter
+            built = SessionIndexer._word_filter
             for _ in range(args.rounds):
                 for label, s, filtered in variants:
                     # The middle variant is indexing as it was before word filters: the same
                     # writer with the filter left out, so its share is measured side by side.
-                    SessionIndexer._filter = built if filtered else _no_filter  # type: ignore[method-assign]
+                    SessionIndexer._word_filter = built if filtered else _no_filter  # type: ignore[method-assign]
                     try:
                         wall, used = await record_all(s, kr, wconvs, tenant=f"writer-{label}")
                     finally:
-                        SessionIndexer._filter = built  # type: ignore[method-assign]
+                        SessionIndexer._word_filter = built  # type: ignore[method-assign]
                     cost[label].append(wall / n * 1e6)
                     cpu[label].append(used / n * 1e6)
             # 2. the searched tenant
