@@ -30,6 +30,7 @@ __all__ = [
     "integrity_report",
     "logged_session",
     "logged_session_records",
+    "participant_filter",
     "read_verified",
     "verify",
     "verify_report",
@@ -180,4 +181,20 @@ def integrity_report(access: AccessContext, keys: KeyProvider, session: Any) -> 
     Reads no content."""
     return erased_verify_report(access.engine, access.conn, keys, session) or verify_report(
         session.id, verify(access.conn, session, commitment(access, keys, session.id))
+    )
+
+
+def participant_filter(
+    conn: Connection, keys: KeyProvider, *, scope: str | None, participant: str | None
+) -> tuple[bytes | None, tuple[bytes, ...] | None]:
+    """``(participant_index, participant_indexes)`` of a session filter for ``participant``.
+
+    The blind index is keyed per tenant, so a tenantless admin's query across tenants matches
+    the identity's index under each tenant that has sessions."""
+    if participant is None:
+        return None, None
+    if scope is not None:
+        return keys.blind_index(tenant=scope, value=participant), None
+    return None, tuple(
+        keys.blind_index(tenant=t, value=participant) for t in reader.tenants(conn) if "\0" not in t
     )

@@ -18,6 +18,7 @@ from auditagent.store.reader import SessionFilter
 
 from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import ProblemError, problem_responses
+from ..reads import participant_filter
 from ..schemas import SAFE_TEXT, IsoDatetime, SearchHit, SearchPage, SearchResult
 from .sessions import _summary
 
@@ -87,17 +88,9 @@ def search_sessions(
         raise ProblemError(422, str(exc), type_=exc.rule, title="Search not accepted") from None
     if cursor:
         reader.decode_cursor(cursor)
-    participant_index: bytes | None = None
-    participant_indexes: tuple[bytes, ...] | None = None
-    if participant is not None:
-        if scope is not None:
-            participant_index = keys.blind_index(tenant=scope, value=participant)
-        else:
-            participant_indexes = tuple(
-                keys.blind_index(tenant=t, value=participant)
-                for t in reader.tenants(access.conn)
-                if "\0" not in t
-            )
+    participant_index, participant_indexes = participant_filter(
+        access.conn, keys, scope=scope, participant=participant
+    )
     filters = SessionFilter(
         started_from=_utc(started_from),
         started_to=_utc(started_to),

@@ -25,7 +25,7 @@ from ..audio_reads import export_audio, transcript_audio, with_audio
 from ..deps import AccessDep, KeysDep, scope_tenant
 from ..problems import problem_responses
 from ..reads import commitment as _commitment
-from ..reads import integrity_report
+from ..reads import integrity_report, participant_filter
 from ..reads import logged_session as _logged_session
 from ..reads import logged_session_records as _logged_session_records
 from ..reads import read_verified as _read_verified
@@ -128,19 +128,9 @@ def list_sessions(
 ) -> SessionPage:
     """Session metadata, newest first. Nothing is decrypted."""
     scope = scope_tenant(access.principal, tenant)
-    participant_index: bytes | None = None
-    participant_indexes: tuple[bytes, ...] | None = None
-    if participant is not None:
-        if scope is not None:
-            participant_index = keys.blind_index(tenant=scope, value=participant)
-        else:
-            # The index is keyed per tenant, so a search across tenants (tenantless admins
-            # only) matches the identity's index under each tenant that has sessions.
-            participant_indexes = tuple(
-                keys.blind_index(tenant=t, value=participant)
-                for t in reader.tenants(access.conn)
-                if "\0" not in t
-            )
+    participant_index, participant_indexes = participant_filter(
+        access.conn, keys, scope=scope, participant=participant
+    )
     start, end = _utc(started_from), _utc(started_to)
     filters = SessionFilter(
         tenant=scope,

@@ -121,6 +121,8 @@ def test_search_is_tenant_scoped_confirmed_logged_and_forgets_erased_sessions(
     # A session-list filter narrows the search the same way.
     q = {"q": WORD, "participant": "bob"}
     assert _ids(client.get("/v1/search", params=q, headers=acme)) == [str(bob)]
+    # ... and across tenants for a tenantless admin (the identity's index under each tenant).
+    assert _ids(client.get("/v1/search", params=q, headers=admin)) == [str(bob)]
 
     # Pages: one session each, newest first, then no cursor.
     first = client.get("/v1/search", params={"q": WORD, "limit": 1}, headers=acme).json()
