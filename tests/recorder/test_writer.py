@@ -174,9 +174,7 @@ async def test_writer_spools_while_the_database_is_down_then_replays_it(
 
     # The writer reaches the database through a proxy that is not listening yet: the database
     # is really down (not only marked so) until the proxy starts, however slow this machine is.
-    target = urlsplit(db.libpq_url(url))
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    proxied = urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
+    proxy, proxied = _not_listening_proxy(url)
     writer = Writer(settings)
     writer.start(url=proxied, db_down=True, on_sessions_closed=on_closed)
     try:
@@ -335,15 +333,20 @@ async def test_closing_during_a_replay_loses_nothing_and_leaves_no_unobserved_fa
     assert not list(settings.resolved_spool_dir.glob("*.spool"))
 
 
+def _not_listening_proxy(url: str) -> tuple[TcpProxy, str]:
+    """A proxy to the database at ``url`` that listens only once started, and the URL through it."""
+    target = urlsplit(db.libpq_url(url))
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    return proxy, urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
+
+
 async def test_a_graceful_close_replays_what_a_slow_database_sent_to_the_spool(
     settings: Settings, keyring: LocalKeyring, tenant: str
 ) -> None:
     """Batches spooled while the database was away are in the database after ``stop()`` once it
     answers again, without waiting for the next replay attempt; the spool is left empty."""
     url = settings.database_url or ""
-    target = urlsplit(db.libpq_url(url))
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    proxied = urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
+    proxy, proxied = _not_listening_proxy(url)
     writer = Writer(settings)
     writer.start(url=proxied, db_down=True, on_sessions_closed=lambda heads: None)
     try:
