@@ -14,6 +14,7 @@ nothing process-wide (SSL_CERT_FILE) changes.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import ssl
 import tempfile
 from pathlib import Path
@@ -125,6 +126,25 @@ class SimulatorServer:
 
 
 # --- factories: real plugin objects pointed at a running SimulatorServer -----------------
+
+
+PLUGIN_MODULES = (
+    "livekit.plugins.deepgram",
+    "livekit.plugins.openai",
+    "livekit.plugins.cartesia",
+    "livekit.plugins.google",
+    "google.genai.types",
+)
+
+
+def import_plugins() -> None:
+    """Import every provider plugin the factories use, up front.
+
+    The factories import them on first use, which inside a running call holds the event loop
+    for well over a second (the OpenAI and Google SDKs); an agent worker imports its plugins
+    at start for the same reason."""
+    for name in PLUGIN_MODULES:
+        importlib.import_module(name)
 
 
 def deepgram_stt(sim: SimulatorServer, **kwargs: Any) -> stt.STT[Any]:

@@ -51,11 +51,14 @@ class SystemResult:
 
 async def record_seed_systems(settings: Settings, *, tenant: str) -> list[SystemResult]:
     """Run every seed system once, concurrently, into the configured database."""
-    from auditagent_demo.server import SimulatorServer
+    from auditagent_demo.server import SimulatorServer, import_plugins
     from auditagent_demo.systems import SEED_SYSTEMS, run_seed_system
 
     from ..recorder import AuditRecorder
 
+    # Before the recorder opens: imported inside the calls, the plugins held the loop for over
+    # a second while the recorder's first write was in flight, and it went to the spool.
+    import_plugins()
     results: list[SystemResult] = []
     async with SimulatorServer() as sim, AuditRecorder(settings) as recorder:
 
