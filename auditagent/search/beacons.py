@@ -8,6 +8,7 @@ same word has unrelated beacons in two tenants or under two key versions.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import uuid
 from collections.abc import Iterable
@@ -40,7 +41,7 @@ IndexEntry = tuple[int, int]
 class BeaconKey:
     """One tenant's search key under one master key version."""
 
-    __slots__ = ("_cache", "_key", "key_id", "scope", "tenant")
+    __slots__ = ("_cache", "_hmac", "_key", "key_id", "scope", "tenant")
 
     def __init__(self, *, tenant: str, key_id: str, key: bytes) -> None:
         if len(key) != 32:
@@ -53,6 +54,9 @@ class BeaconKey:
         # word -> beacon for the words this writer has already seen: a conversation repeats
         # itself, and the HMAC is most of indexing's cost.
         self._cache: dict[bytes, int] = {}
+        # The HMAC keyed once: a copy per word skips the key schedule (~1.3 µs a word instead
+        # of ~2.1 µs for hmac.digest on the bench box); the digest is the same.
+        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
 
     def beacon(self, word: str) -> int:
         raw = encode(word)
@@ -62,8 +66,9 @@ class BeaconKey:
         return b
 
     def _compute(self, word: bytes) -> int:
-        digest = hmac.digest(self._key, word, "sha256")
-        b = int.from_bytes(digest[:2], "big") >> _SHIFT
+        h = self._hmac.copy()
+        h.update(word)
+        b = int.from_bytes(h.digest()[:2], "big") >> _SHIFT
         cache = self._cache
         if len(cache) >= CACHE_WORDS:
             cache.clear()
