@@ -16,8 +16,9 @@ from auditagent import retention
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search import writer as search_writer
 from auditagent.search.beacons import BeaconKey
-from auditagent.search.reindex import reindex
+from auditagent.search.reindex import reindex, session_index
 from auditagent.search.service import SearchPage
 from auditagent.search.wordfilter import FilterBuilder, WordFilter, build, session_key
 from auditagent.settings import Settings
@@ -116,8 +117,15 @@ def test_a_false_candidate_is_discarded_without_decryption(
 
 
 def test_an_open_session_without_a_filter_is_still_found(
-    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+    settings: Settings,
+    engine: Engine,
+    keyring: LocalKeyring,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # An open session's rows go out with the first batch here, not after the hand-over bound
+    # (tests/search/test_writer.py holds the bound itself).
+    monkeypatch.setattr(search_writer, "HANDOVER_AFTER_S", 0.0)
     common, rare = _colliding(keyring, tenant)
     closed = record(settings, keyring, tenant=tenant, lines=[("user", f"a {common} please")])
 
@@ -207,3 +215,28 @@ def test_the_writers_incremental_filter_is_the_one_a_reindex_builds() -> None:
             b.add(code, listed[i : i + 11])
     assert b.finish() == build(key, roles)
     assert FilterBuilder(key).finish() == build(key, {})
+
+
+def test_the_recorders_filter_is_the_one_a_reindex_builds(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    """End to end: the filter the writer stored at close, byte for byte what a reindex builds
+    from the session's sealed records."""
+    sid = record(
+        settings,
+        keyring,
+        tenant=tenant,
+        lines=[
+            ("user", "my parcel from Lisbon never came"),
+            ("agent", "Sorry: the parcel left Lisbon on Monday"),
+            ("tool", "parcel_status lisbon delayed"),
+        ],
+    )
+    stored = _filter(engine, sid)
+    assert stored is not None and stored[1] is not None
+    kid, raw = keyring.search_key(tenant=tenant, key_id=stored[0])
+    key = BeaconKey(tenant=tenant, key_id=kid, key=raw)
+    with engine.connect() as conn:
+        entries, rebuilt = session_index(conn, keyring, key, sid)
+    assert rebuilt == stored[1]
+    assert {code for code, _ in entries} == {1, 2, 3}
