@@ -20,7 +20,6 @@ from auditagent.store.search_rows import IndexRows
 from .beacons import BeaconKey
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
 from .tokens import index_words
-from .wordfilter import build
 
 if TYPE_CHECKING:
     from auditagent.keys import KeyProvider
@@ -109,10 +108,10 @@ class SessionIndexer:
 
     def _word_filter(self) -> bytes | None:
         try:
-            # The words the index rows hold, cut by the same function, hashed as a reindex
-            # hashes them (`build`): the two give the same bytes. No word at all gives an empty
-            # filter, which discards every query.
-            return build(self._key.filter_key(self.session_id), self._seen)
+            # The words the index rows hold, cut by the same function, made into a filter as a
+            # reindex makes it (`BeaconKey.word_filter`): the two give the same bytes. No word
+            # at all gives an empty filter, which discards every query.
+            return self._key.word_filter(self.session_id, self._seen)
         except Exception as exc:  # without a filter the session is decrypted when nominated
             log.error("session %s: no word filter (%s)", self.session_id, type(exc).__name__)
             return None
