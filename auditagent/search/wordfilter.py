@@ -117,7 +117,7 @@ def _assemble(
 
 
 def build(key: bytes, words_by_role: Mapping[int, Iterable[bytes]]) -> bytes:
-    """The filter of a session (``key``: :func:`session_key`) holding ``words_by_role``
+    """The version 1 filter of a session (``key``: :func:`session_key`) holding ``words_by_role``
     (role code -> the role's indexed words, encoded as keyed)."""
     roles = {code: set(ws) for code, ws in words_by_role.items()}
     hashes = _hashes(key, set().union(*roles.values()) if roles else ())
@@ -131,9 +131,9 @@ def build_keyed(key: bytes, material_by_role: Mapping[int, bytes]) -> bytes:
 
 
 class FilterBuilder:
-    """A filter built as the words come (what the recorder's writer uses): each new word is
-    hashed once, in the record's slice of the writer's work, so the close only sets bits.
-    ``finish`` gives exactly what :func:`build` gives for the same words."""
+    """A version 1 filter built as the words come (what the recorder's writer used before
+    version 2): each new word hashed once, the close only sets bits. ``finish`` gives exactly
+    what :func:`build` gives for the same words."""
 
     __slots__ = ("_base", "_roles")
 

@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search import writer as search_writer
 from auditagent.search.beacons import BeaconKey
 from auditagent.search.reindex import reindex
 from auditagent.search.writer import HANDOVER_AFTER_S, SessionIndexer
@@ -174,3 +176,37 @@ def test_rows_wait_for_the_close_or_the_hand_over_bound() -> None:
         if key.beacon("osprey") not in key.beacons(["heron", "lagoon"])
         else {}
     )
+
+
+def test_an_open_call_is_searchable_after_the_hand_over_bound(
+    settings: Settings, keyring: LocalKeyring, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the recorder: an open call's words wait for the bound (no row per batch), then
+    reach the index while the call goes on; the rest go with the close, and the mark."""
+    monkeypatch.setattr(search_writer, "HANDOVER_AFTER_S", 0.5)
+    url = settings.database_url or ""
+    kid, raw = keyring.search_key(tenant=tenant)
+    key = BeaconKey(tenant=tenant, key_id=kid, key=raw)
+    early = len(key.beacons(["quorvantine", "please"])) + 1  # and the agent's "course"
+    late = len(key.beacons(["quorvantine", "please", "thistlewick"])) + 1
+
+    async def go() -> uuid.UUID:
+        async with AuditRecorder(settings, key_provider=keyring) as recorder:
+            h = recorder.open_session(tenant=tenant)
+            at = datetime.now(timezone.utc)
+            h.add(r.UserUtterance(at=at, text="quorvantine please", source="stt"))
+            await recorder.flush()
+            assert _index_state(url, h.session_id) == (0, None)  # waiting
+            await asyncio.sleep(0.6)
+            h.add(r.AgentUtterance(at=at, text="of course"))
+            await recorder.flush()
+            assert _index_state(url, h.session_id) == (early, None)  # handed over, still open
+            assert _found(settings, keyring, tenant, "quorvantine") == [h.session_id]
+            h.add(r.UserUtterance(at=at, text="thistlewick", source="stt"))
+            h.close()
+            await recorder.flush()
+            return h.session_id
+
+    sid = asyncio.run(go())
+    assert _index_state(url, sid) == (late, keyring.current_key_id())
+    assert _found(settings, keyring, tenant, "thistlewick") == [sid]
