@@ -1,10 +1,11 @@
-"""The recorder's side of the index: the words of each record as the writer seals it.
+"""The recorder's side of the index: the words of each record the writer seals.
 
-Runs in the writer task, never in a LiveKit hook. A session's new words wait here, per role;
-when it closes, or once they have waited ``HANDOVER_AFTER_S``, their beacons are handed to
-the batch being written (deduplicated: one row per role and beacon) and stored in its
-transaction (or its spool file). Indexing never costs a record: a failure is logged by type,
-the session is left unmarked, and `auditagent search reindex` indexes it from its sealed records.
+Runs in the writer task, never in a LiveKit hook. A session's new texts wait here, per role;
+when it closes, or once they have waited ``HANDOVER_AFTER_S``, they are cut into words and
+their new words' beacons are handed to the batch being written (deduplicated: one row per
+role and beacon) and stored in its transaction (or its spool file). Indexing never costs a
+record: a failure is logged by type, the session is left unmarked, and
+`auditagent search reindex` indexes it from its sealed records.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from auditagent.store.search_rows import IndexRows
 
 from .beacons import BeaconKey
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
-from .tokens import index_words
+from .tokens import index_words_of
 
 if TYPE_CHECKING:
     from auditagent.keys import KeyProvider
@@ -53,19 +54,21 @@ class IndexKeys:
 class SessionIndexer:
     """One session's index rows: those handed over, and the words waiting for the next."""
 
-    __slots__ = ("_broken", "_key", "_new", "_seen", "_sent", "_since", "session_id")
+    __slots__ = ("_broken", "_key", "_seen", "_sent", "_since", "_texts", "session_id")
 
     def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
         self._key = key
         self.session_id = session_id
+        # Texts not handed over yet, per role: cut into words when they are (all of a role's
+        # texts in one pass: tokens.index_words_of), so a record costs a list append here.
+        self._texts: dict[int, list[str]] = {}
+        # The session's words handed over, per role: its filter's words at close.
         self._seen: dict[int, set[bytes]] = {}
-        # Words not handed over yet, per role: their beacons are computed when they are.
-        self._new: dict[int, set[bytes]] = {}
         # Beacons handed over, per role: each goes into one row of the session only (two new
         # words may share one), so a row's smallest beacon names it for idempotent replays.
         self._sent: dict[int, set[int]] = {}
         self._since: float | None = None
-        """When a batch first found words waiting (``time.monotonic``)."""
+        """When a batch first found texts waiting (``time.monotonic``)."""
         self._broken = False
 
     def add(self, record: Record) -> None:
@@ -89,22 +92,11 @@ class SessionIndexer:
         if role is None:
             return
         code = ROLE_CODES[role]
-        texts = record_texts(record)
-        found = index_words(texts[0]) if len(texts) == 1 else set().union(*map(index_words, texts))
-        # Words this session already has (in this role) cost a set difference, not a lookup:
-        # a conversation repeats itself.
-        seen = self._seen.get(code)
-        if seen is None:
-            seen = self._seen[code] = set()
-        new = found - seen
-        if not new:
-            return
-        seen |= new
-        pending = self._new.get(code)
-        if pending is None:
-            self._new[code] = new
+        texts = self._texts.get(code)
+        if texts is None:
+            self._texts[code] = record_texts(record)
         else:
-            pending |= new
+            texts += record_texts(record)
 
     def _word_filter(self) -> bytes | None:
         try:
@@ -125,7 +117,7 @@ class SessionIndexer:
         writes a few statements instead of one per batch, and a long call is searchable while
         it goes on, at most that much behind."""
         complete = closing and not self._broken
-        if not self._new and not complete:
+        if not self._texts and not complete:
             return None
         if not closing:
             t = time.monotonic() if now is None else now
@@ -134,9 +126,9 @@ class SessionIndexer:
             if t - self._since < HANDOVER_AFTER_S:
                 return None
         self._since = None
-        new, self._new = self._new, {}
+        texts, self._texts = self._texts, {}
         try:
-            beacons = self._beacons(new)
+            beacons = self._beacons(texts)
         except Exception as exc:
             self._fail(exc)
             beacons, complete = {}, False
@@ -155,9 +147,16 @@ class SessionIndexer:
             word_filter=word_filter,
         )
 
-    def _beacons(self, new: dict[int, set[bytes]]) -> dict[int, list[int]]:
+    def _beacons(self, texts: dict[int, list[str]]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
-        for code, words in new.items():
+        for code, role_texts in texts.items():
+            # Words this session already has (in this role) cost a set difference, not a
+            # lookup: a conversation repeats itself.
+            seen = self._seen.get(code)
+            if seen is None:
+                seen = self._seen[code] = set()
+            words = index_words_of(role_texts) - seen
+            seen |= words
             sent = self._sent.get(code)
             if sent is None:
                 sent = self._sent[code] = set()
