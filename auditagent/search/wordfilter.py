@@ -195,8 +195,11 @@ class WordFilter:
         if self._material is None:
             hashes = _hashes(self._key, words)
         else:
-            xs = _keyed(self._key, self._material(words)).tolist()
-            hashes = dict(zip(words, xs, strict=True))
+            # A query has a few words: int.from_bytes beats numpy's set-up here.
+            out = permute_blocks(self._key, self._material(words))
+            hashes = {
+                w: int.from_bytes(out[16 * i : 16 * i + 8], "little") for i, w in enumerate(words)
+            }
         if role is None:
             roles = list(self._roles.values())
         else:
