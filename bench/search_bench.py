@@ -7,8 +7,8 @@ Creates and drops its own database. In one run:
 
 1. writer cost: the same conversation records (utterances of a Zipf vocabulary, tool calls and
    results) through ``SessionRecording.add`` -> writer -> database until ``flush()`` returns,
-   with AUDITAGENT_SEARCH_INDEX off, on without word filters, and on, alternating rounds;
-   microseconds per record;
+   with AUDITAGENT_SEARCH_INDEX off, on without word filters, on, and on with rows handed over
+   every write batch, alternating rounds; microseconds per record;
 2. a tenant of ``--sessions`` x ``--events`` recorded through the real recorder (indexing on),
    with rare words planted in 5 sessions each and two-word phrases planted in 5 sessions each
    (both words also occur apart elsewhere, so the confirm step has work to throw away);
@@ -37,6 +37,7 @@ from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search import writer as search_writer
 from auditagent.search.writer import SessionIndexer
 from auditagent.settings import Settings
 from auditagent.store import db
@@ -178,19 +179,30 @@ async def main() -> None:
             per = args.events
             wconvs = [conversation(sp, now, per, []) for _ in range(args.writer_records // per)]
             n = sum(len(c) for c in wconvs)
-            variants = (("off", off, True), ("on, no word filter", on, False), ("on", on, True))
-            cost: dict[str, list[float]] = {label: [] for label, _, _ in variants}
-            cpu: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            variants = (
+                ("off", off, True, None),
+                ("on, no word filter", on, False, None),
+                ("on", on, True, None),
+                ("on, rows every batch", on, True, 0.0),
+            )
+            cost: dict[str, list[float]] = {label: [] for label, *_ in variants}
+            cpu: dict[str, list[float]] = {label: [] for label, *_ in variants}
             built = SessionIndexer._word_filter
+            bound = search_writer.HANDOVER_AFTER_S
             for _ in range(args.rounds):
-                for label, s, filtered in variants:
-                    # The middle variant is indexing as it was before word filters: the same
+                for label, s, filtered, handover in variants:
+                    # "no word filter" is indexing as it was before word filters: the same
                     # writer with the filter left out, so its share is measured side by side.
+                    # "rows every batch" hands a session's rows to every write batch (as before
+                    # HANDOVER_AFTER_S): a bench call lasts a few seconds, so "on" hands over
+                    # once, at close, where a real call hands over every 30 s as well.
                     SessionIndexer._word_filter = built if filtered else _no_filter  # type: ignore[method-assign]
+                    search_writer.HANDOVER_AFTER_S = bound if handover is None else handover
                     try:
                         wall, used = await record_all(s, kr, wconvs, tenant=f"writer-{label}")
                     finally:
                         SessionIndexer._word_filter = built  # type: ignore[method-assign]
+                        search_writer.HANDOVER_AFTER_S = bound
                     cost[label].append(wall / n * 1e6)
                     cpu[label].append(used / n * 1e6)
             # 2. the searched tenant

@@ -1,4 +1,4 @@
-"""AES-256-GCM sealing and Ed25519 signatures.
+"""AES-256-GCM sealing, Ed25519 signatures, and the word filter's block PRP.
 
 This is the only module that imports ``cryptography.hazmat``; everything else goes through the
 functions here so the primitives, key sizes and nonce sizes are decided in one place.
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from auditagent.errors import IntegrityError
@@ -25,6 +26,7 @@ __all__ = [
     "new_data_key",
     "new_nonce",
     "open",
+    "permute_blocks",
     "seal",
     "sign",
     "signing_key_generate",
@@ -92,6 +94,19 @@ class Sealer:
         except (InvalidTag, ValueError, TypeError, OverflowError):
             # ``from None``: the cause would tell an attacker which check failed.
             raise IntegrityError() from None
+
+
+def permute_blocks(key: bytes, blocks: bytes) -> bytes:
+    """AES-256 of each 16-byte block of ``blocks`` under ``key`` (ECB: one call for them all).
+
+    A keyed pseudo-random permutation of blocks, not encryption: equal blocks give equal
+    outputs, so it is only for inputs that are themselves uniform and distinct — the word
+    filter's per-word HMAC material (auditagent/search/wordfilter.py), where it is the
+    per-session PRF."""
+    if len(key) != KEY_SIZE or len(blocks) % 16:
+        raise ValueError("a 32-byte key and whole 16-byte blocks")
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return enc.update(blocks) + enc.finalize()
 
 
 def seal(

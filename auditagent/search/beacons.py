@@ -8,15 +8,16 @@ same word has unrelated beacons in two tenants or under two key versions.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from auditagent.records import Record
 
 from .texts import ROLE_CODES, record_texts, role_of_kind
 from .tokens import encode, index_words
-from .wordfilter import session_key
+from .wordfilter import build_keyed, session_key
 
 __all__ = ["BEACON_BITS", "SCOPE_BITS", "BeaconKey", "IndexEntry"]
 
@@ -40,7 +41,7 @@ IndexEntry = tuple[int, int]
 class BeaconKey:
     """One tenant's search key under one master key version."""
 
-    __slots__ = ("_cache", "_key", "key_id", "scope", "tenant")
+    __slots__ = ("_cache", "_inner", "_key", "_material", "_outer", "key_id", "scope", "tenant")
 
     def __init__(self, *, tenant: str, key_id: str, key: bytes) -> None:
         if len(key) != 32:
@@ -53,6 +54,14 @@ class BeaconKey:
         # word -> beacon for the words this writer has already seen: a conversation repeats
         # itself, and the HMAC is most of indexing's cost.
         self._cache: dict[bytes, int] = {}
+        # word -> bytes 16..31 of the same HMAC: the word's filter material (wordfilter.py).
+        self._material: dict[bytes, bytes] = {}
+        # HMAC (RFC 2104) from its two SHA-256 states, keyed once and copied per word: ~0.6 µs
+        # a word against ~1.0 for hmac's copy and ~1.4 for hmac.digest (bench box); the same
+        # digest (a test holds them together).
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(x ^ 0x36 for x in block))
+        self._outer = hashlib.sha256(bytes(x ^ 0x5C for x in block))
 
     def beacon(self, word: str) -> int:
         raw = encode(word)
@@ -61,14 +70,45 @@ class BeaconKey:
             b = self._compute(raw)
         return b
 
+    def digest(self, word: bytes) -> bytes:
+        """HMAC-SHA256(search key, ``word``)."""
+        inner = self._inner.copy()
+        inner.update(word)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
     def _compute(self, word: bytes) -> int:
-        digest = hmac.digest(self._key, word, "sha256")
+        digest = self.digest(word)
         b = int.from_bytes(digest[:2], "big") >> _SHIFT
         cache = self._cache
         if len(cache) >= CACHE_WORDS:
             cache.clear()
+            self._material.clear()
         cache[word] = b
+        self._material[word] = digest[16:]
         return b
+
+    def material(self, words: Iterable[bytes]) -> bytes:
+        """The filter material of ``words`` (encoded), 16 bytes each, in their order: bytes
+        16..31 of each word's HMAC, which its beacon (bytes 0..1) says nothing about."""
+        get = self._material.get
+        out = []
+        for w in words:
+            m = get(w)
+            if m is None:
+                self._compute(w)
+                m = self._material[w]
+            out.append(m)
+        return b"".join(out)
+
+    def word_filter(
+        self, session_id: uuid.UUID, words_by_role: Mapping[int, Iterable[bytes]]
+    ) -> bytes:
+        """``session_id``'s word filter holding ``words_by_role`` (role code -> encoded words):
+        what the writer stores at close and what a reindex rebuilds, byte for byte."""
+        material = {code: self.material(ws) for code, ws in words_by_role.items()}
+        return build_keyed(self.filter_key(session_id), material)
 
     def filter_key(self, session_id: uuid.UUID) -> bytes:
         """The key of ``session_id``'s word filter (auditagent/search/wordfilter.py)."""

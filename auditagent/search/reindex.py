@@ -24,7 +24,6 @@ from auditagent.store import search_index as store
 from .beacons import BeaconKey, IndexEntry
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
 from .tokens import index_words
-from .wordfilter import build
 
 __all__ = ["ReindexResult", "reindex", "session_entries", "session_index"]
 
@@ -65,7 +64,7 @@ def session_index(
             for text in record_texts(o.record):
                 found |= index_words(text)
     entries = {(code, b) for code, ws in words.items() for b in key.beacons_of(ws)}
-    return entries, build(key.filter_key(session_id), words)
+    return entries, key.word_filter(session_id, words)
 
 
 def reindex(

@@ -174,7 +174,9 @@ class _Screen:
         key = self._key(cand.tenant, cand.filter_key_id)
         if key is None:
             return True
-        wf = WordFilter.parse(key.filter_key(cand.id), bytes(cand.word_filter))
+        wf = WordFilter.parse(
+            key.filter_key(cand.id), bytes(cand.word_filter), material=key.material
+        )
         return wf is None or wf.may_hold(self._words, role=self._role)
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "Word",
     "encode",
     "index_words",
+    "index_words_of",
     "is_indexed",
     "normalize",
     "words",
@@ -98,6 +99,22 @@ def index_words(text: str) -> set[bytes]:
         found -= STOPWORDS_UTF8
         return found
     return {encode(w.text) for w in words(text) if is_indexed(w.text)}
+
+
+def index_words_of(texts: list[str]) -> set[bytes]:
+    """The union of :func:`index_words` over ``texts``: the ASCII ones joined by a space and cut
+    in one pass (a space only separates words, so the words are the same), the rest one by one.
+    The writer's hand-over: the Python work per text record is then a list append."""
+    plain = [t for t in texts if t.isascii()]
+    found: set[bytes] = set()
+    if plain:
+        found = set(" ".join(plain).lower().encode("ascii").translate(_ASCII_CUT).split())
+        found -= STOPWORDS_UTF8
+    if len(plain) < len(texts):
+        for t in texts:
+            if not t.isascii():
+                found |= index_words(t)
+    return found
 
 
 def encode(word: str) -> bytes:

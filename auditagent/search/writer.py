@@ -1,14 +1,17 @@
-"""The recorder's side of the index: beacons of each record as the writer seals it.
+"""The recorder's side of the index: the words of each record the writer seals.
 
-Runs in the writer task, never in a LiveKit hook. A session's rows are deduplicated here (one
-row per role and beacon), handed to the batch being written, and stored in its transaction
-(or its spool file). Indexing never costs a record: a failure is logged by type, the session
-is left unmarked, and `auditagent search reindex` indexes it from its sealed records.
+Runs in the writer task, never in a LiveKit hook. A session's new texts wait here, per role;
+when it closes, or once they have waited ``HANDOVER_AFTER_S``, they are cut into words and
+their new words' beacons are handed to the batch being written (deduplicated: one row per
+role and beacon) and stored in its transaction (or its spool file). Indexing never costs a
+record: a failure is logged by type, the session is left unmarked, and
+`auditagent search reindex` indexes it from its sealed records.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -17,15 +20,20 @@ from auditagent.store.search_rows import IndexRows
 
 from .beacons import BeaconKey
 from .texts import ROLE_CODES, SEARCHABLE_KINDS, record_texts, role_of_kind
-from .tokens import index_words
-from .wordfilter import FilterBuilder
+from .tokens import index_words_of
 
 if TYPE_CHECKING:
     from auditagent.keys import KeyProvider
 
-__all__ = ["IndexKeys", "SessionIndexer"]
+__all__ = ["HANDOVER_AFTER_S", "IndexKeys", "SessionIndexer"]
 
 log = logging.getLogger("auditagent.search")
+
+HANDOVER_AFTER_S = 30.0
+"""How long a session's new words may wait before their rows are handed to a write batch
+(they go at once when it closes): an open call is searchable at most this far behind (plus the
+write itself). A crash loses what was waiting, as it loses the session's mark: the session is
+left unmarked and ``auditagent search reindex`` indexes it from its sealed records."""
 
 
 class IndexKeys:
@@ -44,20 +52,24 @@ class IndexKeys:
 
 
 class SessionIndexer:
-    """One session's index rows: those sent, and those waiting for the next batch."""
+    """One session's index rows: those handed over, and the words waiting for the next."""
 
-    __slots__ = ("_broken", "_filter", "_key", "_new", "_seen", "_sent", "session_id")
+    __slots__ = ("_broken", "_key", "_seen", "_sent", "_since", "_texts", "session_id")
 
     def __init__(self, key: BeaconKey, session_id: uuid.UUID) -> None:
         self._key = key
         self.session_id = session_id
+        # Texts not handed over yet, per role: cut into words when they are (all of a role's
+        # texts in one pass: tokens.index_words_of), so a record costs a list append here.
+        self._texts: dict[int, list[str]] = {}
+        # The session's words handed over, per role: its filter's words at close.
         self._seen: dict[int, set[bytes]] = {}
-        self._new: dict[int, set[int]] = {}
         # Beacons handed over, per role: each goes into one row of the session only (two new
         # words may share one), so a row's smallest beacon names it for idempotent replays.
         self._sent: dict[int, set[int]] = {}
+        self._since: float | None = None
+        """When a batch first found texts waiting (``time.monotonic``)."""
         self._broken = False
-        self._filter: FilterBuilder | None = None
 
     def add(self, record: Record) -> None:
         if record.kind not in SEARCHABLE_KINDS or self._broken:
@@ -65,60 +77,63 @@ class SessionIndexer:
         try:
             self._add(record)
         except Exception as exc:  # an index bug must never cost the record itself
-            log.error(
-                "session %s: not indexed (%s); run `auditagent search reindex`",
-                self.session_id,
-                type(exc).__name__,
-            )
-            self._broken = True
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        log.error(
+            "session %s: not indexed (%s); run `auditagent search reindex`",
+            self.session_id,
+            type(exc).__name__,
+        )
+        self._broken = True
 
     def _add(self, record: Record) -> None:
         role = role_of_kind(record.kind)
         if role is None:
             return
         code = ROLE_CODES[role]
-        texts = record_texts(record)
-        found = index_words(texts[0]) if len(texts) == 1 else set().union(*map(index_words, texts))
-        # Words this session already has (in this role) cost a set difference, not a lookup:
-        # a conversation repeats itself.
-        seen = self._seen.get(code)
-        if seen is None:
-            seen = self._seen[code] = set()
-        new = found - seen
-        if not new:
-            return
-        if self._filter is None:
-            self._filter = FilterBuilder(self._key.filter_key(self.session_id))
-        self._filter.add(code, new)
-        seen |= new
-        sent = self._sent.get(code)
-        if sent is None:
-            sent = self._sent[code] = set()
-        beacons = self._key.beacons_of(new) - sent
-        if not beacons:
-            return
-        sent |= beacons
-        pending = self._new.get(code)
-        if pending is None:
-            self._new[code] = beacons
+        texts = self._texts.get(code)
+        if texts is None:
+            self._texts[code] = record_texts(record)
         else:
-            pending |= beacons
+            texts += record_texts(record)
 
     def _word_filter(self) -> bytes | None:
         try:
-            if self._filter is None:  # no word at all: an empty filter discards every query
-                self._filter = FilterBuilder(self._key.filter_key(self.session_id))
-            return self._filter.finish()
+            # The words the index rows hold, cut by the same function, made into a filter as a
+            # reindex makes it (`BeaconKey.word_filter`): the two give the same bytes. No word
+            # at all gives an empty filter, which discards every query.
+            return self._key.word_filter(self.session_id, self._seen)
         except Exception as exc:  # without a filter the session is decrypted when nominated
             log.error("session %s: no word filter (%s)", self.session_id, type(exc).__name__)
             return None
 
-    def take(self, *, closing: bool) -> IndexRows | None:
-        """The rows for this batch; with ``closing``, the mark that the session is done."""
+    def take(self, *, closing: bool, now: float | None = None) -> IndexRows | None:
+        """The rows to hand over with this batch, if any; with ``closing``, the mark that the
+        session is done.
+
+        Rows are handed over when the session closes, or once words have been waiting
+        ``HANDOVER_AFTER_S`` (``now``: ``time.monotonic()``): a session has a few rows and its
+        writes a few statements instead of one per batch, and a long call is searchable while
+        it goes on, at most that much behind."""
         complete = closing and not self._broken
-        if not self._new and not complete:
+        if not self._texts and not complete:
             return None
-        new, self._new = self._new, {}
+        if not closing:
+            t = time.monotonic() if now is None else now
+            if self._since is None:
+                self._since = t
+            if t - self._since < HANDOVER_AFTER_S:
+                return None
+        self._since = None
+        texts, self._texts = self._texts, {}
+        try:
+            beacons = self._beacons(texts)
+        except Exception as exc:
+            self._fail(exc)
+            beacons, complete = {}, False
+        if not beacons and not complete:
+            return None
         # The session's words are all here once it closes: its filter lets a search discard
         # it without decrypting it when a colliding word made it a candidate.
         word_filter = self._word_filter() if complete else None
@@ -127,7 +142,26 @@ class SessionIndexer:
             tenant=self._key.tenant,
             key_id=self._key.key_id,
             scope=self._key.scope,
-            beacons={code: sorted(bs) for code, bs in new.items()},
+            beacons=beacons,
             complete=complete,
             word_filter=word_filter,
         )
+
+    def _beacons(self, texts: dict[int, list[str]]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for code, role_texts in texts.items():
+            # Words this session already has (in this role) cost a set difference, not a
+            # lookup: a conversation repeats itself.
+            seen = self._seen.get(code)
+            if seen is None:
+                seen = self._seen[code] = set()
+            words = index_words_of(role_texts) - seen
+            seen |= words
+            sent = self._sent.get(code)
+            if sent is None:
+                sent = self._sent[code] = set()
+            bs = self._key.beacons_of(words) - sent
+            if bs:
+                sent |= bs
+                out[code] = sorted(bs)
+        return out

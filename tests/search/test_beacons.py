@@ -69,3 +69,17 @@ def test_entries_carry_the_role(tmp_path: Path) -> None:
     assert (1, beacon) in user and (2, beacon) in agent and (3, beacon) in tool
     assert (3, key.beacon("transfer")) in tool
     assert key.entries(records.Notice(at=at, code="x", message="zebrafinch")) == set()
+
+
+def test_a_beacon_is_the_truncated_hmac_sha256_of_the_word() -> None:
+    """The writer's HMAC (two SHA-256 states keyed once) is the standard one: existing indexes
+    stay valid; the filter material is the same digest's second half."""
+    import hmac
+
+    key = bytes(range(32))
+    bk = BeaconKey(tenant="t", key_id="local:v1", key=key)
+    for word in ("chargeback", "transfer", "ünïcode", "x" * 200):
+        digest = hmac.digest(key, word.encode(), "sha256")
+        assert bk.digest(word.encode()) == digest
+        assert bk.beacon(word) == int.from_bytes(digest[:2], "big") >> (16 - BEACON_BITS)
+        assert bk.material([word.encode()]) == digest[16:]

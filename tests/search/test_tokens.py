@@ -9,6 +9,7 @@ from auditagent.search.tokens import (
     STOPWORDS,
     encode,
     index_words,
+    index_words_of,
     is_indexed,
     normalize,
     words,
@@ -55,3 +56,15 @@ def test_fraction_splits_after_normalisation() -> None:
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80) | st.from_regex(r"[ -~]{0,80}"))
 def test_the_writers_shortcut_cuts_the_same_words(text: str) -> None:
     assert index_words(text) == {encode(w.text) for w in words(text) if is_indexed(w.text)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.from_regex(r"[ -~]{0,40}"),
+        max_size=6,
+    )
+)
+def test_a_batch_of_texts_cuts_the_words_of_each(texts: list[str]) -> None:
+    """The writer's hand-over cuts a role's waiting texts in one pass: the same words."""
+    assert index_words_of(texts) == set().union(*map(index_words, texts))

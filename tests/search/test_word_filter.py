@@ -16,8 +16,9 @@ from auditagent import retention
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search import writer as search_writer
 from auditagent.search.beacons import BeaconKey
-from auditagent.search.reindex import reindex
+from auditagent.search.reindex import reindex, session_index
 from auditagent.search.service import SearchPage
 from auditagent.search.wordfilter import FilterBuilder, WordFilter, build, session_key
 from auditagent.settings import Settings
@@ -80,6 +81,56 @@ def test_a_filter_holds_every_word_and_few_others() -> None:
     assert WordFilter.parse(key, b"\x02garbage") is None
 
 
+def test_a_keyed_filter_holds_every_word_and_few_others() -> None:
+    """Version 2 (what the recorder writes): the same guarantees as version 1."""
+    bk = BeaconKey(tenant="t", key_id="local:v1", key=b"k" * 32)
+    sid = uuid.uuid4()
+    key = session_key(b"k" * 32, sid)
+    words = {1: {f"wren{i}".encode() for i in range(150)}, 3: {b"transfer", b"funds"}}
+    data = bk.word_filter(sid, words)
+    assert data[0] == 2
+    assert WordFilter.parse(key, data) is None  # version 2 needs the search key's material
+    wf = WordFilter.parse(key, data, material=bk.material)
+    assert wf is not None
+    for code, ws in words.items():
+        assert wf.may_hold(sorted(ws), role=code)
+        assert wf.may_hold(sorted(ws), role=None)
+    assert not wf.may_hold([b"transfer"], role=1)
+    assert not wf.may_hold([b"wren1"], role=2)
+    absent = [f"heron{i}".encode() for i in range(20_000)]
+    false = sum(wf.may_hold([w], role=1) for w in absent)
+    assert false < 20_000 * 0.006
+    # Another session, the same words: other bits (one key per session).
+    assert bk.word_filter(uuid.uuid4(), words) != data
+    # Another tenant's key: other bits again.
+    other = BeaconKey(tenant="u", key_id="local:v1", key=b"j" * 32)
+    assert other.word_filter(sid, words) != data
+    empty = WordFilter.parse(key, bk.word_filter(sid, {}), material=bk.material)
+    assert empty is not None and not empty.may_hold([b"wren1"], role=None)
+
+
+def test_a_version_1_filter_already_stored_is_still_read(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    common, rare = _colliding(keyring, tenant)
+    a = record(settings, keyring, tenant=tenant, lines=[("user", f"my {common} is late")])
+    b = record(settings, keyring, tenant=tenant, lines=[("agent", f"the {rare} arrived")])
+    stored = _filter(engine, a)
+    assert stored is not None and stored[1] is not None and stored[1][0] == 2
+    # a's filter as the recorder wrote it before version 2: BLAKE2b under its session key.
+    _, raw = keyring.search_key(tenant=tenant, key_id=stored[0])
+    v1 = build(session_key(raw, a), {1: {common.encode(), b"late"}})
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE search_index_sessions SET word_filter = :f WHERE session_id = :s"),
+            {"f": v1, "s": a},
+        )
+    page = _page(engine, keyring, tenant, rare)
+    assert [i.session.id for i in page.items] == [b]
+    assert (page.screened, page.examined) == (2, 1)  # a discarded by its version 1 filter
+    assert [i.session.id for i in _page(engine, keyring, tenant, common).items] == [a]
+
+
 def test_a_false_candidate_is_discarded_without_decryption(
     settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
 ) -> None:
@@ -116,8 +167,15 @@ def test_a_false_candidate_is_discarded_without_decryption(
 
 
 def test_an_open_session_without_a_filter_is_still_found(
-    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+    settings: Settings,
+    engine: Engine,
+    keyring: LocalKeyring,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # An open session's rows go out with the first batch here, not after the hand-over bound
+    # (tests/search/test_writer.py holds the bound itself).
+    monkeypatch.setattr(search_writer, "HANDOVER_AFTER_S", 0.0)
     common, rare = _colliding(keyring, tenant)
     closed = record(settings, keyring, tenant=tenant, lines=[("user", f"a {common} please")])
 
@@ -207,3 +265,28 @@ def test_the_writers_incremental_filter_is_the_one_a_reindex_builds() -> None:
             b.add(code, listed[i : i + 11])
     assert b.finish() == build(key, roles)
     assert FilterBuilder(key).finish() == build(key, {})
+
+
+def test_the_recorders_filter_is_the_one_a_reindex_builds(
+    settings: Settings, engine: Engine, keyring: LocalKeyring, tenant: str
+) -> None:
+    """End to end: the filter the writer stored at close, byte for byte what a reindex builds
+    from the session's sealed records."""
+    sid = record(
+        settings,
+        keyring,
+        tenant=tenant,
+        lines=[
+            ("user", "my parcel from Lisbon never came"),
+            ("agent", "Sorry: the parcel left Lisbon on Monday"),
+            ("tool", "parcel_status lisbon delayed"),
+        ],
+    )
+    stored = _filter(engine, sid)
+    assert stored is not None and stored[1] is not None
+    kid, raw = keyring.search_key(tenant=tenant, key_id=stored[0])
+    key = BeaconKey(tenant=tenant, key_id=kid, key=raw)
+    with engine.connect() as conn:
+        entries, rebuilt = session_index(conn, keyring, key, sid)
+    assert rebuilt == stored[1]
+    assert {code for code, _ in entries} == {1, 2, 3}

@@ -8,14 +8,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from auditagent import records as r
 from auditagent.keys import LocalKeyring
 from auditagent.recorder import AuditRecorder
 from auditagent.search import parse_query, search
+from auditagent.search import writer as search_writer
 from auditagent.search.beacons import BeaconKey
 from auditagent.search.reindex import reindex
-from auditagent.search.writer import SessionIndexer
+from auditagent.search.writer import HANDOVER_AFTER_S, SessionIndexer
 from auditagent.settings import Settings
 from auditagent.store import db
 from auditagent.store.search_rows import IndexRows
@@ -137,11 +139,74 @@ def test_a_beacon_goes_into_one_row_of_its_session_and_role() -> None:
     at = datetime.now(timezone.utc)
     indexer = SessionIndexer(key, uuid.uuid4())
     indexer.add(r.UserUtterance(at=at, text=first, source="stt"))
-    taken = indexer.take(closing=False)
+    assert indexer.take(closing=False, now=0.0) is None  # waiting: not a row per batch
+    taken = indexer.take(closing=False, now=HANDOVER_AFTER_S)
     assert taken is not None and taken.beacons == {1: [key.beacon(first)]}
-    assert taken.scope == key.scope
+    assert taken.scope == key.scope and not taken.complete
     indexer.add(r.UserUtterance(at=at, text=second, source="stt"))
-    assert indexer.take(closing=False) is None
+    assert indexer.take(closing=False, now=100.0) is None
+    assert indexer.take(closing=False, now=100.0 + HANDOVER_AFTER_S) is None  # no new beacon
     indexer.add(r.AgentUtterance(at=at, text=second))
     last = indexer.take(closing=True)
     assert last is not None and last.beacons == {2: [key.beacon(second)]} and last.complete
+
+
+def test_rows_wait_for_the_close_or_the_hand_over_bound() -> None:
+    """An open session's words are handed over once they have waited HANDOVER_AFTER_S (a
+    long call is searchable during the call), the rest with the close and its mark."""
+    key = BeaconKey(tenant="t", key_id="local:v1", key=bytes(range(32)))
+    at = datetime.now(timezone.utc)
+    indexer = SessionIndexer(key, uuid.uuid4())
+    assert indexer.take(closing=False, now=0.0) is None  # nothing waiting: no clock started
+    indexer.add(r.UserUtterance(at=at, text="heron lagoon", source="stt"))
+    assert indexer.take(closing=False, now=10.0) is None
+    indexer.add(r.AgentUtterance(at=at, text="kestrel"))
+    assert indexer.take(closing=False, now=10.0 + HANDOVER_AFTER_S - 0.1) is None
+    first = indexer.take(closing=False, now=10.0 + HANDOVER_AFTER_S)
+    assert first is not None and not first.complete and first.word_filter is None
+    assert first.beacons == {
+        1: sorted(key.beacons(["heron", "lagoon"])),
+        2: [key.beacon("kestrel")],
+    }
+    indexer.add(r.UserUtterance(at=at, text="heron osprey", source="stt"))
+    last = indexer.take(closing=True)  # at once, whatever the clock
+    assert last is not None and last.complete and last.word_filter is not None
+    assert last.beacons == (
+        {1: [key.beacon("osprey")]}
+        if key.beacon("osprey") not in key.beacons(["heron", "lagoon"])
+        else {}
+    )
+
+
+def test_an_open_call_is_searchable_after_the_hand_over_bound(
+    settings: Settings, keyring: LocalKeyring, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the recorder: an open call's words wait for the bound (no row per batch), then
+    reach the index while the call goes on; the rest go with the close, and the mark."""
+    monkeypatch.setattr(search_writer, "HANDOVER_AFTER_S", 0.5)
+    url = settings.database_url or ""
+    kid, raw = keyring.search_key(tenant=tenant)
+    key = BeaconKey(tenant=tenant, key_id=kid, key=raw)
+    early = len(key.beacons(["quorvantine", "please"])) + 1  # and the agent's "course"
+    late = len(key.beacons(["quorvantine", "please", "thistlewick"])) + 1
+
+    async def go() -> uuid.UUID:
+        async with AuditRecorder(settings, key_provider=keyring) as recorder:
+            h = recorder.open_session(tenant=tenant)
+            at = datetime.now(timezone.utc)
+            h.add(r.UserUtterance(at=at, text="quorvantine please", source="stt"))
+            await recorder.flush()
+            assert _index_state(url, h.session_id) == (0, None)  # waiting
+            await asyncio.sleep(0.6)
+            h.add(r.AgentUtterance(at=at, text="of course"))
+            await recorder.flush()
+            assert _index_state(url, h.session_id) == (early, None)  # handed over, still open
+            assert _found(settings, keyring, tenant, "quorvantine") == [h.session_id]
+            h.add(r.UserUtterance(at=at, text="thistlewick", source="stt"))
+            h.close()
+            await recorder.flush()
+            return h.session_id
+
+    sid = asyncio.run(go())
+    assert _index_state(url, sid) == (late, keyring.current_key_id())
+    assert _found(settings, keyring, tenant, "thistlewick") == [sid]
