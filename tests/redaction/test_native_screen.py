@@ -1,0 +1,107 @@
+"""The C screen (auditagent/redaction/_screen.c) against the Python one, on generated texts;
+the switch that keeps the Python path; a redactor without the C module."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sysconfig
+
+import pytest
+
+from auditagent.redaction import Expect, Redactor, screen
+from auditagent.redaction.screen import NATIVE_ENV, native_scanner, py_scan
+
+_DIGITS = ["4111", "1111", "12", "3", "2028", "4111111111111111", "0", "99999", "123456789012"]
+_SEPS = [" ", "  ", ",", ", ", ".", "-", "/", ":", ";", "\t", "\n", "\x0b", "\x1c", "#", "*",
+         "'", '"', "(", ")", "!", "?", "\\", "_", "@", "+", " - ", ". ", "", "", ""]  # fmt: skip
+_WORDS = ["uh", "UM", "Er", "erm", "ah", "hmm", "mm", "four", "One", "TWELVE", "twenty",
+          "Forty", "oh", "o", "double", "triple", "hundred", "first", "Twelfth", "zero", "nil",
+          "card", "Card", "CVV", "cvv2", "cvc", "security", "code", "digits", "Expires",
+          "expiry", "exp", "valid", "thru", "good", "birth", "DOB", "d", "born", "ssn", "SIN",
+          "social", "tax", "nhs", "pan", "long", "number", "December", "the", "and", "it's",
+          "12th", "3:30pm", "a" * 40, "verificationverification", "r", "ha", "mare", "hum",
+          "back", "date", "of", "is"]  # fmt: skip
+_ODD = ["é", "٣", "²", "\u00a0", "\u2013", "Ⅻ", "\x00", "\x7f", "ß"]
+
+
+def _text(rng: random.Random, *, ascii_only: bool) -> str:
+    parts: list[str] = []
+    for _ in range(rng.randint(0, 30)):
+        pick = rng.random()
+        if pick < 0.35:
+            parts.append(rng.choice(_DIGITS)[: rng.randint(1, 16)])
+        elif pick < 0.8:
+            parts.append(rng.choice(_WORDS))
+        elif pick < 0.95 or ascii_only:
+            parts.append("".join(chr(rng.randint(1, 127)) for _ in range(rng.randint(1, 4))))
+        else:
+            parts.append(rng.choice(_ODD))
+        parts.append(rng.choice(_SEPS))
+    return "".join(parts)
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [_text(rng, ascii_only=k % 2 == 0) for k in range(n)]
+
+
+def test_the_c_screen_is_built_where_a_compiler_is() -> None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}) here: the package runs on the Python screen")
+    assert screen.native_enabled(), "setup.py did not build auditagent/redaction/_screen.c"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_c_screen_equals_python_screen_on_generated_texts(seed: int) -> None:
+    scan = native_scanner()
+    if scan is None:
+        pytest.skip("the C screen is not built")
+    texts = [*_texts(3000, seed), "", " ", "4" * 12, "4 1 1 1 uh 1 1 1 1 um 1 1 1 1", "a1" * 12]
+    compared = 0
+    for text in texts:
+        got = scan(text)
+        if not text.isascii():
+            assert got is None, repr(text)
+            continue
+        assert got == tuple(py_scan(text)), repr(text)
+        compared += 1
+    assert compared > 1500
+
+
+@pytest.mark.parametrize("policy", ["pci", "pii", "off"])
+def test_redaction_is_the_same_with_either_screen(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    native = Redactor(policy)
+    monkeypatch.setenv(NATIVE_ENV, "0")
+    python = Redactor(policy)
+    assert python._native is None
+    if native._native is None:
+        pytest.skip("the C screen is not built")
+    asks = [(), (Expect.SECURITY_CODE,), (Expect.EXPIRY, Expect.CARD_NUMBER),
+            (Expect.DATE_OF_BIRTH, Expect.NATIONAL_ID)]  # fmt: skip
+    for k, text in enumerate(_texts(1500, 7)):
+        expect = asks[k % len(asks)]
+        assert native.hits(text, expect) == python.hits(text, expect), repr(text)
+        assert native.said(text) == python.said(text), repr(text)
+
+
+def test_without_the_c_module_the_python_screen_redacts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screen, "_NativeScreen", None)
+    r = Redactor("pci")
+    assert r._native is None and not screen.native_enabled()
+    conv = r.conversation()
+    assert conv.user("it's 4111 1111 1111 1111").text == "it's [card_number ****1111]"
+    conv.agent("And the security code?", at=0.0)
+    assert conv.user("one two three", at=1.0).text == "[security_code]"
+    assert r.text("ünïcode 4111-1111-1111-1111").text == "ünïcode [card_number ****1111]"
+
+
+@pytest.mark.parametrize("flag", ["0", "off", "False", " no "])
+def test_the_environment_switch_keeps_the_python_screen(
+    flag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(NATIVE_ENV, flag)
+    assert Redactor("pci")._native is None
