@@ -12,12 +12,12 @@ the environment, read when a ``Redactor`` is made, keeps the Python path.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 from .cards import CARD_MIN, TRIGGERS, Expect
+from .native import NATIVE_ENV, wanted
 from .spoken import NUMBER_WORDS
 
 try:  # the optional C module: absent without a compiler at install time
@@ -25,8 +25,7 @@ try:  # the optional C module: absent without a compiler at install time
 except ImportError:  # pragma: no cover - depends on the build
     _NativeScreen = None  # type: ignore[assignment,misc]
 
-NATIVE_ENV = "AUDITAGENT_REDACTION_NATIVE"
-"""``0`` (or ``off``/``false``/``no``): screen in Python even when the C module is built."""
+__all__ = ["NATIVE_ENV", "Screened", "native_enabled", "native_scanner", "py_scan"]
 
 KIND_BIT: dict[Expect, int] = {k: 2 << i for i, k in enumerate(Expect)}
 """A word's bits: 1 for a number word, ``KIND_BIT[k]`` for a word of ``TRIGGERS[k]``."""
@@ -92,8 +91,7 @@ def py_scan(text: str) -> Screened:
 
 def native_enabled() -> bool:
     """Whether the C module is built and not switched off by ``AUDITAGENT_REDACTION_NATIVE``."""
-    flag = os.environ.get(NATIVE_ENV, "").strip().lower()
-    return _NativeScreen is not None and flag not in ("0", "off", "false", "no")
+    return _NativeScreen is not None and wanted()
 
 
 def native_scanner() -> Callable[[str], tuple[int, int, int, bool] | None] | None:

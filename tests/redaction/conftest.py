@@ -1,11 +1,12 @@
-"""Every text-level redaction test runs twice: with the C screen (auditagent/redaction/_screen.c)
-and with the Python one it falls back to, which must give the same results."""
+"""Every text-level redaction test runs twice: with the C screen and number reader
+(auditagent/redaction/_screen.c, _spoken.c), and with the Python code they fall back to, which
+must give the same results."""
 
 from __future__ import annotations
 
 import pytest
 
-from auditagent.redaction import Redactor
+from auditagent.redaction import Redactor, spoken
 from auditagent.redaction.screen import NATIVE_ENV, native_enabled
 
 # tests through a database, the recorder and audio: once, with whichever screen is built
@@ -22,6 +23,7 @@ def screen_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     path: str = getattr(request, "param", "default")
     if path == "python":
         monkeypatch.setenv(NATIVE_ENV, "0")
+        monkeypatch.setattr(spoken, "_native_runs", None)
         # redactors a test module made at import, before the switch
         for value in vars(request.module).values():
             if isinstance(value, Redactor):

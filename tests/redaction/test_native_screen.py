@@ -1,5 +1,6 @@
-"""The C screen (auditagent/redaction/_screen.c) against the Python one, on generated texts;
-the switch that keeps the Python path; a redactor without the C module."""
+"""The C screen (auditagent/redaction/_screen.c) and number reader (_spoken.c) against the
+Python code, on generated texts; the switch that keeps the Python path; a redactor without the C
+modules."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sysconfig
 
 import pytest
 
-from auditagent.redaction import Expect, Redactor, screen
+from auditagent.redaction import Expect, Redactor, screen, spoken
 from auditagent.redaction.screen import NATIVE_ENV, native_scanner, py_scan
 
 _DIGITS = ["4111", "1111", "12", "3", "2028", "4111111111111111", "0", "99999", "123456789012"]
@@ -21,7 +22,8 @@ _WORDS = ["uh", "UM", "Er", "erm", "ah", "hmm", "mm", "four", "One", "TWELVE", "
           "expiry", "exp", "valid", "thru", "good", "birth", "DOB", "d", "born", "ssn", "SIN",
           "social", "tax", "nhs", "pan", "long", "number", "December", "the", "and", "it's",
           "12th", "3:30pm", "a" * 40, "verificationverification", "r", "ha", "mare", "hum",
-          "back", "date", "of", "is"]  # fmt: skip
+          "back", "date", "of", "is", "may", "Sept", "jan", "and", "AND", "seventh", "nineteen",
+          "fifty", "hundred"]  # fmt: skip
 _ODD = ["é", "٣", "²", "\u00a0", "\u2013", "Ⅻ", "\x00", "\x7f", "ß"]
 
 
@@ -51,6 +53,7 @@ def test_the_c_screen_is_built_where_a_compiler_is() -> None:
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc}) here: the package runs on the Python screen")
     assert screen.native_enabled(), "setup.py did not build auditagent/redaction/_screen.c"
+    assert spoken._native_runs is not None, "setup.py did not build auditagent/redaction/_spoken.c"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -70,26 +73,46 @@ def test_c_screen_equals_python_screen_on_generated_texts(seed: int) -> None:
     assert compared > 1500
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_c_number_reader_equals_python_on_generated_texts(seed: int) -> None:
+    if spoken._native_runs is None:
+        pytest.skip("the C number reader is not built")
+    extra = ["one hundred and five", "double oh seven", "twenty first of December 2028",
+             "Four Hundred-AND-twelve", "forty-one eleven", "triple 4", "double double one",
+             "nineteen hundred", "one hundred and twenty-third", "sept 3rd", "o o o"]  # fmt: skip
+    for text in [*_texts(2500, seed), *extra]:
+        for months in (False, True):
+            for words in (False, True):
+                got = spoken.runs(text, months=months, words=words)
+                assert got == spoken.py_runs(text, months=months, words=words), repr(text)
+        assert spoken.runs_and_dated(text, words=True) == (
+            spoken.py_runs(text, words=True),
+            spoken.py_runs(text, months=True),
+        )
+
+
 @pytest.mark.parametrize("policy", ["pci", "pii", "off"])
 def test_redaction_is_the_same_with_either_screen(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     native = Redactor(policy)
+    if native._native is None or spoken._native_runs is None:
+        pytest.skip("the C modules are not built")
     monkeypatch.setenv(NATIVE_ENV, "0")
     python = Redactor(policy)
     assert python._native is None
-    if native._native is None:
-        pytest.skip("the C screen is not built")
     asks = [(), (Expect.SECURITY_CODE,), (Expect.EXPIRY, Expect.CARD_NUMBER),
             (Expect.DATE_OF_BIRTH, Expect.NATIONAL_ID)]  # fmt: skip
-    for k, text in enumerate(_texts(1500, 7)):
-        expect = asks[k % len(asks)]
-        assert native.hits(text, expect) == python.hits(text, expect), repr(text)
-        assert native.said(text) == python.said(text), repr(text)
+    texts = _texts(1500, 7)
+    with_c = [(native.hits(t, asks[k % 4]), native.said(t)) for k, t in enumerate(texts)]
+    monkeypatch.setattr(spoken, "_native_runs", None)
+    for k, text in enumerate(texts):
+        assert with_c[k] == (python.hits(text, asks[k % 4]), python.said(text)), repr(text)
 
 
-def test_without_the_c_module_the_python_screen_redacts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_c_modules_the_python_code_redacts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(screen, "_NativeScreen", None)
+    monkeypatch.setattr(spoken, "_native_runs", None)
     r = Redactor("pci")
     assert r._native is None and not screen.native_enabled()
     conv = r.conversation()
