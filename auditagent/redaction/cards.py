@@ -54,6 +54,43 @@ ASKS: dict[Expect, re.Pattern[str]] = {
 }
 """How an agent asks for, or anyone names, each kind."""
 
+ASK_NEEDLES: dict[Expect, tuple[str, ...]] = {
+    Expect.CARD_NUMBER: ("card number", "number on ", "long number", "pan", "it card"),
+    Expect.SECURITY_CODE: (
+        "security code",
+        "cv",
+        "csc",
+        "cid",
+        "verification ",
+        "digit",
+        "back of ",
+    ),
+    Expect.EXPIRY: ("exp", "valid ", "good "),
+    Expect.DATE_OF_BIRTH: ("birth", "d.o", "do", "born"),
+    Expect.NATIONAL_ID: (
+        "social ",
+        "ssn",
+        "sin",
+        "national ",
+        "tax id",
+        "bsn",
+        "nhs number",
+        "aadhaar",
+        "cpf",
+    ),
+}
+"""For each kind, lower-case strings one of which every match of ``ASKS[kind]`` in ASCII text
+holds (lower-cased): without any, the pattern is not searched. Change both together."""
+
+
+def names(kind: Expect, text: str, low: str | None) -> bool:
+    """Whether ``ASKS[kind]`` is in ``text``; ``low``: the text lower-cased if it is ASCII (None
+    otherwise: Unicode case folding makes the substring test unsafe)."""
+    if low is not None and not any(n in low for n in ASK_NEEDLES[kind]):
+        return False
+    return ASKS[kind].search(text) is not None
+
+
 TRIGGERS: dict[Expect, frozenset[str]] = {
     Expect.CARD_NUMBER: frozenset({"card", "pan", "long"}),
     Expect.SECURITY_CODE: frozenset(

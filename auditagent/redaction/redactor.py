@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .cards import (
-    ASKS,
     CARD_MAX,
     CARD_MIN,
     TRIGGERS,
@@ -28,6 +27,7 @@ from .cards import (
     answer_hits,
     card_hits,
     named_hits,
+    names,
 )
 from .hits import Hit, merge
 from .personal import email_hits, iban_hits, national_id_hits, phone_hits
@@ -127,15 +127,17 @@ class Redactor:
             words = text.lower().translate(_SPLIT).split()
         if self._ask_words.isdisjoint(words):
             return set()
+        low = text.lower() if text.isascii() else None
         return {
-            k for k in self._askable if not TRIGGERS[k].isdisjoint(words) and ASKS[k].search(text)
+            k for k in self._askable if not TRIGGERS[k].isdisjoint(words) and names(k, text, low)
         }
 
     def _asked(self, text: str, bits: int) -> set[Expect]:
         """``asks`` from the screen's bits."""
         if not bits & self._ask_bits:
             return set()
-        return {k for k in self._askable if bits & KIND_BIT[k] and ASKS[k].search(text)}
+        low = text.lower() if text.isascii() else None
+        return {k for k in self._askable if bits & KIND_BIT[k] and names(k, text, low)}
 
     def said(self, text: str) -> tuple[list[Hit], set[Expect]]:
         """``hits(text)`` and ``asks(text)`` with one screen: the agent's words."""
@@ -173,7 +175,8 @@ class Redactor:
         est = ndig + 2 * nw
         named: set[Expect] = set()
         if est and bits & self._trigger_bits:
-            named = {k for k in self._context_kinds if bits & KIND_BIT[k] and ASKS[k].search(text)}
+            low = text.lower() if text.isascii() else None
+            named = {k for k in self._context_kinds if bits & KIND_BIT[k] and names(k, text, low)}
         # a card said in words takes at least six number words; in digits, one cluster of them
         card = (
             p.cards

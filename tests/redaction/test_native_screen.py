@@ -11,6 +11,7 @@ import sysconfig
 import pytest
 
 from auditagent.redaction import Expect, Redactor, screen, spoken
+from auditagent.redaction.cards import ASKS, names
 from auditagent.redaction.screen import NATIVE_ENV, native_scanner, py_scan
 
 _DIGITS = ["4111", "1111", "12", "3", "2028", "4111111111111111", "0", "99999", "123456789012"]
@@ -23,7 +24,10 @@ _WORDS = ["uh", "UM", "Er", "erm", "ah", "hmm", "mm", "four", "One", "TWELVE", "
           "social", "tax", "nhs", "pan", "long", "number", "December", "the", "and", "it's",
           "12th", "3:30pm", "a" * 40, "verificationverification", "r", "ha", "mare", "hum",
           "back", "date", "of", "is", "may", "Sept", "jan", "and", "AND", "seventh", "nineteen",
-          "fifty", "hundred"]  # fmt: skip
+          "fifty", "hundred", "card number", "security code", "date of birth", "three-digit",
+          "d.o.b", "Valid Thru", "social security", "tax id", "back of the card", "credit card",
+          "Expiration", "number on your card", "verification value", "NHS number",
+          "dob"]  # fmt: skip
 _ODD = ["é", "٣", "²", "\u00a0", "\u2013", "Ⅻ", "\x00", "\x7f", "ß"]
 
 
@@ -128,3 +132,10 @@ def test_the_environment_switch_keeps_the_python_screen(
 ) -> None:
     monkeypatch.setenv(NATIVE_ENV, flag)
     assert Redactor("pci")._native is None
+
+
+def test_the_needles_never_rule_out_a_question() -> None:
+    for text in _texts(3000, 8):
+        low = text.lower() if text.isascii() else None
+        for kind, pattern in ASKS.items():
+            assert names(kind, text, low) == (pattern.search(text) is not None), (kind, text)
