@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -106,13 +105,14 @@ class Redactor:
         self._ask_bits = sum(KIND_BIT[k] for k in self._askable)
         # the C screen (None: absent, or switched off by AUDITAGENT_REDACTION_NATIVE=0)
         self._native = native_scanner()
+        self._enabled = self.policy.enabled  # a frozen policy: its property, once
         # JSON key name, inside a card object -> (key as kept, removed counts, kind it names):
         # structured.py's memo of what depends only on the key and this policy
         self.key_memo: dict[tuple[str, bool], tuple[str, dict[str, int], str | None]] = {}
 
     @property
     def enabled(self) -> bool:
-        return self.policy.enabled
+        return self._enabled
 
     def conversation(self) -> Conversation:
         return Conversation(self)
@@ -141,7 +141,7 @@ class Redactor:
 
     def said(self, text: str) -> tuple[list[Hit], set[Expect]]:
         """``hits(text)`` and ``asks(text)`` with one screen: the agent's words."""
-        if not text or not self.policy.enabled:
+        if not text or not self._enabled:
             return [], self.asks(text)
         bits: list[int] = []
         found = self._hits(text, (), bits)
@@ -152,7 +152,7 @@ class Redactor:
     ) -> list[Hit]:
         """What to remove from ``text``; ``expect``: what the other side just asked for,
         the newest question first. ``words_out`` receives the split words (for ``asks``)."""
-        if not text or not self.policy.enabled:
+        if not text or not self._enabled:
             return []
         if words_out is not None:
             words_out.append(screen_words(text))
@@ -260,18 +260,20 @@ class Redactor:
             return Redacted(text)
         pieces: list[str] = []
         pos = 0
-        counts: Counter[str] = Counter()
+        counts: dict[str, int] = {}  # a plain dict: a Counter costs more to make than this
         for h in hits:
             pieces.append(text[pos : h.start])
             pieces.append(self.placeholder(h))
-            counts[h.kind] += 1
+            counts[h.kind] = counts.get(h.kind, 0) + 1
             pos = h.end
         pieces.append(text[pos:])
-        return Redacted("".join(pieces), dict(counts))
+        return Redacted("".join(pieces), counts)
 
     def text(self, text: str, *, expect: Iterable[Expect] = ()) -> Redacted:
         """``text`` with what the policy removes replaced by placeholders (no dialog state)."""
-        return self.apply(text, self.hits(text, expect))
+        if not text or not self._enabled:
+            return Redacted(text)
+        return self.apply(text, self._hits(text, expect, None))
 
 
 @dataclass
