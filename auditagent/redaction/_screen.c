@@ -20,6 +20,8 @@
 
 #define MAX_WORD 32
 #define CLUSTER_MIN 12
+#define SPOKEN_CARD_WORDS 4
+#define MAX_HINTS 32
 
 typedef struct {
     char word[MAX_WORD];
@@ -32,6 +34,9 @@ typedef struct {
     Entry *table;
     size_t mask; /* table size - 1 (a power of two) */
     size_t max_len;
+    char hints[MAX_HINTS][MAX_WORD]; /* lower-case substrings for quiet(..., hints=True) */
+    unsigned char hint_len[MAX_HINTS];
+    int n_hints;
 } Screen;
 
 /* byte classes */
@@ -68,9 +73,28 @@ static void Screen_dealloc(Screen *self) {
 }
 
 static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
-    PyObject *words;
-    static char *kwlist[] = {"words", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyDict_Type, &words)) return -1;
+    PyObject *words, *hints = NULL;
+    static char *kwlist[] = {"words", "hints", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|O!", kwlist, &PyDict_Type, &words,
+                                     &PyTuple_Type, &hints))
+        return -1;
+    Py_ssize_t nh = hints == NULL ? 0 : PyTuple_GET_SIZE(hints);
+    if (nh > MAX_HINTS) {
+        PyErr_SetString(PyExc_ValueError, "too many hints");
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < nh; k++) {
+        PyObject *h = PyTuple_GET_ITEM(hints, k);
+        Py_ssize_t hl;
+        const char *hs = PyUnicode_Check(h) ? PyUnicode_AsUTF8AndSize(h, &hl) : NULL;
+        if (hs == NULL || hl < 1 || hl >= MAX_WORD || !PyUnicode_IS_ASCII(h)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "hints: short ASCII str");
+            return -1;
+        }
+        for (Py_ssize_t c = 0; c < hl; c++) self->hints[k][c] = (char)low[(unsigned char)hs[c]];
+        self->hint_len[k] = (unsigned char)hl;
+    }
+    self->n_hints = (int)nh;
     size_t n = (size_t)PyDict_Size(words);
     size_t size = 16;
     while (size < 4 * n) size <<= 1;
@@ -118,15 +142,13 @@ static inline unsigned int lookup(Screen *self, const char *w, size_t n) {
     return 0;
 }
 
-static PyObject *Screen_scan(Screen *self, PyObject *text) {
-    if (self->table == NULL) {
-        PyErr_SetString(PyExc_ValueError, "Screen not initialised");
-        return NULL;
-    }
-    if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0 || !PyUnicode_IS_ASCII(text))
-        Py_RETURN_NONE;
-    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+typedef struct {
+    long digits, counted;
+    unsigned int bits;
+    int cluster;
+} Found;
+
+static void pass(Screen *self, const unsigned char *s, Py_ssize_t n, Found *f) {
     long digits = 0, counted = 0;
     unsigned int bits = 0;
     int run = 0, cluster = 0;
@@ -164,12 +186,74 @@ static PyObject *Screen_scan(Screen *self, PyObject *text) {
         }
         word[wlen++] = (k & C_DIGIT) ? '#' : (char)low[c];
     }
-    return Py_BuildValue("llIO", digits, counted, bits, cluster ? Py_True : Py_False);
+    f->digits = digits;
+    f->counted = counted;
+    f->bits = bits;
+    f->cluster = cluster;
+}
+
+static int ascii_text(Screen *self, PyObject *text) {
+    if (self->table == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Screen not initialised");
+        return -1;
+    }
+    return PyUnicode_Check(text) && PyUnicode_READY(text) == 0 && PyUnicode_IS_ASCII(text);
+}
+
+static PyObject *Screen_scan(Screen *self, PyObject *text) {
+    int ok = ascii_text(self, text);
+    if (ok < 0) return NULL;
+    if (!ok) Py_RETURN_NONE;
+    Found f;
+    pass(self, (const unsigned char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), &f);
+    return Py_BuildValue("llIO", f.digits, f.counted, f.bits, f.cluster ? Py_True : Py_False);
+}
+
+static int has_hint(Screen *self, const unsigned char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = low[s[i]];
+        for (int h = 0; h < self->n_hints; h++) {
+            Py_ssize_t hl = self->hint_len[h];
+            if ((unsigned char)self->hints[h][0] != c || i + hl > n) continue;
+            Py_ssize_t k = 1;
+            while (k < hl && low[s[i + k]] == (unsigned char)self->hints[h][k]) k++;
+            if (k == hl) return 1;
+        }
+    }
+    return 0;
+}
+
+/* quiet(text, mask, hints): nothing in an ASCII text for a policy that looks for card data only
+ * (see screen.py): no word whose bits meet mask, no hint (when hints), and no card number
+ * possible. False when not sure (a text that is not ASCII included). */
+static PyObject *Screen_quiet(Screen *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "quiet(text, mask, hints)");
+        return NULL;
+    }
+    int ok = ascii_text(self, args[0]);
+    if (ok < 0) return NULL;
+    if (!ok) Py_RETURN_FALSE;
+    unsigned long mask = PyLong_AsUnsignedLong(args[1]);
+    if (mask == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+    int hints = PyObject_IsTrue(args[2]);
+    if (hints < 0) return NULL;
+    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(args[0]);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(args[0]);
+    Found f;
+    pass(self, s, n, &f);
+    if (f.bits & mask) Py_RETURN_FALSE;
+    if (f.digits + 2 * f.counted >= CLUSTER_MIN && (f.counted >= SPOKEN_CARD_WORDS || f.cluster))
+        Py_RETURN_FALSE;
+    if (hints && has_hint(self, s, n)) Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
 }
 
 static PyMethodDef Screen_methods[] = {
     {"scan", (PyCFunction)Screen_scan, METH_O,
      "scan(text) -> (digits, counted, bits, cluster), or None for a text that is not ASCII"},
+    {"quiet", (PyCFunction)(void (*)(void))Screen_quiet, METH_FASTCALL,
+     "quiet(text, mask, hints) -> whether an ASCII text surely holds nothing (see screen.py)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -200,7 +284,8 @@ PyMODINIT_FUNC PyInit__screen(void) {
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "CLUSTER_MIN", CLUSTER_MIN) < 0) {
+    if (PyModule_AddIntConstant(m, "CLUSTER_MIN", CLUSTER_MIN) < 0 ||
+        PyModule_AddIntConstant(m, "SPOKEN_CARD_WORDS", SPOKEN_CARD_WORDS) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -106,6 +106,8 @@ class Redactor:
         # the C screen (None: absent, or switched off by AUDITAGENT_REDACTION_NATIVE=0)
         self._native = native_scanner()
         self._enabled = self.policy.enabled  # a frozen policy: its property, once
+        self.quiet_mask = self._trigger_bits | self._ask_bits
+        """Words with these ``WORD_BITS`` could name or ask for what the policy removes."""
         # JSON key name, inside a card object -> (key as kept, removed counts, kind it names):
         # structured.py's memo of what depends only on the key and this policy
         self.key_memo: dict[tuple[str, bool], tuple[str, dict[str, int], str | None]] = {}
@@ -297,6 +299,11 @@ class Conversation:
     @property
     def expecting(self) -> set[Expect]:
         return {a.kind for a in self._asks}
+
+    @property
+    def expecting_any(self) -> bool:
+        """Whether a question is open (or an expired one not yet dropped)."""
+        return bool(self._asks)
 
     def _live(self, at: float) -> list[Expect]:
         if not self._asks:

@@ -100,3 +100,13 @@ def native_scanner() -> Callable[[str], tuple[int, int, int, bool] | None] | Non
     if not native_enabled():
         return None
     return _NativeScreen(WORD_BITS).scan
+
+
+def native_quiet(hints: tuple[str, ...]) -> Callable[[str, int, bool], bool] | None:
+    """``quiet(text, mask, with_hints)``: True when an ASCII text surely holds nothing for a
+    policy that looks for card data only: no word whose ``WORD_BITS`` meet ``mask``, no
+    card-length cluster of digits or four number words, and (``with_hints``) none of ``hints``
+    as a substring in any case. False when unsure. None when the C module is absent or off."""
+    if not native_enabled():
+        return None
+    return _NativeScreen(WORD_BITS, hints=hints).quiet

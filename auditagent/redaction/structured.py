@@ -200,8 +200,9 @@ def redact_value(redactor: Redactor, value: Any) -> tuple[Any, dict[str, int]]:
     return out, w.counts
 
 
-_KEY_HINTS = ("card", "pan", "cc", "cv", "csc", "cid", "secur", "verif", "exp", "valid", "pin",
+KEY_HINTS = ("card", "pan", "cc", "cv", "csc", "cid", "secur", "verif", "exp", "valid", "pin",
               "track", "mag")  # fmt: skip
+"""Substrings of the key names that name card data (the C screen's hints in step.py)."""
 _PII_KEY_HINTS = ("ssn", "sin", "social", "national", "tax", "nino", "bsn", "aadhaar", "cpf",
                   "passport", "dob", "birth", "phone", "mobile", "tel", "cell", "mail",
                   "iban")  # fmt: skip
@@ -210,7 +211,7 @@ _PII_KEY_HINTS = ("ssn", "sin", "social", "national", "tax", "nino", "bsn", "aad
 def _names_a_key(policy: RedactionPolicy, raw: str) -> bool:
     """Whether ``raw`` may hold a key naming sensitive data (substrings: a cheap superset)."""
     low = raw.lower()
-    if any(h in low for h in _KEY_HINTS) or any(
+    if any(h in low for h in KEY_HINTS) or any(
         norm_key(k) in _NORM.sub("", low) for k in policy.keys
     ):
         return True

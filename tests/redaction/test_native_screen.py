@@ -7,12 +7,15 @@ from __future__ import annotations
 import random
 import shutil
 import sysconfig
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from auditagent import records as r
 from auditagent.redaction import Expect, Redactor, screen, spoken
 from auditagent.redaction.cards import ASKS, names
 from auditagent.redaction.screen import NATIVE_ENV, native_scanner, py_scan
+from auditagent.redaction.step import RedactionStep
 
 _DIGITS = ["4111", "1111", "12", "3", "2028", "4111111111111111", "0", "99999", "123456789012"]
 _SEPS = [" ", "  ", ",", ", ", ".", "-", "/", ":", ";", "\t", "\n", "\x0b", "\x1c", "#", "*",
@@ -139,3 +142,38 @@ def test_the_needles_never_rule_out_a_question() -> None:
         low = text.lower() if text.isascii() else None
         for kind, pattern in ASKS.items():
             assert names(kind, text, low) == (pattern.search(text) is not None), (kind, text)
+
+
+def _records(texts: list[str]) -> list[r.Record]:
+    at = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    out: list[r.Record] = []
+    for k, text in enumerate(texts):
+        when = at + timedelta(seconds=3 * k)
+        shape = k % 5
+        if shape == 0:
+            out.append(r.UserUtterance(at=when, text=text, source="stt"))
+        elif shape == 1:
+            out.append(r.AgentUtterance(at=when, text=text[:40], generated_text=text))
+        elif shape == 2:
+            out.append(r.AgentUtterance(at=when, text=text, generated_text=texts[k - 1]))
+        elif shape == 3:
+            out.append(r.ToolCall(at=when, call_id=f"c{k}", name="t", arguments=text))
+        else:
+            out.append(
+                r.ToolResult(at=when, call_id=f"c{k}", name="t", output=f'{{"v": "{text}"}}')
+            )
+    return out
+
+
+@pytest.mark.parametrize("policy", ["pci", "pii"])
+def test_the_steps_fast_path_changes_nothing(policy: str) -> None:
+    fast = RedactionStep(Redactor(policy))
+    if policy == "pci":
+        assert fast._quiet is not None or not screen.native_enabled()
+    else:
+        assert fast._quiet is None  # only for policies that look for card data alone
+    slow = RedactionStep(Redactor(policy))
+    slow._quiet = None
+    texts = [*_texts(1200, 9), '{"card_number": "4111111111111111"}', "{'cvv': 1}", "Card?"]
+    for record in _records(texts):
+        assert fast(record) == slow(record), record.kind
