@@ -13,8 +13,7 @@ import json
 import re
 from typing import Any
 
-from stdnum import luhn
-
+from .cards import luhn_valid
 from .hits import Hit, merge
 from .policy import RedactionPolicy
 from .redactor import Redacted, Redactor, add_counts
@@ -180,7 +179,7 @@ class _Walk:
             return self.text(value)
         if isinstance(value, int) and not isinstance(value, bool) and self.r.policy.cards:
             digits = str(abs(value))
-            if 12 <= len(digits) <= 19 and luhn.is_valid(digits):
+            if 12 <= len(digits) <= 19 and luhn_valid(digits):
                 self.counts["card_number"] = self.counts.get("card_number", 0) + 1
                 return self.r.card_placeholder(digits)
         return value

@@ -13,7 +13,7 @@ import pytest
 
 from auditagent import records as r
 from auditagent.redaction import Expect, Redactor, screen, spoken
-from auditagent.redaction.cards import ASKS, names
+from auditagent.redaction.cards import ASKS, luhn_valid, names
 from auditagent.redaction.screen import NATIVE_ENV, native_scanner, py_scan
 from auditagent.redaction.step import RedactionStep
 
@@ -177,3 +177,15 @@ def test_the_steps_fast_path_changes_nothing(policy: str) -> None:
     texts = [*_texts(1200, 9), '{"card_number": "4111111111111111"}', "{'cvv': 1}", "Card?"]
     for record in _records(texts):
         assert fast(record) == slow(record), record.kind
+
+
+def test_luhn_valid_is_python_stdnums() -> None:
+    from stdnum import luhn
+
+    rng = random.Random(3)
+    cases = ["", "0", "00", "4111111111111111", "4111111111111112", "١٢٣", "12a4", " 12", "²"]
+    cases += [
+        "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20))) for _ in range(5000)
+    ]
+    for digits in cases:
+        assert luhn_valid(digits) == luhn.is_valid(digits), digits
