@@ -142,7 +142,7 @@ class _Walk:
             return [self.forced(kind, v) for v in value]
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind == "card_number":
-            return self.r.card_placeholder("".join(c for c in str(value) if c.isdecimal()))
+            return self.r.card_placeholder("".join(filter(str.isdecimal, str(value))))
         return f"[{kind}]"
 
     def key(self, k: str, in_card: bool) -> tuple[str, str | None]:
@@ -260,6 +260,6 @@ def _loose(redactor: Redactor, raw: str) -> Redacted:
             b -= 1 if len(val) > 1 and val[-1] == val[0] else 0
         if b <= a:
             continue
-        digits = "".join(c for c in raw[a:b] if c.isdecimal()) if kind == "card_number" else ""
+        digits = "".join(filter(str.isdecimal, raw[a:b])) if kind == "card_number" else ""
         hits.append(Hit(a, b, kind, digits=digits))
     return redactor.apply(raw, merge(hits))
