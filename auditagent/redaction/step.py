@@ -33,6 +33,7 @@ _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "closed": ("error",),
 }
 _JSON_FIELDS = frozenset({"arguments", "output", "model_told"})
+_DIALOG = frozenset({"user_utterance", "agent_utterance"})
 # what most records are: settled by one C call per text when nothing in them can matter
 _QUIET_KINDS = {
     kind: tuple((name, name in _JSON_FIELDS) for name in _TEXT_FIELDS[kind])
@@ -50,7 +51,7 @@ class RedactionStep:
         p = redactor.policy
         # The fast path, for a policy that looks for card data only (pci and its like): a
         # record whose texts the C screen finds quiet is sealed as it is, with no dialog
-        # state to update (no question open, none asked).
+        # state to update (no question open for an utterance, none asked).
         card_only = not (
             p.national_ids or p.phones or p.emails or p.ibans or p.dates_of_birth or p.rules
         )
@@ -61,7 +62,7 @@ class RedactionStep:
         if not self.enabled or record.kind not in _TEXT_FIELDS:
             return [record]
         quiet = self._quiet
-        if quiet is not None and not self.conversation.expecting_any:
+        if quiet is not None:
             fields = _QUIET_KINDS.get(record.kind)
             if fields is not None and self._all_quiet(quiet, record, fields):
                 return [record]
@@ -81,6 +82,9 @@ class RedactionStep:
     def _all_quiet(
         self, quiet: Callable[[str, int, bool], bool], record: Record, fields: Any
     ) -> bool:
+        # an utterance is read against the questions still open (tool texts are not)
+        if record.kind in _DIALOG and self.conversation.open_at(record.at.timestamp()):
+            return False
         mask = self._mask
         for name, hints in fields:
             value = getattr(record, name)
