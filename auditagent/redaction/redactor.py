@@ -300,10 +300,15 @@ class Conversation:
     def expecting(self) -> set[Expect]:
         return {a.kind for a in self._asks}
 
+    @property
+    def asking(self) -> bool:
+        """Whether any question is held (open, or closed and not yet dropped)."""
+        return bool(self._asks)
+
     def open_at(self, at: float) -> bool:
         """Whether a question is still open at ``at`` (the ones closed by then are dropped, as
         ``agent`` and ``user`` drop them first)."""
-        return bool(self._asks) and bool(self._live(at))
+        return bool(self._live(at))
 
     def _live(self, at: float) -> list[Expect]:
         if not self._asks:

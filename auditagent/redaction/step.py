@@ -83,7 +83,8 @@ class RedactionStep:
         self, quiet: Callable[[str, int, bool], bool], record: Record, fields: Any
     ) -> bool:
         # an utterance is read against the questions still open (tool texts are not)
-        if record.kind in _DIALOG and self.conversation.open_at(record.at.timestamp()):
+        conv = self.conversation
+        if record.kind in _DIALOG and conv.asking and conv.open_at(record.at.timestamp()):
             return False
         mask = self._mask
         for name, hints in fields:
