@@ -349,11 +349,12 @@ def _load_native() -> Callable[[str, bool, bool], list[Run] | None] | None:
     if not wanted():
         return None
     try:
-        from . import _spoken
+        from ._spoken import init as c_init
+        from ._spoken import runs as c_runs
     except ImportError:  # pragma: no cover - depends on the build
         return None
-    _spoken.init(Item, Run, native_vocabulary())
-    return _spoken.runs
+    c_init(Item, Run, native_vocabulary())
+    return c_runs
 
 
 _native_runs = _load_native()
