@@ -259,10 +259,16 @@ static int item_at(const unsigned char *s, Tok *t, Py_ssize_t n, Py_ssize_t i, i
     return 0;
 }
 
-static PyObject *make_tuple(PyObject *type, Py_ssize_t n) {
-    /* a named tuple's instance, built as tuple.__new__(cls, ...) builds it */
-    PyTypeObject *tp = (PyTypeObject *)type;
-    return tp->tp_alloc(tp, n);
+static PyObject *as_type(PyObject *type, PyObject *values) {
+    /* tuple.__new__(type, values) for a named tuple class: what its own __new__ does, without
+     * the Python frame; values (a tuple) is released */
+    if (values == NULL) return NULL;
+    PyObject *args = PyTuple_Pack(1, values);
+    Py_DECREF(values);
+    if (args == NULL) return NULL;
+    PyObject *out = PyTuple_Type.tp_new((PyTypeObject *)type, args, NULL);
+    Py_DECREF(args);
+    return out;
 }
 
 static int close_run(PyObject *out, PyObject *cur) {
@@ -292,18 +298,20 @@ static int close_run(PyObject *out, PyObject *cur) {
     }
     PyObject *start = PyTuple_GET_ITEM(PyTuple_GET_ITEM(items, 0), 1);
     PyObject *end = PyTuple_GET_ITEM(PyTuple_GET_ITEM(items, k - 1), 2);
-    PyObject *run = make_tuple(RunType, 4);
-    if (run == NULL) {
+    PyObject *values = PyTuple_New(4);
+    if (values == NULL) {
         Py_DECREF(items);
         Py_DECREF(digits);
         return -1;
     }
     Py_INCREF(start);
     Py_INCREF(end);
-    PyTuple_SET_ITEM(run, 0, items);
-    PyTuple_SET_ITEM(run, 1, digits);
-    PyTuple_SET_ITEM(run, 2, start);
-    PyTuple_SET_ITEM(run, 3, end);
+    PyTuple_SET_ITEM(values, 0, items);
+    PyTuple_SET_ITEM(values, 1, digits);
+    PyTuple_SET_ITEM(values, 2, start);
+    PyTuple_SET_ITEM(values, 3, end);
+    PyObject *run = as_type(RunType, values);
+    if (run == NULL) return -1;
     int rc = PyList_Append(out, run);
     Py_DECREF(run);
     if (rc < 0) return -1;
@@ -311,7 +319,7 @@ static int close_run(PyObject *out, PyObject *cur) {
 }
 
 static PyObject *new_item(Got *g) {
-    PyObject *item = make_tuple(ItemType, 5);
+    PyObject *item = PyTuple_New(5);
     if (item == NULL) return NULL;
     PyObject *a = PyLong_FromSsize_t(g->start), *b = PyLong_FromSsize_t(g->end);
     if (a == NULL || b == NULL) {
@@ -329,7 +337,7 @@ static PyObject *new_item(Got *g) {
     PyTuple_SET_ITEM(item, 2, b);
     PyTuple_SET_ITEM(item, 3, m);
     PyTuple_SET_ITEM(item, 4, o);
-    return item;
+    return as_type(ItemType, item);
 }
 
 static PyObject *runs(PyObject *self, PyObject *args) {
