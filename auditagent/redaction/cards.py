@@ -12,12 +12,22 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from stdnum import luhn
-
 from .hits import Hit
 from .spoken import Item, Run, runs
 
 CARD_MIN, CARD_MAX = 12, 19
+
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, its digits summed
+
+
+def luhn_valid(digits: str) -> bool:
+    """``stdnum.luhn.is_valid`` for a decimal string, its sums in C: the digits' byte values
+    summed, less ``ord("0")`` each (python-stdnum's is a loop of Python per digit)."""
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        return False
+    rev = digits[::-1]
+    total = sum(rev[0::2].encode()) + sum(rev[1::2].translate(_DOUBLED).encode())
+    return (total - 48 * len(digits)) % 10 == 0
 
 
 class Expect(str, Enum):
@@ -53,6 +63,43 @@ ASKS: dict[Expect, re.Pattern[str]] = {
     ),
 }
 """How an agent asks for, or anyone names, each kind."""
+
+ASK_NEEDLES: dict[Expect, tuple[str, ...]] = {
+    Expect.CARD_NUMBER: ("card number", "number on ", "long number", "pan", "it card"),
+    Expect.SECURITY_CODE: (
+        "security code",
+        "cv",
+        "csc",
+        "cid",
+        "verification ",
+        "digit",
+        "back of ",
+    ),
+    Expect.EXPIRY: ("exp", "valid ", "good "),
+    Expect.DATE_OF_BIRTH: ("birth", "d.o", "do", "born"),
+    Expect.NATIONAL_ID: (
+        "social ",
+        "ssn",
+        "sin",
+        "national ",
+        "tax id",
+        "bsn",
+        "nhs number",
+        "aadhaar",
+        "cpf",
+    ),
+}
+"""For each kind, lower-case strings one of which every match of ``ASKS[kind]`` in ASCII text
+holds (lower-cased): without any, the pattern is not searched. Change both together."""
+
+
+def names(kind: Expect, text: str, low: str | None) -> bool:
+    """Whether ``ASKS[kind]`` is in ``text``; ``low``: the text lower-cased if it is ASCII (None
+    otherwise: Unicode case folding makes the substring test unsafe)."""
+    if low is not None and not any(n in low for n in ASK_NEEDLES[kind]):
+        return False
+    return ASKS[kind].search(text) is not None
+
 
 TRIGGERS: dict[Expect, frozenset[str]] = {
     Expect.CARD_NUMBER: frozenset({"card", "pan", "long"}),
@@ -126,7 +173,7 @@ def _card_windows(items: tuple[Item, ...]) -> list[Hit]:
     if whole < CARD_MIN:
         return []
     digits = "".join(i.digits for i in items)
-    if whole <= CARD_MAX and luhn.is_valid(digits):
+    if whole <= CARD_MAX and luhn_valid(digits):
         return [Hit(items[0].start, items[-1].end, "card_number", digits=digits)]
     long_run = whole > CARD_MAX
     out: list[Hit] = []
@@ -144,7 +191,7 @@ def _card_windows(items: tuple[Item, ...]) -> list[Hit]:
             after = whole - before - total
             if total >= CARD_MIN + 1 and (long_run or after <= EDGE):
                 cand = digits[before : before + total]
-                if cand[0] in _NETWORKS and luhn.is_valid(cand):
+                if cand[0] in _NETWORKS and luhn_valid(cand):
                     best = (j, cand)
         if best is None:
             before += lengths[i]

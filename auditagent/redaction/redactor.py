@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .cards import (
-    ASKS,
     CARD_MAX,
     CARD_MIN,
     TRIGGERS,
@@ -28,11 +26,13 @@ from .cards import (
     answer_hits,
     card_hits,
     named_hits,
+    names,
 )
 from .hits import Hit, merge
 from .personal import email_hits, iban_hits, national_id_hits, phone_hits
 from .policy import PolicyLike, RedactionPolicy, resolve_policy
-from .spoken import NUMBER_WORDS, Run, runs, runs_and_dated
+from .screen import KIND_BIT, native_scanner, py_scan, screen_words
+from .spoken import Run, runs, runs_and_dated
 
 Fingerprint = Callable[[str], str]
 """Card digits -> a short keyed token (never reversible without the key)."""
@@ -47,18 +47,7 @@ SPOKEN_CARD_WORDS = 4
 number takes is six; four leaves room for digits and words mixed)."""
 # Digits with only separators or fillers between: where a card number in digits can be.
 _CLUSTER = re.compile(r"\d(?:[\d\s,.\-/]|\b(?:uh|um|umm|er|erm|ah)\b)*\d", re.I)
-# In ASCII text, a cluster with CARD_MIN digits has them with only its separators and the
-# fillers' letters between: one search without alternatives rules most texts out.
-_CLUSTER_SCREEN = re.compile(r"[0-9](?:[\s,./\-uhmeraUHMERA]*[0-9]){" + str(CARD_MIN - 1) + "}")
 _SPLIT = str.maketrans({c: " " for c in "-,.;:!?\"'()[]{}/\\*"})
-# _SPLIT, and every ASCII digit to "#": words for the set tests and the digit count in one pass
-_SCREEN = str.maketrans(
-    {**{c: " " for c in "-,.;:!?\"'()[]{}/\\*#"}, **dict.fromkeys("0123456789", "#")}
-)
-
-_SCREEN_BYTES = bytes.maketrans(
-    bytes(k for k in _SCREEN if k < 128), bytes(ord(_SCREEN[k]) for k in _SCREEN if k < 128)
-)
 
 _NOTHING: dict[str, int] = {}
 _DATES_ASKED = frozenset({Expect.EXPIRY, Expect.DATE_OF_BIRTH})
@@ -112,13 +101,20 @@ class Redactor:
         # kinds found without any digit or number word in the text
         self._beyond_numbers = bool(p.emails or p.rules or p.dates_of_birth)
         self._ask_words: frozenset[str] = frozenset().union(*(TRIGGERS[k] for k in self._askable))
+        self._trigger_bits = sum(KIND_BIT[k] for k in self._context_kinds)
+        self._ask_bits = sum(KIND_BIT[k] for k in self._askable)
+        # the C screen (None: absent, or switched off by AUDITAGENT_REDACTION_NATIVE=0)
+        self._native = native_scanner()
+        self._enabled = self.policy.enabled  # a frozen policy: its property, once
+        self.quiet_mask = self._trigger_bits | self._ask_bits
+        """Words with these ``WORD_BITS`` could name or ask for what the policy removes."""
         # JSON key name, inside a card object -> (key as kept, removed counts, kind it names):
         # structured.py's memo of what depends only on the key and this policy
         self.key_memo: dict[tuple[str, bool], tuple[str, dict[str, int], str | None]] = {}
 
     @property
     def enabled(self) -> bool:
-        return self.policy.enabled
+        return self._enabled
 
     def conversation(self) -> Conversation:
         return Conversation(self)
@@ -133,45 +129,62 @@ class Redactor:
             words = text.lower().translate(_SPLIT).split()
         if self._ask_words.isdisjoint(words):
             return set()
+        low = text.lower() if text.isascii() else None
         return {
-            k for k in self._askable if not TRIGGERS[k].isdisjoint(words) and ASKS[k].search(text)
+            k for k in self._askable if not TRIGGERS[k].isdisjoint(words) and names(k, text, low)
         }
+
+    def _asked(self, text: str, bits: int) -> set[Expect]:
+        """``asks`` from the screen's bits."""
+        if not bits & self._ask_bits:
+            return set()
+        low = text.lower() if text.isascii() else None
+        return {k for k in self._askable if bits & KIND_BIT[k] and names(k, text, low)}
+
+    def said(self, text: str) -> tuple[list[Hit], set[Expect]]:
+        """``hits(text)`` and ``asks(text)`` with one screen: the agent's words."""
+        if not text or not self._enabled:
+            return [], self.asks(text)
+        bits: list[int] = []
+        found = self._hits(text, (), bits)
+        return found, self._asked(text, bits[0])
 
     def hits(
         self, text: str, expect: Iterable[Expect] = (), *, words_out: list[list[str]] | None = None
     ) -> list[Hit]:
         """What to remove from ``text``; ``expect``: what the other side just asked for,
         the newest question first. ``words_out`` receives the split words (for ``asks``)."""
-        if not text or not self.policy.enabled:
+        if not text or not self._enabled:
             return []
+        if words_out is not None:
+            words_out.append(screen_words(text))
+        return self._hits(text, expect, None)
+
+    def _hits(self, text: str, expect: Iterable[Expect], bits_out: list[int] | None) -> list[Hit]:
         p = self.policy
         if expect:
             expect = [e for e in expect if e in self._askable]
         out: list[Hit] = []
-        # The screen: one translate (punctuation to spaces, digits to "#", counted), a split
-        # and a set test. A text with no digit and no number word (most of what is said)
-        # stops here unless the policy looks for more than numbers.
-        if text.isascii():  # the same translation, byte-wise: a table lookup in C
-            screened = text.encode().lower().translate(_SCREEN_BYTES).decode()
-        else:
-            screened = text.lower().translate(_SCREEN)
-        ndig = screened.count("#")
-        words = screened.split()
-        if words_out is not None:
-            words_out.append(words)
-        nw = 0 if NUMBER_WORDS.isdisjoint(words) else sum(map(NUMBER_WORDS.__contains__, words))
+        # The screen: digits, number words, words naming a kind, a card-length digit cluster,
+        # in one pass (C over ASCII text when built). A text with no digit and no number word
+        # (most of what is said) stops here unless the policy looks for more than numbers.
+        got = None if self._native is None else self._native(text)
+        ndig, nw, bits, cluster = py_scan(text) if got is None else got
+        if bits_out is not None:
+            bits_out.append(bits)
         if not ndig and not nw and not self._beyond_numbers:
             return []
         est = ndig + 2 * nw
         named: set[Expect] = set()
-        if est and not self._triggers.isdisjoint(words):
-            named = {
-                k
-                for k in self._context_kinds
-                if not TRIGGERS[k].isdisjoint(words) and ASKS[k].search(text)
-            }
+        if est and bits & self._trigger_bits:
+            low = text.lower() if text.isascii() else None
+            named = {k for k in self._context_kinds if bits & KIND_BIT[k] and names(k, text, low)}
         # a card said in words takes at least six number words; in digits, one cluster of them
-        card = p.cards and est >= CARD_MIN and (nw >= SPOKEN_CARD_WORDS or self._clustered(text))
+        card = (
+            p.cards
+            and est >= CARD_MIN
+            and (nw >= SPOKEN_CARD_WORDS or (cluster and self._clustered(text)))
+        )
         found: list[Run] = []
         dated: list[Run] | None = None  # read with month names, for dates asked for
         if est and (
@@ -215,9 +228,8 @@ class Redactor:
 
     @staticmethod
     def _clustered(text: str) -> bool:
-        """Whether some cluster of digits holds enough digits for a card number."""
-        if text.isascii() and _CLUSTER_SCREEN.search(text) is None:
-            return False
+        """Whether some cluster of digits holds enough digits for a card number (the screen
+        has not ruled it out)."""
         for m in _CLUSTER.finditer(text):
             a, b = m.span()
             if b - a < CARD_MIN:
@@ -250,18 +262,20 @@ class Redactor:
             return Redacted(text)
         pieces: list[str] = []
         pos = 0
-        counts: Counter[str] = Counter()
+        counts: dict[str, int] = {}  # a plain dict: a Counter costs more to make than this
         for h in hits:
             pieces.append(text[pos : h.start])
             pieces.append(self.placeholder(h))
-            counts[h.kind] += 1
+            counts[h.kind] = counts.get(h.kind, 0) + 1
             pos = h.end
         pieces.append(text[pos:])
-        return Redacted("".join(pieces), dict(counts))
+        return Redacted("".join(pieces), counts)
 
     def text(self, text: str, *, expect: Iterable[Expect] = ()) -> Redacted:
         """``text`` with what the policy removes replaced by placeholders (no dialog state)."""
-        return self.apply(text, self.hits(text, expect))
+        if not text or not self._enabled:
+            return Redacted(text)
+        return self.apply(text, self._hits(text, expect, None))
 
 
 @dataclass
@@ -286,6 +300,16 @@ class Conversation:
     def expecting(self) -> set[Expect]:
         return {a.kind for a in self._asks}
 
+    @property
+    def asking(self) -> bool:
+        """Whether any question is held (open, or closed and not yet dropped)."""
+        return bool(self._asks)
+
+    def open_at(self, at: float) -> bool:
+        """Whether a question is still open at ``at`` (the ones closed by then are dropped, as
+        ``agent`` and ``user`` drop them first)."""
+        return bool(self._live(at))
+
     def _live(self, at: float) -> list[Expect]:
         if not self._asks:
             return []
@@ -299,9 +323,9 @@ class Conversation:
             if a.until is None:
                 a.until = t + ASK_GRACE_S
         r = self.redactor
-        words: list[list[str]] = []
-        out = r.apply(text, r.hits(text, words_out=words))
-        for kind in r.asks(text, words[0] if words else None):
+        found, asked = r.said(text)
+        out = r.apply(text, found)
+        for kind in asked:
             # one open ask per kind: asking again refreshes it
             self._asks = [a for a in self._asks if a.kind is not kind]
             self._asks.append(_Ask(kind))

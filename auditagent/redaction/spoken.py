@@ -10,9 +10,12 @@ digits can replace exactly the words that said it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from itertools import accumulate, compress
 from operator import or_
 from typing import NamedTuple
+
+from .native import wanted
 
 UNITS: dict[str, str] = {
     "zero": "0",
@@ -129,21 +132,17 @@ class Item(NamedTuple):
 
 
 class Run(NamedTuple):
-    """Numeric items in a row, with nothing but spacing, light punctuation or fillers between."""
+    """Numeric items in a row, with nothing but spacing, light punctuation or fillers between:
+    their digits and span, worked out once (``of`` makes one)."""
 
     items: tuple[Item, ...]
+    digits: str
+    start: int
+    end: int
 
-    @property
-    def digits(self) -> str:
-        return "".join(i.digits for i in self.items)
-
-    @property
-    def start(self) -> int:
-        return self.items[0].start
-
-    @property
-    def end(self) -> int:
-        return self.items[-1].end
+    @classmethod
+    def of(cls, items: list[Item] | tuple[Item, ...]) -> Run:
+        return cls(tuple(items), "".join([i.digits for i in items]), items[0].start, items[-1].end)
 
 
 class _Tok(NamedTuple):
@@ -259,7 +258,17 @@ def _hundred(text: str, toks: list[_Tok], i: int, unit: str) -> tuple[Item, int]
 def runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
     """Every run of numbers in ``text``, in order. ``months`` also reads month names as
     two digits (for dates: "December twenty twenty-eight" -> 12 2028); ``words=False`` is for
-    a text known to hold no number word (digit groups only, much cheaper)."""
+    a text known to hold no number word (digit groups only, much cheaper). ASCII text is read
+    by the C module when built (``native_runs``), with the same result."""
+    if _native_runs is not None:
+        got = _native_runs(text, months, words)
+        if got is not None:
+            return got
+    return py_runs(text, months=months, words=words)
+
+
+def py_runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
+    """``runs`` in Python, for any text."""
     toks = _tokens(text, months=months, words=words or months)
     out: list[Run] = []
     cur: list[Item] = []
@@ -272,23 +281,25 @@ def runs(text: str, *, months: bool = False, words: bool = True) -> list[Run]:
                 i = nxt
                 continue
             if cur:
-                out.append(Run(tuple(cur)))
+                out.append(Run.of(cur))
                 cur = []
             i = nxt
             continue
         if cur and not _joined(text, cur[-1].end, item.start):
-            out.append(Run(tuple(cur)))
+            out.append(Run.of(cur))
             cur = []
         cur.append(item)
         i = nxt
     if cur:
-        out.append(Run(tuple(cur)))
+        out.append(Run.of(cur))
     return out
 
 
 def runs_and_dated(text: str, *, words: bool) -> tuple[list[Run], list[Run]]:
     """``runs(text, words=words)`` and ``runs(text, months=True)``, read once where they are
     the same: an ASCII text naming no month and no number in words (or read with them)."""
+    if _native_runs is not None and text.isascii():  # both readings are cheap in C
+        return runs(text, words=words), runs(text, months=True)
     if text.isascii():
         toks = _SPLIT_TOKENS.findall(text.lower())
         if _MONTH_NAMES.isdisjoint(toks) and (words or VOCAB.isdisjoint(toks)):
@@ -313,3 +324,39 @@ def _joined(text: str, a: int, b: int) -> bool:
 def may_hold_numbers(low_words: set[str]) -> bool:
     """Cheap test on a text's lower-cased words: could it say a number in words?"""
     return not NUMBER_WORDS.isdisjoint(low_words)
+
+
+# The vocabulary for the C reader (auditagent/redaction/_spoken.c): word -> (flags, value).
+_W_UNIT, _W_TEEN, _W_TEN, _W_ORD_UNIT, _W_ORDINAL, _W_MONTH, _W_REPEAT, _W_HUNDRED = (
+    1, 2, 4, 8, 16, 32, 64, 128)  # fmt: skip
+_W_ZEROISH, _W_OH = 256, 512
+
+
+def native_vocabulary() -> list[tuple[str, int, str | int]]:
+    """(word, flag, value), one per table a word is in."""
+    out: list[tuple[str, int, str | int]] = []
+    for table, flag in ((UNITS, _W_UNIT), (TEENS, _W_TEEN), (TENS, _W_TEN),
+                        (ORDINAL_UNITS, _W_ORD_UNIT), (ORDINALS, _W_ORDINAL), (MONTHS, _W_MONTH),
+                        (REPEAT, _W_REPEAT)):  # fmt: skip
+        out += [(word, flag, value) for word, value in table.items()]
+    out += [(w, _W_ZEROISH, "") for w in ("oh", "o", "zero", "nil", "nought", "naught")]
+    out += [(w, _W_OH, "") for w in ("oh", "o")]
+    out.append(("hundred", _W_HUNDRED, ""))
+    return out
+
+
+def _load_native() -> Callable[[str, bool, bool], list[Run] | None] | None:
+    if not wanted():
+        return None
+    try:
+        from ._spoken import init as c_init
+        from ._spoken import runs as c_runs
+    except ImportError:  # pragma: no cover - depends on the build
+        return None
+    c_init(Item, Run, native_vocabulary())
+    return c_runs
+
+
+_native_runs = _load_native()
+"""The C reader (None: not built, or ``AUDITAGENT_REDACTION_NATIVE=0`` when this module was
+imported); tests set it to None to read in Python."""

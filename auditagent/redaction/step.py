@@ -9,11 +9,13 @@ closed: the plaintext is never the fallback).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..records import Notice, Record
 from .redactor import Redacted, Redactor, add_counts
-from .structured import redact_json_text, redact_value
+from .screen import native_quiet
+from .structured import KEY_HINTS, redact_json_text, redact_value
 
 log = logging.getLogger("auditagent.redaction")
 
@@ -31,6 +33,12 @@ _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "closed": ("error",),
 }
 _JSON_FIELDS = frozenset({"arguments", "output", "model_told"})
+_DIALOG = frozenset({"user_utterance", "agent_utterance"})
+# what most records are: settled by one C call per text when nothing in them can matter
+_QUIET_KINDS = {
+    kind: tuple((name, name in _JSON_FIELDS) for name in _TEXT_FIELDS[kind])
+    for kind in ("user_utterance", "agent_utterance", "tool_call", "tool_result")
+}
 
 
 class RedactionStep:
@@ -40,10 +48,24 @@ class RedactionStep:
         self.redactor = redactor
         self.conversation = redactor.conversation()
         self.enabled = redactor.enabled
+        p = redactor.policy
+        # The fast path, for a policy that looks for card data only (pci and its like): a
+        # record whose texts the C screen finds quiet is sealed as it is, with no dialog
+        # state to update (no question open for an utterance, none asked).
+        card_only = not (
+            p.national_ids or p.phones or p.emails or p.ibans or p.dates_of_birth or p.rules
+        )
+        self._quiet = native_quiet(KEY_HINTS) if self.enabled and card_only and not p.keys else None
+        self._mask = redactor.quiet_mask
 
     def __call__(self, record: Record) -> list[Record]:
         if not self.enabled or record.kind not in _TEXT_FIELDS:
             return [record]
+        quiet = self._quiet
+        if quiet is not None:
+            fields = _QUIET_KINDS.get(record.kind)
+            if fields is not None and self._all_quiet(quiet, record, fields):
+                return [record]
         try:
             return [self._redact(record)]
         except Exception as exc:  # fail closed: a notice, and the record without its text
@@ -56,6 +78,20 @@ class RedactionStep:
             )
             stripped = _stripped(record)
             return [notice] if stripped is None else [notice, stripped]
+
+    def _all_quiet(
+        self, quiet: Callable[[str, int, bool], bool], record: Record, fields: Any
+    ) -> bool:
+        # an utterance is read against the questions still open (tool texts are not)
+        conv = self.conversation
+        if record.kind in _DIALOG and conv.asking and conv.open_at(record.at.timestamp()):
+            return False
+        mask = self._mask
+        for name, hints in fields:
+            value = getattr(record, name)
+            if value and not quiet(value, mask, hints):
+                return False
+        return True
 
     def _redact(self, record: Record) -> Record:
         kind = record.kind

@@ -13,8 +13,7 @@ import json
 import re
 from typing import Any
 
-from stdnum import luhn
-
+from .cards import luhn_valid
 from .hits import Hit, merge
 from .policy import RedactionPolicy
 from .redactor import Redacted, Redactor, add_counts
@@ -143,7 +142,7 @@ class _Walk:
             return [self.forced(kind, v) for v in value]
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind == "card_number":
-            return self.r.card_placeholder("".join(c for c in str(value) if c.isdecimal()))
+            return self.r.card_placeholder("".join(filter(str.isdecimal, str(value))))
         return f"[{kind}]"
 
     def key(self, k: str, in_card: bool) -> tuple[str, str | None]:
@@ -180,7 +179,7 @@ class _Walk:
             return self.text(value)
         if isinstance(value, int) and not isinstance(value, bool) and self.r.policy.cards:
             digits = str(abs(value))
-            if 12 <= len(digits) <= 19 and luhn.is_valid(digits):
+            if 12 <= len(digits) <= 19 and luhn_valid(digits):
                 self.counts["card_number"] = self.counts.get("card_number", 0) + 1
                 return self.r.card_placeholder(digits)
         return value
@@ -200,8 +199,9 @@ def redact_value(redactor: Redactor, value: Any) -> tuple[Any, dict[str, int]]:
     return out, w.counts
 
 
-_KEY_HINTS = ("card", "pan", "cc", "cv", "csc", "cid", "secur", "verif", "exp", "valid", "pin",
+KEY_HINTS = ("card", "pan", "cc", "cv", "csc", "cid", "secur", "verif", "exp", "valid", "pin",
               "track", "mag")  # fmt: skip
+"""Substrings of the key names that name card data (the C screen's hints in step.py)."""
 _PII_KEY_HINTS = ("ssn", "sin", "social", "national", "tax", "nino", "bsn", "aadhaar", "cpf",
                   "passport", "dob", "birth", "phone", "mobile", "tel", "cell", "mail",
                   "iban")  # fmt: skip
@@ -210,7 +210,7 @@ _PII_KEY_HINTS = ("ssn", "sin", "social", "national", "tax", "nino", "bsn", "aad
 def _names_a_key(policy: RedactionPolicy, raw: str) -> bool:
     """Whether ``raw`` may hold a key naming sensitive data (substrings: a cheap superset)."""
     low = raw.lower()
-    if any(h in low for h in _KEY_HINTS) or any(
+    if any(h in low for h in KEY_HINTS) or any(
         norm_key(k) in _NORM.sub("", low) for k in policy.keys
     ):
         return True
@@ -260,6 +260,6 @@ def _loose(redactor: Redactor, raw: str) -> Redacted:
             b -= 1 if len(val) > 1 and val[-1] == val[0] else 0
         if b <= a:
             continue
-        digits = "".join(c for c in raw[a:b] if c.isdecimal()) if kind == "card_number" else ""
+        digits = "".join(filter(str.isdecimal, raw[a:b])) if kind == "card_number" else ""
         hits.append(Hit(a, b, kind, digits=digits))
     return redactor.apply(raw, merge(hits))
