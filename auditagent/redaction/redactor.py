@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .cards import (
+    ASKS,
     CARD_MAX,
     CARD_MIN,
     TRIGGERS,
@@ -325,7 +326,10 @@ class Conversation:
         r = self.redactor
         found, asked = r.said(text)
         out = r.apply(text, found)
-        for kind in asked:
+        # One sentence may ask for several ("the expiry date and the security code?"), and is
+        # answered in the order it asked: the kind named first is read first (newest), the
+        # same in every process (a set's order depends on the hash seed).
+        for kind in sorted(asked, key=lambda k: _named_at(k, text), reverse=True):
             # one open ask per kind: asking again refreshes it
             self._asks = [a for a in self._asks if a.kind is not kind]
             self._asks.append(_Ask(kind))
@@ -337,3 +341,9 @@ class Conversation:
 
     def other(self, text: str) -> Redacted:
         return self.redactor.text(text)
+
+
+def _named_at(kind: Expect, text: str) -> tuple[int, int]:
+    """Where ``text`` first names ``kind`` (with the kind's rank to break a tie)."""
+    m = ASKS[kind].search(text)
+    return (m.start() if m is not None else 0, -list(Expect).index(kind))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from auditagent.redaction import Expect, Redactor
 
 
@@ -83,3 +87,32 @@ def test_the_newest_question_names_the_answer() -> None:
     assert conv.user("7391", at=8).text == "[security_code]"
     conv.agent("And when does it expire?", at=10)
     assert conv.user("eleven twenty-nine", at=12).text == "[expiry]"
+
+
+_ONE_SENTENCE_TWO_ASKS = """
+from auditagent.redaction import Redactor
+conv = Redactor("pci").conversation()
+conv.agent("Thanks. The expiry date and the security code, please?", at=0.0)
+print(conv.user("twelve twenty-eight, and it's one two three", at=1.0))
+"""
+
+
+def test_a_sentence_asking_for_two_things_is_read_the_same_in_every_process() -> None:
+    # Which of the two counts as the newer question came from a set's order, which the hash
+    # seed decides: the same answer was sealed as two expiries in one process and as two
+    # security codes in another. The kind named first is now read first, in every process.
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", _ONE_SENTENCE_TWO_ASKS],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4, 5)
+    }
+    assert len(outs) == 1, outs
+    (out,) = outs
+    assert "twenty" not in out and "one two three" not in out
+    assert "'expiry': 2" in out
