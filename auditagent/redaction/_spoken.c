@@ -144,10 +144,21 @@ static PyObject *str_of(const char *p, Py_ssize_t n) { return PyUnicode_FromStri
 static int item_at(const unsigned char *s, Tok *t, Py_ssize_t n, Py_ssize_t i, int months, Got *g,
                    Py_ssize_t *next);
 
+/* Whether item_at(j) would read "<unit> hundred ...": three digits or more, which hundred()
+ * never takes as its rest. Said before asking, so that "one hundred and one hundred and ..."
+ * costs no recursion: nested calls, one per repeat, ran out of C stack on a long tool output. */
+static int starts_hundred(const unsigned char *s, const Tok *t, Py_ssize_t n, Py_ssize_t j) {
+    const Word *w = t[j].w;
+    if (w == NULL || !(w->flags & W_UNIT) || (w->flags & (W_REPEAT | W_OH)) || j + 1 >= n)
+        return 0;
+    const Word *b = t[j + 1].w;
+    return b != NULL && (b->flags & W_HUNDRED) && tight(s, t[j].end, t[j + 1].start);
+}
+
 static int hundred(const unsigned char *s, Tok *t, Py_ssize_t n, Py_ssize_t i, char unit, Got *g,
                    Py_ssize_t *next) {
     Py_ssize_t start = t[i].start, end = t[i + 1].end, j = i + 2;
-    if (j < n && and_gap(s, end, t[j].start)) {
+    if (j < n && and_gap(s, end, t[j].start) && !starts_hundred(s, t, n, j)) {
         Got rest = {NULL, 0, 0, 0, 0};
         Py_ssize_t k;
         if (item_at(s, t, n, j, 0, &rest, &k) < 0) return -1;

@@ -219,12 +219,7 @@ def _item_at(text: str, toks: list[_Tok], i: int, *, months: bool) -> tuple[Item
             return Item(d * REPEAT[w], t.start, nxt.end), i + 2
         return None, i + 1
     if w in UNITS:
-        if (
-            nxt is not None
-            and nxt.low == "hundred"
-            and w not in ("oh", "o")
-            and _tight(text, t, nxt)
-        ):
+        if _starts_hundred(text, toks, i):
             return _hundred(text, toks, i, UNITS[w])
         return Item(UNITS[w], t.start, t.end), i + 1
     if w in TEENS:
@@ -244,11 +239,26 @@ def _item_at(text: str, toks: list[_Tok], i: int, *, months: bool) -> tuple[Item
     return None, i + 1
 
 
+def _starts_hundred(text: str, toks: list[_Tok], i: int) -> bool:
+    """Whether token ``i`` begins "<unit> hundred" (a repeat word is read as a repeat)."""
+    t = toks[i]
+    if t.low not in UNITS or t.low in REPEAT or t.low in ("oh", "o") or i + 1 >= len(toks):
+        return False
+    nxt = toks[i + 1]
+    return nxt.low == "hundred" and _tight(text, t, nxt)
+
+
 def _hundred(text: str, toks: list[_Tok], i: int, unit: str) -> tuple[Item, int]:
     start = toks[i].start
     j = i + 2  # past "hundred"
     end = toks[i + 1].end
-    if j < len(toks) and _AND.fullmatch(text, end, toks[j].start):
+    # A rest that is itself "<unit> hundred ..." has three digits or more, which is never taken:
+    # it is not read, so "one hundred and one hundred and ..." costs no recursion.
+    if (
+        j < len(toks)
+        and _AND.fullmatch(text, end, toks[j].start)
+        and not _starts_hundred(text, toks, j)
+    ):
         rest, k = _item_at(text, toks, j, months=False)
         if rest is not None and len(rest.digits) <= 2 and not rest.ordinal:
             return Item(unit + rest.digits.zfill(2), start, rest.end), k

@@ -220,3 +220,15 @@ def test_superscripts_and_other_non_decimal_digits_are_words_not_a_failure(polic
     out = r.text("four one one one one one one one one one one one one one one one, 10³ ok")
     assert out.text == "[card_number ****1111], 10³ ok" and out.removed == {"card_number": 1}
     assert r.text('{"card_number": "4111 1111 1111 1111²"}').removed == {"card_number": 1}
+
+
+def test_a_long_chain_of_hundreds_is_read_without_recursion() -> None:
+    # "<unit> hundred and <rest>" read its rest by recursion: a long tool output of such a chain
+    # overflowed the C stack (a crash of the agent's process) and, in Python, raised
+    # RecursionError (the text then dropped, fail closed). A rest of three digits is never
+    # taken, so it is no longer read.
+    text = "one hundred and " * 200_000
+    found = runs(text, words=True)
+    assert len(found) == 200_000
+    assert {r.digits for r in found} == {"100"}
+    assert runs("one hundred and twelve", words=True)[0].digits == "112"
