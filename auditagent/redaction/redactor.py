@@ -329,7 +329,8 @@ class Conversation:
         # One sentence may ask for several ("the expiry date and the security code?"), and is
         # answered in the order it asked: the kind named first is read first (newest), the
         # same in every process (a set's order depends on the hash seed).
-        for kind in sorted(asked, key=lambda k: _named_at(k, text), reverse=True):
+        ordered = sorted(asked, key=lambda k: _named_at(k, text), reverse=True) if asked else ()
+        for kind in ordered:
             # one open ask per kind: asking again refreshes it
             self._asks = [a for a in self._asks if a.kind is not kind]
             self._asks.append(_Ask(kind))
