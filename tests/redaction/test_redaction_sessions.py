@@ -204,7 +204,7 @@ async def test_audio_pipeline_spoken_card_and_volunteered_code(
         try:
             for i in range(len(lines)):
                 await mic.speak(0.4)
-                await _until(lambda i=i: len(said) > i, 8, f"reply {i}")  # type: ignore[misc]
+                await _until(lambda i=i: len(said) > i, 30, f"reply {i}")  # type: ignore[misc]
         finally:
             mic.close()
             await session.aclose()
@@ -235,9 +235,9 @@ async def test_realtime_model_card_split_from_its_code_over_turns(
         await session.start(Agent(instructions="You take card payments."))
         (rt,) = model.sessions
         rt.user_turn(f"my card is {CARD_SPACED}, it expires {EXPIRY_SPOKEN}")
-        await _until(lambda: len(said) >= 1, 5, "the question")
+        await _until(lambda: len(said) >= 1, 30, "the question")
         rt.user_turn(CODE_SPOKEN)
-        await _until(lambda: len(said) >= 2, 5, "the last reply")
+        await _until(lambda: len(said) >= 2, 30, "the last reply")
         await session.aclose()
         await recorder.flush()
     got = read_records(settings.database_url or "", rec.session_id, keyring)
